@@ -1,0 +1,142 @@
+//! The node as four actors around the pure protocol: the UDP endpoint, the
+//! TCP endpoint, the registry and the state machine (see `messages` for the
+//! messages between them). [`start_node`] wires them together.
+
+pub mod messages;
+pub mod registry;
+pub mod state;
+pub mod tcp;
+pub mod udp;
+
+use crate::error::StartError;
+use crate::pi::PiDigits;
+use crate::protocol::machine::{Config, Machine, Timing};
+use crate::protocol::registry::Registry;
+use crate::protocol::NodeId;
+use actix::prelude::*;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use registry::RegistryActor;
+pub use state::{GetStatus, Peers, StateMachine, Status};
+pub use tcp::{TcpConfig, TcpEndpoint};
+pub use udp::{UdpConfig, UdpEndpoint};
+
+/// Everything a node needs to run.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub bind: Ipv4Addr,
+    pub broadcast: Ipv4Addr,
+    pub udp_port: u16,
+    pub tcp_port: u16,
+    pub monitor_port: u16,
+    pub timing: Timing,
+    /// Stop extending the expansion at this many fractional digits.
+    pub target_digits: usize,
+    pub max_message_bytes: usize,
+    pub read_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_connections: usize,
+    /// How often to log a one-line summary (`None`: never).
+    pub summary_every: Option<Duration>,
+}
+
+impl NodeConfig {
+    /// A node with the protocol's default ports and timeouts.
+    pub fn new(id: &str, bind: Ipv4Addr, broadcast: Ipv4Addr) -> Self {
+        NodeConfig {
+            id: id.to_owned(),
+            bind,
+            broadcast,
+            udp_port: 23912,
+            tcp_port: 8239,
+            monitor_port: 23937,
+            timing: Timing::default(),
+            target_digits: 10_000_000,
+            max_message_bytes: 32 * 1024 * 1024,
+            read_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_millis(1000),
+            max_connections: 256,
+            summary_every: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// The running node's actors.
+pub struct RunningNode {
+    pub state: Addr<StateMachine>,
+    pub registry: Addr<RegistryActor>,
+    pub udp: Addr<UdpEndpoint>,
+    pub tcp: Addr<TcpEndpoint>,
+    pub pi: Arc<PiDigits>,
+}
+
+/// Open the sockets and start the four actors. Must be called inside a
+/// running actix system.
+pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, StartError> {
+    // The registry sits between the endpoints and the state machine, which
+    // in turn needs the endpoints: create its context first to break the cycle.
+    let registry_ctx = Context::<RegistryActor>::new();
+    let registry_addr = registry_ctx.address();
+
+    let udp = UdpEndpoint::bind(
+        &UdpConfig {
+            bind: config.bind,
+            broadcast: config.broadcast,
+            ring_port: config.udp_port,
+            monitor_port: config.monitor_port,
+        },
+        registry_addr.clone().recipient(),
+    )?;
+    let tcp = TcpEndpoint::bind(
+        TcpConfig {
+            bind: config.bind,
+            port: config.tcp_port,
+            max_message_bytes: config.max_message_bytes,
+            read_timeout: config.read_timeout,
+            connect_timeout: config.connect_timeout,
+            max_connections: config.max_connections,
+            backlog: 1024,
+        },
+        registry_addr.clone().recipient(),
+        Arc::clone(&pi),
+    )?;
+    let udp = udp.start();
+    let tcp = tcp.start();
+
+    let machine = Machine::new(Config {
+        id: config.id.clone(),
+        timing: config.timing.clone(),
+        max_len: config.target_digits.saturating_add(2),
+    });
+    let peers = Peers {
+        udp: udp.clone().recipient(),
+        tcp: tcp.clone().recipient(),
+        next_hop: registry_addr.clone().recipient(),
+        members: registry_addr.clone().recipient(),
+    };
+    let state = StateMachine::new(
+        machine,
+        peers,
+        Arc::clone(&pi),
+        config.bind,
+        config.summary_every,
+    )
+    .start();
+
+    let registry = Registry::new(&config.id, config.bind, config.timing.waiter);
+    registry_ctx.run(RegistryActor::new(
+        registry,
+        state.clone().recipient(),
+        tcp.clone().recipient(),
+    ));
+    Ok(RunningNode {
+        state,
+        registry: registry_addr,
+        udp,
+        tcp,
+        pi,
+    })
+}

@@ -1,0 +1,301 @@
+//! The TCP endpoint: one message per connection (PROTOCOL section 5).
+//!
+//! Receiving: a listener on the node's own address with a real backlog; each
+//! connection is read until end of stream with a size cap and a deadline,
+//! and the number of connections served at once is bounded. A TAKE_TOKEN's
+//! expansion is verified against the pi cache before it goes further (off
+//! the event loop when it is large or longer than the cache).
+//!
+//! Sending: connect from the node's own address with a timeout, write the
+//! whole document, close. "Sent" means only that.
+
+use super::messages::{Inbound, SendTo, Via};
+use crate::error::{SendError, StartError};
+use crate::pi::PiDigits;
+use crate::protocol::{Message, RawMessage};
+use crate::warn_limit::WarnLimiter;
+use crate::warn_limited;
+use actix::prelude::*;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::cell::RefCell;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+
+/// Messages at least this large are decoded off the event loop.
+const BLOCKING_DECODE_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    pub bind: Ipv4Addr,
+    pub port: u16,
+    /// Largest message accepted; larger ones are dropped.
+    pub max_message_bytes: usize,
+    /// Longest time spent reading one connection.
+    pub read_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Connections served at once; more wait in the backlog.
+    pub max_connections: usize,
+    pub backlog: u32,
+}
+
+pub struct TcpEndpoint {
+    listener: Option<TcpListener>,
+    config: TcpConfig,
+    registry: Recipient<Inbound>,
+    pi: Arc<PiDigits>,
+}
+
+impl TcpEndpoint {
+    /// Bind the listener (must run inside the actor system).
+    pub fn bind(
+        config: TcpConfig,
+        registry: Recipient<Inbound>,
+        pi: Arc<PiDigits>,
+    ) -> Result<Self, StartError> {
+        let addr = SocketAddrV4::new(config.bind, config.port);
+        let error = |what| {
+            move |source| StartError::Socket {
+                what,
+                addr: addr.to_string(),
+                source,
+            }
+        };
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
+            .map_err(error("create a TCP socket for"))?;
+        // Restarting a node must not wait for old connections' TIME_WAIT.
+        socket
+            .set_reuse_address(true)
+            .map_err(error("set SO_REUSEADDR on"))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(error("make non-blocking"))?;
+        socket.bind(&addr.into()).map_err(error("bind TCP"))?;
+        socket
+            .listen(config.backlog as i32)
+            .map_err(error("listen on"))?;
+        let listener = TcpListener::from_std(socket.into()).map_err(error("register TCP"))?;
+        Ok(TcpEndpoint {
+            listener: Some(listener),
+            config,
+            registry,
+            pi,
+        })
+    }
+}
+
+impl Actor for TcpEndpoint {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
+        let server = Server {
+            config: self.config.clone(),
+            registry: self.registry.clone(),
+            pi: Arc::clone(&self.pi),
+            warnings: Rc::new(RefCell::new(WarnLimiter::new(5))),
+            slots: Arc::new(Semaphore::new(self.config.max_connections)),
+        };
+        ctx.spawn(server.accept_loop(listener).into_actor(self));
+    }
+}
+
+/// What every connection task shares.
+#[derive(Clone)]
+struct Server {
+    config: TcpConfig,
+    registry: Recipient<Inbound>,
+    pi: Arc<PiDigits>,
+    warnings: Rc<RefCell<WarnLimiter>>,
+    slots: Arc<Semaphore>,
+}
+
+impl Server {
+    async fn accept_loop(self, listener: TcpListener) {
+        loop {
+            // Wait for a free slot first: excess connections stay in the
+            // kernel's backlog instead of consuming memory here.
+            let Ok(permit) = Arc::clone(&self.slots).acquire_owned().await else {
+                return;
+            };
+            match listener.accept().await {
+                Ok((stream, SocketAddr::V4(peer))) => {
+                    let server = self.clone();
+                    actix_rt::spawn(async move {
+                        server.serve(stream, peer).await;
+                        drop(permit);
+                    });
+                }
+                Ok((_, peer)) => log::debug!("ignoring a non-IPv4 connection from {peer}"),
+                Err(e) => {
+                    // E.g. out of file descriptors: back off briefly.
+                    warn_limited!(self.warnings.borrow_mut(), "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    async fn serve(&self, mut stream: TcpStream, peer: SocketAddrV4) {
+        let cap = self.config.max_message_bytes;
+        let mut buf = Vec::new();
+        let mut limited = (&mut stream).take(cap as u64 + 1);
+        let read = limited.read_to_end(&mut buf);
+        match tokio::time::timeout(self.config.read_timeout, read).await {
+            Err(_) => {
+                warn_limited!(
+                    self.warnings.borrow_mut(),
+                    "closed a connection from {peer}: no complete message within {:?} ({} bytes read)",
+                    self.config.read_timeout,
+                    buf.len()
+                );
+                return;
+            }
+            Ok(Err(e)) => {
+                warn_limited!(
+                    self.warnings.borrow_mut(),
+                    "reading from {peer} failed: {e}"
+                );
+                return;
+            }
+            Ok(Ok(_)) => {}
+        }
+        drop(stream);
+        let from = *peer.ip();
+        let Some(message) = self.decode(buf, from).await else {
+            return;
+        };
+        self.registry.do_send(Inbound {
+            message,
+            from,
+            via: Via::Tcp,
+        });
+    }
+
+    /// Decode and verify one message; `None` (after a warning) if invalid.
+    async fn decode(&self, buf: Vec<u8>, from: Ipv4Addr) -> Option<Message> {
+        let cap = self.config.max_message_bytes;
+        let raw = if buf.len() >= BLOCKING_DECODE_BYTES {
+            tokio::task::spawn_blocking(move || RawMessage::decode(&buf, cap))
+                .await
+                .ok()?
+        } else {
+            RawMessage::decode(&buf, cap)
+        };
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(e) => {
+                warn_limited!(
+                    self.warnings.borrow_mut(),
+                    "dropped a bad message from {from}: {e}"
+                );
+                return None;
+            }
+        };
+        let raw = match raw.without_data() {
+            Ok(message) => return Some(message),
+            Err(take_token) => take_token,
+        };
+        let needs_thread = match &raw.body {
+            crate::protocol::Body::TakeToken { data, .. } => {
+                data.len() >= BLOCKING_DECODE_BYTES || data.len() > self.pi.snapshot().len()
+            }
+            _ => false,
+        };
+        let (message, report) = if needs_thread {
+            let pi = Arc::clone(&self.pi);
+            tokio::task::spawn_blocking(move || raw.verify(&pi))
+                .await
+                .ok()?
+        } else {
+            raw.verify(&self.pi)
+        };
+        if let Some(report) = report {
+            log::warn!(
+                "TAKE_TOKEN from {} ({from}) carried {} characters of which only the first {} are pi; keeping those",
+                message.author,
+                report.received_len,
+                report.expansion.len()
+            );
+        }
+        Some(message)
+    }
+}
+
+/// Deliver one message: connect from `bind` with a timeout, write, close.
+pub async fn send_message(
+    bind: Ipv4Addr,
+    to: SocketAddrV4,
+    bytes: &[u8],
+    connect_timeout: Duration,
+) -> Result<(), SendError> {
+    let connect_error = |e: std::io::Error| SendError::Connect {
+        addr: to,
+        reason: e.to_string(),
+    };
+    let socket = TcpSocket::new_v4().map_err(connect_error)?;
+    allow_port_reuse_at_connect(&socket);
+    socket
+        .bind(SocketAddrV4::new(bind, 0).into())
+        .map_err(connect_error)?;
+    let mut stream = match tokio::time::timeout(connect_timeout, socket.connect(to.into())).await {
+        Err(_) => return Err(SendError::ConnectTimeout { addr: to }),
+        Ok(Err(e)) => return Err(connect_error(e)),
+        Ok(Ok(stream)) => stream,
+    };
+    let _ = stream.set_nodelay(true);
+    let write_error = |e: std::io::Error| SendError::Write {
+        addr: to,
+        reason: e.to_string(),
+    };
+    stream.write_all(bytes).await.map_err(write_error)?;
+    stream.shutdown().await.map_err(write_error)?;
+    Ok(())
+}
+
+/// Let the kernel pick the source port at `connect` rather than at `bind`
+/// (IP_BIND_ADDRESS_NO_PORT), so a busy ring's many short connections can
+/// reuse ports per destination instead of exhausting them.
+fn allow_port_reuse_at_connect(socket: &TcpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket descriptor and a c_int option value.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            log::debug!(
+                "IP_BIND_ADDRESS_NO_PORT not available: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+impl Handler<SendTo> for TcpEndpoint {
+    type Result = ResponseFuture<Result<(), SendError>>;
+
+    fn handle(&mut self, msg: SendTo, _ctx: &mut Context<Self>) -> Self::Result {
+        let bind = self.config.bind;
+        let to = SocketAddrV4::new(msg.to, self.config.port);
+        let connect_timeout = self.config.connect_timeout;
+        Box::pin(async move {
+            let bytes = msg.message.encode();
+            send_message(bind, to, &bytes, connect_timeout).await
+        })
+    }
+}

@@ -1,0 +1,210 @@
+//! The UDP endpoint: receives the ring's broadcasts and sends ours.
+//!
+//! Two sockets: one bound to `0.0.0.0:udp_port` with address reuse, so every
+//! node on a host hears every broadcast; one bound to the node's own
+//! address, so receivers see the right source host. A bad datagram is
+//! logged (rate-limited) and dropped; the receive stream never ends because
+//! of input.
+
+use super::messages::{Broadcast, Inbound, Port, Via};
+use crate::error::StartError;
+use crate::protocol::{Body, DecodeError, Message, RawMessage};
+use crate::warn_limit::WarnLimiter;
+use crate::warn_limited;
+use actix::prelude::*;
+use bytes::BytesMut;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+use tokio_util::codec::Decoder;
+use tokio_util::udp::UdpFramed;
+
+/// Largest datagram the protocol allows (PROTOCOL section 5).
+pub const MAX_DATAGRAM: usize = 4096;
+
+/// Decodes each datagram into a message or a typed error. The error is an
+/// item, not a stream error, so one bad datagram cannot end the stream.
+pub struct DatagramCodec;
+
+impl Decoder for DatagramCodec {
+    type Item = Result<RawMessage, DecodeError>;
+    type Error = io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Self::Item>> {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        // Consume the whole datagram whatever happens, or it is decoded again.
+        let datagram = buf.split();
+        Ok(Some(RawMessage::decode(&datagram, MAX_DATAGRAM)))
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<Self::Item>> {
+        self.decode(buf)
+    }
+}
+
+/// Where the endpoint listens and sends.
+#[derive(Clone, Debug)]
+pub struct UdpConfig {
+    pub bind: Ipv4Addr,
+    pub broadcast: Ipv4Addr,
+    pub ring_port: u16,
+    pub monitor_port: u16,
+}
+
+pub struct UdpEndpoint {
+    receiver: Option<UdpSocket>,
+    sender: Arc<UdpSocket>,
+    ring: SocketAddrV4,
+    monitor: SocketAddrV4,
+    registry: Recipient<Inbound>,
+    warnings: WarnLimiter,
+}
+
+/// A socket on `0.0.0.0:port` that shares the port with other nodes.
+pub fn shared_listener(port: u16) -> Result<UdpSocket, StartError> {
+    let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+    let error = |what| {
+        move |source| StartError::Socket {
+            what,
+            addr: addr.to_string(),
+            source,
+        }
+    };
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(error("create a UDP socket for"))?;
+    socket
+        .set_reuse_address(true)
+        .map_err(error("set SO_REUSEADDR on"))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(error("make non-blocking"))?;
+    socket.bind(&addr.into()).map_err(error("bind UDP"))?;
+    UdpSocket::from_std(socket.into()).map_err(error("register UDP"))
+}
+
+impl UdpEndpoint {
+    /// Open both sockets (must run inside the actor system).
+    pub fn bind(config: &UdpConfig, registry: Recipient<Inbound>) -> Result<Self, StartError> {
+        let receiver = shared_listener(config.ring_port)?;
+        let addr = SocketAddrV4::new(config.bind, 0);
+        let error = |what| {
+            move |source| StartError::Socket {
+                what,
+                addr: addr.to_string(),
+                source,
+            }
+        };
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(error("create a UDP socket for"))?;
+        socket
+            .set_broadcast(true)
+            .map_err(error("set SO_BROADCAST on"))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(error("make non-blocking"))?;
+        socket.bind(&addr.into()).map_err(error("bind UDP"))?;
+        let sender = UdpSocket::from_std(socket.into()).map_err(error("register UDP"))?;
+        Ok(UdpEndpoint {
+            receiver: Some(receiver),
+            sender: Arc::new(sender),
+            ring: SocketAddrV4::new(config.broadcast, config.ring_port),
+            monitor: SocketAddrV4::new(config.broadcast, config.monitor_port),
+            registry,
+            warnings: WarnLimiter::new(5),
+        })
+    }
+}
+
+impl Actor for UdpEndpoint {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(receiver) = self.receiver.take() {
+            ctx.add_stream(UdpFramed::new(receiver, DatagramCodec));
+        }
+    }
+}
+
+type Datagram = Result<(Result<RawMessage, DecodeError>, SocketAddr), io::Error>;
+
+impl StreamHandler<Datagram> for UdpEndpoint {
+    fn handle(&mut self, item: Datagram, _ctx: &mut Context<Self>) {
+        let (decoded, from) = match item {
+            Ok(datagram) => datagram,
+            Err(e) => {
+                warn_limited!(self.warnings, "UDP receive error: {e}");
+                return;
+            }
+        };
+        let SocketAddr::V4(from) = from else { return };
+        let raw = match decoded {
+            Ok(raw) => raw,
+            Err(e) => {
+                warn_limited!(self.warnings, "dropped a bad datagram from {from}: {e}");
+                return;
+            }
+        };
+        match raw.without_data() {
+            Ok(Message {
+                body: Body::MyState(_),
+                ..
+            }) => {} // monitors' traffic, not the ring's
+            Ok(message) => self.registry.do_send(Inbound {
+                message,
+                from: *from.ip(),
+                via: Via::Udp,
+            }),
+            Err(_) => {
+                warn_limited!(
+                    self.warnings,
+                    "dropped a TAKE_TOKEN datagram from {from}: the token travels only by TCP"
+                );
+            }
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // A UDP socket's stream does not end; if it ever does, keep the
+        // endpoint alive for sending and say so.
+        log::error!("UDP receive stream ended; this node no longer hears broadcasts");
+    }
+}
+
+impl Handler<Broadcast> for UdpEndpoint {
+    type Result = ();
+
+    fn handle(&mut self, msg: Broadcast, ctx: &mut Context<Self>) {
+        let bytes = msg.message.encode();
+        if bytes.len() > MAX_DATAGRAM {
+            log::error!(
+                "not broadcasting a {}-byte {} message: over the datagram limit",
+                bytes.len(),
+                msg.message.body.kind()
+            );
+            return;
+        }
+        let dest = match msg.port {
+            Port::Ring => self.ring,
+            Port::Monitor => self.monitor,
+        };
+        match self.sender.try_send_to(&bytes, dest.into()) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let sender = Arc::clone(&self.sender);
+                ctx.spawn(
+                    async move {
+                        if let Err(e) = sender.send_to(&bytes, dest).await {
+                            log::warn!("broadcast to {dest} failed: {e}");
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+            Err(e) => warn_limited!(self.warnings, "broadcast to {dest} failed: {e}"),
+        }
+    }
+}

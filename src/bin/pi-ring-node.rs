@@ -1,0 +1,202 @@
+//! `pi-ring-node`: one node of a pi-ring. See `--help` and README.md.
+
+use clap::Parser;
+use pi_ring::actors::{start_node, NodeConfig};
+use pi_ring::error::StartError;
+use pi_ring::pi::PiDigits;
+use pi_ring::protocol::machine::Timing;
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One node of a pi-ring: finds its peers by UDP broadcast, passes a token
+/// around the ring by TCP, and appends 20 digits of pi whenever it holds it.
+///
+/// On one machine, give every node its own loopback address:
+///   pi-ring-node --bind 127.0.0.2    (and 127.0.0.3, 127.0.0.4 ... in other terminals)
+/// On a LAN, name the interface:
+///   pi-ring-node --interface eth0
+///
+/// Logs go to stderr; RUST_LOG=debug shows every pass.
+#[derive(Parser, Debug)]
+#[command(version, verbatim_doc_comment)]
+struct Args {
+    /// This node's id, unique in the ring and stable across restarts
+    /// [default: the bound address]
+    #[arg(long)]
+    id: Option<String>,
+
+    /// IPv4 address to listen on (TCP) and send broadcasts from
+    #[arg(long, value_name = "IPV4", required_unless_present = "interface")]
+    bind: Option<Ipv4Addr>,
+
+    /// Broadcast address of the ring's network [default: 127.255.255.255 for
+    /// a loopback --bind, else the broadcast address of the interface that
+    /// holds the --bind address]
+    #[arg(long, value_name = "IPV4")]
+    broadcast: Option<Ipv4Addr>,
+
+    /// Take the address and broadcast address from this network interface
+    /// (for a real LAN), e.g. eth0
+    #[arg(long, value_name = "NAME", conflicts_with = "bind")]
+    interface: Option<String>,
+
+    /// UDP port of the ring's broadcasts
+    #[arg(long, default_value_t = 23912)]
+    udp_port: u16,
+
+    /// TCP port every node listens on
+    #[arg(long, default_value_t = 8239)]
+    tcp_port: u16,
+
+    /// UDP port MY_STATE monitoring broadcasts go to
+    #[arg(long, default_value_t = 23937)]
+    monitor_port: u16,
+
+    /// Heartbeat period of the token holder (ms)
+    #[arg(long, default_value_t = 500)]
+    heartbeat_ms: u64,
+
+    /// Silence after which a waiter declares the token lost (ms)
+    #[arg(long, default_value_t = 2000)]
+    waiter_ms: u64,
+
+    /// Period of WHERE_IS_TOKEN while searching (ms)
+    #[arg(long, default_value_t = 500)]
+    looser_ask_ms: u64,
+
+    /// Search time without an answer before claiming the token (ms)
+    #[arg(long, default_value_t = 2000)]
+    looser_answer_ms: u64,
+
+    /// Time a claim must stand unchallenged before the token is generated (ms)
+    #[arg(long, default_value_t = 2000)]
+    generating_ms: u64,
+
+    /// Minimum time a holder keeps the token before passing it on (ms);
+    /// 0 passes as soon as its 20 digits are computed
+    #[arg(long, default_value_t = 0)]
+    hold_ms: u64,
+
+    /// Stop extending the expansion at this many digits after the point
+    /// (the ring stays alive and keeps passing the token)
+    #[arg(long, value_name = "N", default_value_t = 10_000_000)]
+    target_digits: usize,
+
+    /// Largest TCP message accepted (MiB); limits the expansion's length
+    #[arg(long, value_name = "MIB", default_value_t = 32)]
+    max_message_mib: usize,
+
+    /// Seconds between one-line summaries in the log (0: none)
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    summary_secs: u64,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let args = Args::parse();
+    let config = match node_config(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("pi-ring-node: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let system = actix::System::new();
+    let started = system.block_on(async move {
+        let pi = Arc::new(PiDigits::new(config.target_digits));
+        log::info!(
+            "node {} on {} (TCP port {}), broadcasting to {} (UDP port {}, monitor {})",
+            config.id,
+            config.bind,
+            config.tcp_port,
+            config.broadcast,
+            config.udp_port,
+            config.monitor_port
+        );
+        let node = start_node(config, pi)?;
+        actix::spawn(async move {
+            let _keep = node;
+            if tokio::signal::ctrl_c().await.is_ok() {
+                log::info!("interrupted; stopping");
+            }
+            actix::System::current().stop();
+        });
+        Ok::<(), StartError>(())
+    });
+    if let Err(e) = started {
+        eprintln!("pi-ring-node: {e}");
+        return ExitCode::FAILURE;
+    }
+    match system.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pi-ring-node: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn node_config(args: &Args) -> Result<NodeConfig, StartError> {
+    let (bind, broadcast) = addresses(args)?;
+    let id = args.id.clone().unwrap_or_else(|| bind.to_string());
+    let mut config = NodeConfig::new(&id, bind, broadcast);
+    config.udp_port = args.udp_port;
+    config.tcp_port = args.tcp_port;
+    config.monitor_port = args.monitor_port;
+    config.timing = Timing {
+        heartbeat: Duration::from_millis(args.heartbeat_ms),
+        waiter: Duration::from_millis(args.waiter_ms),
+        looser_ask: Duration::from_millis(args.looser_ask_ms),
+        looser_answer: Duration::from_millis(args.looser_answer_ms),
+        generating: Duration::from_millis(args.generating_ms),
+        hold: Duration::from_millis(args.hold_ms),
+    };
+    config.target_digits = args.target_digits;
+    config.max_message_bytes = args.max_message_mib.saturating_mul(1024 * 1024);
+    config.summary_every = (args.summary_secs > 0).then(|| Duration::from_secs(args.summary_secs));
+    Ok(config)
+}
+
+/// The node's address and the ring's broadcast address.
+fn addresses(args: &Args) -> Result<(Ipv4Addr, Ipv4Addr), StartError> {
+    let interfaces = || if_addrs::get_if_addrs().map_err(StartError::Interfaces);
+    let v4 = |iface: &if_addrs::Interface| match &iface.addr {
+        if_addrs::IfAddr::V4(a) => Some(a.clone()),
+        _ => None,
+    };
+    if let Some(name) = &args.interface {
+        let found = interfaces()?
+            .into_iter()
+            .filter(|i| &i.name == name)
+            .find_map(|i| v4(&i));
+        let addr = found.ok_or_else(|| StartError::NoSuchInterface(name.clone()))?;
+        let broadcast = args
+            .broadcast
+            .or(addr.broadcast)
+            .or(addr
+                .ip
+                .is_loopback()
+                .then_some(Ipv4Addr::new(127, 255, 255, 255)))
+            .ok_or_else(|| StartError::NoBroadcast(name.clone()))?;
+        return Ok((addr.ip, broadcast));
+    }
+    let bind = args.bind.expect("clap requires --bind or --interface");
+    if let Some(broadcast) = args.broadcast {
+        return Ok((bind, broadcast));
+    }
+    if bind.is_loopback() {
+        return Ok((bind, Ipv4Addr::new(127, 255, 255, 255)));
+    }
+    let owner = interfaces()?
+        .into_iter()
+        .find_map(|i| v4(&i).filter(|a| a.ip == bind).map(|a| (i.name, a)));
+    match owner {
+        Some((_, addr)) if addr.broadcast.is_some() => Ok((bind, addr.broadcast.unwrap())),
+        Some((name, _)) => Err(StartError::NoBroadcast(name)),
+        None => Err(StartError::NotLocal(bind)),
+    }
+}

@@ -1,0 +1,36 @@
+//! Typed errors of the library; the binaries turn them into messages.
+
+use std::net::SocketAddrV4;
+
+/// Failure to deliver one TCP message.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SendError {
+    #[error("connecting to {addr} timed out")]
+    ConnectTimeout { addr: SocketAddrV4 },
+    #[error("connecting to {addr} failed: {reason}")]
+    Connect { addr: SocketAddrV4, reason: String },
+    #[error("writing to {addr} failed: {reason}")]
+    Write { addr: SocketAddrV4, reason: String },
+    #[error("the TCP endpoint is not running")]
+    EndpointGone,
+}
+
+/// Failure to start a node.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot {what} {addr}: {source}")]
+    Socket {
+        what: &'static str,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the interface list: {0}")]
+    Interfaces(std::io::Error),
+    #[error("no network interface named {0:?} with an IPv4 address (see `ip -4 addr`)")]
+    NoSuchInterface(String),
+    #[error("interface {0:?} has no IPv4 broadcast address; pass --broadcast")]
+    NoBroadcast(String),
+    #[error("{0} is not an address of this machine; pass one of this machine's IPv4 addresses to --bind (see `ip -4 addr`)")]
+    NotLocal(std::net::Ipv4Addr),
+}

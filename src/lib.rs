@@ -1,0 +1,7 @@
+//! pi-ring: digits of pi computed on a fault-tolerant token ring.
+
+pub mod actors;
+pub mod error;
+pub mod pi;
+pub mod protocol;
+pub mod warn_limit;

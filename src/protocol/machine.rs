@@ -1,0 +1,703 @@
+//! The protocol state machine of PROTOCOL section 7, without IO or clocks.
+//!
+//! [`Machine::handle`] takes one [`Input`] (a message that passed section 6,
+//! a timer, the end of a digit computation or of a hand-off) and returns the
+//! [`Output`]s the node must carry out (broadcasts, replies, the hand-off,
+//! timers to arm, computations to start). The behaviour is one of
+//! [`Behaviour`]'s variants and is swapped on every transition; each state's
+//! rules are in its own `*_on_message` / `*_on_timer` functions, so "what
+//! does WAITER do on TAKE_TOKEN" is answered by [`Machine::waiter_on_message`].
+//!
+//! Timers belong to states: entering a state disarms every timer, and a
+//! firing whose [`TimerId`] is not the one currently armed is ignored, so a
+//! late or cancelled timer of a state that was left never acts.
+
+use super::message::{Body, Message, StateName};
+use super::token::{NodeId, Token};
+use crate::pi::{extended_len, Expansion};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// The protocol's timeouts plus this implementation's pacing options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub heartbeat: Duration,
+    pub waiter: Duration,
+    pub looser_ask: Duration,
+    pub looser_answer: Duration,
+    pub generating: Duration,
+    /// Minimum time a holder keeps the token before passing it on.
+    pub hold: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat: Duration::from_millis(500),
+            waiter: Duration::from_millis(2000),
+            looser_ask: Duration::from_millis(500),
+            looser_answer: Duration::from_millis(2000),
+            generating: Duration::from_millis(2000),
+            hold: Duration::ZERO,
+        }
+    }
+}
+
+/// Everything the machine needs to know about its node.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    pub timing: Timing,
+    /// Stop extending at this expansion length (characters, `3,` included).
+    pub max_len: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimerKind {
+    Heartbeat,
+    Hold,
+    Waiter,
+    LooserAsk,
+    LooserAnswer,
+    Generating,
+}
+
+const TIMER_KINDS: usize = 6;
+
+impl TimerKind {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One arming of a timer. Only the most recent arming of a kind, made in
+/// the current state, is live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimerId {
+    pub kind: TimerKind,
+    pub seq: u64,
+}
+
+/// A message handed to the machine, with where it came from.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    pub message: Message,
+    /// The sender's host (the datagram's or connection's source address).
+    pub from: Ipv4Addr,
+}
+
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// The node starts: announce ourselves and look for the token.
+    Start,
+    Received(Envelope),
+    Timer(TimerId),
+    /// The digit computation started by [`Output::Compute`] finished.
+    Computed {
+        epoch: u64,
+        expansion: Expansion,
+    },
+    /// The hand-off started by [`Output::PassToken`] finished: delivered to
+    /// `to`, or `None` when no other node was reachable.
+    Passed {
+        epoch: u64,
+        to: Option<NodeId>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// UDP broadcast on the ring port.
+    Broadcast(Message),
+    /// TCP unicast to one host (replies).
+    Send { to: Ipv4Addr, message: Message },
+    /// TAKE_TOKEN to the next reachable node (the carrier adds the node
+    /// table, marks unreachable nodes lost and tries the following ones).
+    PassToken {
+        epoch: u64,
+        token: Token,
+        data: Expansion,
+    },
+    /// Compute the expansion of length `len` (off the event loop).
+    Compute { epoch: u64, len: usize },
+    /// Arm a timer; disarm the previous one of the same kind.
+    SetTimer { timer: TimerId, after: Duration },
+    /// The behaviour changed (for MY_STATE and logs).
+    StateChanged {
+        old: StateName,
+        new: StateName,
+        token: Token,
+        progress: usize,
+    },
+}
+
+/// The current behaviour of the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Not started yet.
+    Idle,
+    Owner(Holding),
+    Waiter,
+    Looser,
+    Generating,
+}
+
+/// What an OWNER is doing with its token.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holding {
+    /// The extension of this holding is computed.
+    computed: bool,
+    /// The minimum holding time is over.
+    held: bool,
+    /// A hand-off is in progress.
+    passing: bool,
+}
+
+impl Behaviour {
+    pub fn name(&self) -> StateName {
+        match self {
+            Behaviour::Idle => StateName::None,
+            Behaviour::Owner(_) => StateName::Owner,
+            Behaviour::Waiter => StateName::Waiter,
+            Behaviour::Looser => StateName::Looser,
+            Behaviour::Generating => StateName::Generating,
+        }
+    }
+}
+
+/// The pure protocol core of one node.
+pub struct Machine {
+    config: Config,
+    behaviour: Behaviour,
+    /// Incremented on every state entry; results of work started in an
+    /// earlier state are ignored.
+    epoch: u64,
+    expansion: Expansion,
+    /// Author and revision of the current token (section 2).
+    token_author: NodeId,
+    token_revision: u64,
+    /// How many tokens this node has generated.
+    own_revision: u64,
+    timers: [Option<u64>; TIMER_KINDS],
+    timer_seq: u64,
+    out: Vec<Output>,
+}
+
+impl Machine {
+    pub fn new(config: Config) -> Self {
+        Machine::with_expansion(config, Expansion::empty(), 0)
+    }
+
+    /// A node that starts with an expansion it already had (persisted) and
+    /// the number of tokens it generated before.
+    pub fn with_expansion(config: Config, expansion: Expansion, own_revision: u64) -> Self {
+        Machine {
+            token_author: config.id.clone(),
+            token_revision: own_revision,
+            config,
+            behaviour: Behaviour::Idle,
+            epoch: 0,
+            expansion,
+            own_revision,
+            timers: [None; TIMER_KINDS],
+            timer_seq: 0,
+            out: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    pub fn behaviour(&self) -> &Behaviour {
+        &self.behaviour
+    }
+
+    pub fn state(&self) -> StateName {
+        self.behaviour.name()
+    }
+
+    pub fn expansion(&self) -> &Expansion {
+        &self.expansion
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The current token: `(len(data), author, revision)`.
+    pub fn token(&self) -> Token {
+        Token::new(
+            self.expansion.len(),
+            &self.token_author,
+            self.token_revision,
+        )
+    }
+
+    /// The candidate used while searching: `(len(data), own id, own revision + 1)`.
+    pub fn candidate(&self) -> Token {
+        Token::new(self.expansion.len(), &self.config.id, self.own_revision + 1)
+    }
+
+    /// Handle one input; returns what the node must do.
+    pub fn handle(&mut self, input: Input) -> Vec<Output> {
+        match input {
+            Input::Start => self.start(),
+            Input::Received(envelope) => self.on_message(envelope),
+            Input::Timer(timer) => {
+                if self.timers[timer.kind.index()] == Some(timer.seq) {
+                    self.timers[timer.kind.index()] = None;
+                    self.on_timer(timer.kind);
+                } else {
+                    log::trace!("{}: ignoring stale timer {timer:?}", self.config.id);
+                }
+            }
+            Input::Computed { epoch, expansion } => {
+                if epoch == self.epoch {
+                    self.owner_on_computed(expansion);
+                }
+            }
+            Input::Passed { epoch, to } => {
+                if epoch == self.epoch {
+                    self.owner_on_passed(to);
+                }
+            }
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Start-up: broadcast PING three times and enter LOOSER.
+    fn start(&mut self) {
+        if self.behaviour != Behaviour::Idle {
+            return;
+        }
+        for _ in 0..3 {
+            self.broadcast(Body::Ping);
+        }
+        self.enter(Behaviour::Looser);
+    }
+
+    fn on_message(&mut self, envelope: Envelope) {
+        let Envelope { message, from } = envelope;
+        if message.author == self.config.id {
+            return; // section 6, step 1 (the registry filters these too)
+        }
+        match self.behaviour {
+            Behaviour::Idle => {}
+            Behaviour::Owner(_) => self.owner_on_message(message, from),
+            Behaviour::Waiter => self.waiter_on_message(message, from),
+            Behaviour::Looser => self.looser_on_message(message, from),
+            Behaviour::Generating => self.generating_on_message(message, from),
+        }
+    }
+
+    fn on_timer(&mut self, kind: TimerKind) {
+        match (&self.behaviour, kind) {
+            (Behaviour::Owner(_), TimerKind::Heartbeat | TimerKind::Hold) => {
+                self.owner_on_timer(kind)
+            }
+            (Behaviour::Waiter, TimerKind::Waiter) => self.waiter_on_timer(),
+            (Behaviour::Looser, TimerKind::LooserAsk | TimerKind::LooserAnswer) => {
+                self.looser_on_timer(kind)
+            }
+            (Behaviour::Generating, TimerKind::Generating) => self.generating_on_timer(),
+            // Timers are disarmed on every transition, so another state's
+            // timer cannot be live here.
+            (behaviour, kind) => {
+                log::warn!("{}: {kind:?} timer fired in {behaviour:?}", self.config.id)
+            }
+        }
+    }
+
+    // ----- OWNER -------------------------------------------------------
+
+    /// On entry: broadcast TOKEN_IS_HERE, start the digit computation and
+    /// the `heartbeat` timer (and the minimum holding time).
+    fn owner_on_entry(&mut self) {
+        self.broadcast_token_is_here();
+        self.arm(TimerKind::Heartbeat, self.config.timing.heartbeat);
+        self.begin_holding();
+    }
+
+    fn begin_holding(&mut self) {
+        let mut holding = Holding::default();
+        let target = extended_len(self.expansion.len()).min(self.config.max_len);
+        if target > self.expansion.len() {
+            self.out.push(Output::Compute {
+                epoch: self.epoch,
+                len: target,
+            });
+        } else {
+            holding.computed = true; // target reached: nothing to extend
+        }
+        // Once the target is reached the token still travels, but no faster
+        // than the heartbeat, so an idle ring does not spin.
+        let hold = if holding.computed {
+            self.config.timing.hold.max(self.config.timing.heartbeat)
+        } else {
+            self.config.timing.hold
+        };
+        if hold.is_zero() {
+            holding.held = true;
+        } else {
+            self.arm(TimerKind::Hold, hold);
+        }
+        self.behaviour = Behaviour::Owner(holding);
+        self.pass_if_ready();
+    }
+
+    fn owner_on_message(&mut self, message: Message, from: Ipv4Addr) {
+        let sender = message.author;
+        match message.body {
+            Body::TokenIsHere { token } => {
+                if self.beats_ours(&token, &sender) {
+                    // A better token exists: yield to it.
+                    log::info!(
+                        "{}: yielding to better token {token} held by {sender}",
+                        self.config.id
+                    );
+                    self.send(from, Body::Ping);
+                    self.enter(Behaviour::Waiter);
+                } else {
+                    // Ours is better: tell the other holder, and everyone.
+                    let ours = Body::TokenIsHere {
+                        token: self.token(),
+                    };
+                    self.send(from, ours);
+                    self.broadcast_token_is_here();
+                }
+            }
+            Body::WhereIsToken => {
+                self.send(
+                    from,
+                    Body::TokenIsHere {
+                        token: self.token(),
+                    },
+                );
+            }
+            Body::GeneratingToken { .. } => {
+                self.send(
+                    from,
+                    Body::TokenIsHere {
+                        token: self.token(),
+                    },
+                );
+                self.broadcast_token_is_here();
+            }
+            Body::TakeToken { token, data, .. } => {
+                // Two tokens met: keep the better token and the longer
+                // expansion; stay OWNER.
+                let theirs = Token::new(
+                    data.len(),
+                    &token.author_node_id,
+                    token.author_token_revision,
+                );
+                log::info!(
+                    "{}: token {theirs} from {sender} met ours {}; merging",
+                    self.config.id,
+                    self.token()
+                );
+                if theirs.is_better_than(&self.token()) {
+                    self.token_author = theirs.author_node_id;
+                    self.token_revision = theirs.author_token_revision;
+                }
+                self.adopt_longer(data);
+            }
+            Body::Ping | Body::TokenWasHereRecently | Body::MyState(_) => {}
+        }
+    }
+
+    fn owner_on_timer(&mut self, kind: TimerKind) {
+        match kind {
+            TimerKind::Heartbeat => {
+                self.broadcast_token_is_here();
+                self.arm(TimerKind::Heartbeat, self.config.timing.heartbeat);
+            }
+            TimerKind::Hold => {
+                if let Behaviour::Owner(holding) = &mut self.behaviour {
+                    holding.held = true;
+                }
+                self.pass_if_ready();
+            }
+            _ => {}
+        }
+    }
+
+    /// The extension is computed: adopt it and pass the token when the
+    /// minimum holding time is over.
+    fn owner_on_computed(&mut self, expansion: Expansion) {
+        let Behaviour::Owner(holding) = &mut self.behaviour else {
+            return;
+        };
+        if holding.computed {
+            return;
+        }
+        holding.computed = true;
+        self.adopt_longer(expansion);
+        self.pass_if_ready();
+    }
+
+    fn pass_if_ready(&mut self) {
+        let Behaviour::Owner(holding) = &mut self.behaviour else {
+            return;
+        };
+        if holding.computed && holding.held && !holding.passing {
+            holding.passing = true;
+            self.out.push(Output::PassToken {
+                epoch: self.epoch,
+                token: self.token(),
+                data: self.expansion.clone(),
+            });
+        }
+    }
+
+    /// The hand-off finished: delivered means WAITER; nobody reachable
+    /// means keep the token and compute again.
+    fn owner_on_passed(&mut self, to: Option<NodeId>) {
+        if !matches!(
+            self.behaviour,
+            Behaviour::Owner(Holding { passing: true, .. })
+        ) {
+            return;
+        }
+        match to {
+            Some(next) => {
+                log::debug!(
+                    "{}: passed token {} to {next}",
+                    self.config.id,
+                    self.token()
+                );
+                self.enter(Behaviour::Waiter);
+            }
+            None => {
+                log::debug!(
+                    "{}: no other node reachable; keeping the token",
+                    self.config.id
+                );
+                self.begin_holding();
+            }
+        }
+    }
+
+    // ----- WAITER ------------------------------------------------------
+
+    fn waiter_on_entry(&mut self) {
+        self.arm(TimerKind::Waiter, self.config.timing.waiter);
+    }
+
+    fn waiter_on_message(&mut self, message: Message, from: Ipv4Addr) {
+        match message.body {
+            Body::TokenIsHere { .. } => self.arm(TimerKind::Waiter, self.config.timing.waiter),
+            Body::TakeToken { token, data, .. } => {
+                self.take_token(token, data);
+                self.enter_owner();
+            }
+            Body::WhereIsToken => self.send(from, Body::TokenWasHereRecently),
+            Body::Ping
+            | Body::GeneratingToken { .. }
+            | Body::TokenWasHereRecently
+            | Body::MyState(_) => {}
+        }
+    }
+
+    /// `waiter` fired: the token is lost.
+    fn waiter_on_timer(&mut self) {
+        log::info!(
+            "{}: no heartbeat for {:?}; the token is lost",
+            self.config.id,
+            self.config.timing.waiter
+        );
+        self.enter(Behaviour::Looser);
+    }
+
+    // ----- LOOSER ------------------------------------------------------
+
+    fn looser_on_entry(&mut self) {
+        self.broadcast(Body::WhereIsToken);
+        self.arm(TimerKind::LooserAsk, self.config.timing.looser_ask);
+        self.arm(TimerKind::LooserAnswer, self.config.timing.looser_answer);
+    }
+
+    fn looser_on_message(&mut self, message: Message, _from: Ipv4Addr) {
+        match message.body {
+            Body::TokenWasHereRecently => {
+                self.arm(TimerKind::LooserAsk, self.config.timing.looser_ask);
+                self.arm(TimerKind::LooserAnswer, self.config.timing.looser_answer);
+            }
+            Body::TokenIsHere { .. } => self.enter(Behaviour::Waiter),
+            Body::TakeToken { token, data, .. } => {
+                self.take_token(token, data);
+                self.enter_owner();
+            }
+            Body::GeneratingToken { token } => {
+                if self.candidate().is_better_than(&token) {
+                    self.enter(Behaviour::Generating);
+                }
+                // A better candidate is being generated elsewhere: stay.
+            }
+            Body::Ping | Body::WhereIsToken | Body::MyState(_) => {}
+        }
+    }
+
+    fn looser_on_timer(&mut self, kind: TimerKind) {
+        match kind {
+            TimerKind::LooserAsk => {
+                self.broadcast(Body::WhereIsToken);
+                self.arm(TimerKind::LooserAsk, self.config.timing.looser_ask);
+            }
+            TimerKind::LooserAnswer => {
+                log::info!(
+                    "{}: nobody answered WHERE_IS_TOKEN; claiming the token",
+                    self.config.id
+                );
+                self.enter(Behaviour::Generating);
+            }
+            _ => {}
+        }
+    }
+
+    // ----- GENERATING --------------------------------------------------
+
+    fn generating_on_entry(&mut self) {
+        self.broadcast(Body::GeneratingToken {
+            token: self.candidate(),
+        });
+        self.arm(TimerKind::Generating, self.config.timing.generating);
+    }
+
+    fn generating_on_message(&mut self, message: Message, from: Ipv4Addr) {
+        match message.body {
+            Body::TokenIsHere { token } => {
+                if token.is_better_than(&self.candidate()) {
+                    self.enter(Behaviour::Waiter);
+                }
+            }
+            Body::GeneratingToken { token } => {
+                if token.is_better_than(&self.candidate()) {
+                    self.enter(Behaviour::Looser);
+                } else {
+                    self.send(
+                        from,
+                        Body::GeneratingToken {
+                            token: self.candidate(),
+                        },
+                    );
+                }
+            }
+            Body::TakeToken { token, data, .. } => {
+                // The better of our candidate and the received token, with
+                // the longer expansion.
+                let theirs = Token::new(
+                    data.len(),
+                    &token.author_node_id,
+                    token.author_token_revision,
+                );
+                if self.candidate().is_better_than(&theirs) {
+                    self.generate_token();
+                    self.adopt_longer(data);
+                } else {
+                    self.take_token(token, data);
+                }
+                self.enter_owner();
+            }
+            Body::Ping | Body::WhereIsToken | Body::TokenWasHereRecently | Body::MyState(_) => {}
+        }
+    }
+
+    /// `generating` fired: nobody better claimed; our candidate becomes
+    /// the token.
+    fn generating_on_timer(&mut self) {
+        self.generate_token();
+        log::info!("{}: generated token {}", self.config.id, self.token());
+        self.enter_owner();
+    }
+
+    // ----- shared helpers ----------------------------------------------
+
+    /// Take a token received with TAKE_TOKEN, keeping the longer expansion.
+    fn take_token(&mut self, token: Token, data: Expansion) {
+        self.token_author = token.author_node_id;
+        self.token_revision = token.author_token_revision;
+        self.adopt_longer(data);
+    }
+
+    fn generate_token(&mut self) {
+        self.own_revision += 1;
+        self.token_author = self.config.id.clone();
+        self.token_revision = self.own_revision;
+    }
+
+    fn adopt_longer(&mut self, other: Expansion) {
+        let ours = std::mem::replace(&mut self.expansion, Expansion::empty());
+        self.expansion = ours.longer(other);
+    }
+
+    /// Whether a token announced by `holder` beats ours. Equal tokens (one
+    /// token seen at two holders) are broken by the holder's id, so two
+    /// holders never both consider themselves the winner.
+    fn beats_ours(&self, token: &Token, holder: &str) -> bool {
+        let ours = self.token();
+        token.is_better_than(&ours) || (*token == ours && holder > self.config.id.as_str())
+    }
+
+    fn enter_owner(&mut self) {
+        self.enter(Behaviour::Owner(Holding::default()));
+    }
+
+    /// Leave the current state (disarming its timers) and enter `next`.
+    fn enter(&mut self, next: Behaviour) {
+        let old = self.behaviour.name();
+        self.timers = [None; TIMER_KINDS];
+        self.epoch += 1;
+        self.behaviour = next;
+        let new = self.behaviour.name();
+        let token = if new == StateName::Generating {
+            self.candidate()
+        } else {
+            self.token()
+        };
+        self.out.push(Output::StateChanged {
+            old,
+            new,
+            token,
+            progress: self.expansion.len(),
+        });
+        match new {
+            StateName::Owner => self.owner_on_entry(),
+            StateName::Waiter => self.waiter_on_entry(),
+            StateName::Looser => self.looser_on_entry(),
+            StateName::Generating => self.generating_on_entry(),
+            StateName::None => {}
+        }
+    }
+
+    fn arm(&mut self, kind: TimerKind, after: Duration) {
+        self.timer_seq += 1;
+        self.timers[kind.index()] = Some(self.timer_seq);
+        self.out.push(Output::SetTimer {
+            timer: TimerId {
+                kind,
+                seq: self.timer_seq,
+            },
+            after,
+        });
+    }
+
+    fn broadcast_token_is_here(&mut self) {
+        self.broadcast(Body::TokenIsHere {
+            token: self.token(),
+        });
+    }
+
+    fn broadcast(&mut self, body: Body) {
+        self.out
+            .push(Output::Broadcast(Message::new(&self.config.id, body)));
+    }
+
+    fn send(&mut self, to: Ipv4Addr, body: Body) {
+        self.out.push(Output::Send {
+            to,
+            message: Message::new(&self.config.id, body),
+        });
+    }
+}

@@ -1,0 +1,432 @@
+//! The wire codec: every message of PROTOCOL section 3 as one JSON object.
+//!
+//! Decoding is strict about what the protocol needs (type, author, token,
+//! nodes, data, exact `serial_code`s) and ignores unknown fields. Anything
+//! else is a typed [`DecodeError`]; decoding never panics.
+//!
+//! A decoded `take token` carries its expansion as raw text
+//! ([`RawMessage`]); only after verification against the pi cache does it
+//! become a [`Message`] whose data is a correct [`Expansion`].
+
+use super::token::{NodeId, Token};
+use crate::pi::{Expansion, PiDigits, Verified};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `serial_code` of each message kind, as the reference implementation
+/// checks them.
+pub mod serial {
+    pub const PING: i64 = 581_831;
+    pub const TOKEN_IS_HERE: i64 = 328_067;
+    pub const WHERE_IS_TOKEN: i64 = 581_831;
+    pub const GENERATING_TOKEN: i64 = 328_067;
+    pub const TAKE_TOKEN: i64 = 137_344;
+    pub const TOKEN_WAS_HERE_RECENTLY: i64 = 581_831;
+    pub const MY_STATE: i64 = 318_467;
+    pub const TOKEN: i64 = 407_246;
+}
+
+/// The ring's node table as carried by TAKE_TOKEN: id -> IPv4 host as text.
+/// Hosts stay text here; the registry parses them and drops bad ones.
+pub type Nodes = BTreeMap<NodeId, String>;
+
+/// A message: who sent it and what it says. `D` is the expansion's type:
+/// raw text as received, or a verified [`Expansion`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message<D = Expansion> {
+    pub author: NodeId,
+    pub body: Body<D>,
+}
+
+/// A message as decoded from the wire, before its data is verified.
+pub type RawMessage = Message<String>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body<D = Expansion> {
+    Ping,
+    TokenIsHere { token: Token },
+    WhereIsToken,
+    GeneratingToken { token: Token },
+    TakeToken { token: Token, nodes: Nodes, data: D },
+    TokenWasHereRecently,
+    MyState(MyState),
+}
+
+/// The state names used by MY_STATE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StateName {
+    None,
+    Owner,
+    Waiter,
+    Looser,
+    Generating,
+}
+
+impl StateName {
+    pub fn as_wire(self) -> &'static str {
+        match self {
+            StateName::None => "NONE",
+            StateName::Owner => "OwnerState",
+            StateName::Waiter => "WaiterState",
+            StateName::Looser => "LooserState",
+            StateName::Generating => "GeneratingState",
+        }
+    }
+
+    pub fn from_wire(s: &str) -> Option<Self> {
+        Some(match s {
+            "NONE" => StateName::None,
+            "OwnerState" => StateName::Owner,
+            "WaiterState" => StateName::Waiter,
+            "LooserState" => StateName::Looser,
+            "GeneratingState" => StateName::Generating,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for StateName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StateName::None => "NONE",
+            StateName::Owner => "OWNER",
+            StateName::Waiter => "WAITER",
+            StateName::Looser => "LOOSER",
+            StateName::Generating => "GENERATING",
+        })
+    }
+}
+
+/// MY_STATE: a state change, for monitors. Old and new state are required
+/// on the wire; the rest are this implementation's optional extensions.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct MyState {
+    pub old_state: String,
+    pub new_state: String,
+    /// Length of the sender's expansion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u64>,
+    /// The sender's current token (or candidate while generating).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_wire_token"
+    )]
+    pub token: Option<Token>,
+    /// Milliseconds since the Unix epoch when the state changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_ms: Option<u64>,
+    /// The sender's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The last digits of the sender's expansion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digits_tail: Option<String>,
+}
+
+/// Why a datagram or TCP message was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message of {len} bytes exceeds the limit of {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("not a valid message object: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("missing or empty author_node_id")]
+    NoAuthor,
+    #[error("{kind:?} message without its {field:?} field")]
+    MissingField {
+        kind: &'static str,
+        field: &'static str,
+    },
+    #[error("{what} has serial_code {found:?}, expected {expected}")]
+    SerialCode {
+        what: &'static str,
+        expected: i64,
+        found: Option<i64>,
+    },
+    #[error("token with an empty author_node_id")]
+    EmptyTokenAuthor,
+}
+
+/// The flat shape every message shares on the wire; unknown fields are
+/// ignored by serde's default.
+#[derive(Deserialize)]
+struct Frame {
+    serial_code: Option<i64>,
+    #[serde(rename = "type")]
+    kind: String,
+    author_node_id: Option<String>,
+    token: Option<WireToken>,
+    nodes: Option<Nodes>,
+    data: Option<String>,
+    old_state: Option<String>,
+    new_state: Option<String>,
+    progress: Option<u64>,
+    timestamp_ms: Option<u64>,
+    host: Option<String>,
+    digits_tail: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireToken {
+    serial_code: Option<i64>,
+    progress: u64,
+    author_node_id: String,
+    author_token_revision: u64,
+}
+
+impl From<&Token> for WireToken {
+    fn from(t: &Token) -> Self {
+        WireToken {
+            serial_code: Some(serial::TOKEN),
+            progress: t.progress,
+            author_node_id: t.author_node_id.clone(),
+            author_token_revision: t.author_token_revision,
+        }
+    }
+}
+
+impl TryFrom<WireToken> for Token {
+    type Error = DecodeError;
+    fn try_from(w: WireToken) -> Result<Self, DecodeError> {
+        check_serial("token", serial::TOKEN, w.serial_code)?;
+        if w.author_node_id.is_empty() {
+            return Err(DecodeError::EmptyTokenAuthor);
+        }
+        Ok(Token {
+            progress: w.progress,
+            author_node_id: w.author_node_id,
+            author_token_revision: w.author_token_revision,
+        })
+    }
+}
+
+mod opt_wire_token {
+    use super::*;
+    pub fn serialize<S: serde::Serializer>(t: &Option<Token>, s: S) -> Result<S::Ok, S::Error> {
+        t.as_ref().map(WireToken::from).serialize(s)
+    }
+    pub fn deserialize<'de, De: serde::Deserializer<'de>>(
+        d: De,
+    ) -> Result<Option<Token>, De::Error> {
+        Option::<WireToken>::deserialize(d)?
+            .map(|w| Token::try_from(w).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+fn check_serial(what: &'static str, expected: i64, found: Option<i64>) -> Result<(), DecodeError> {
+    if found == Some(expected) {
+        Ok(())
+    } else {
+        Err(DecodeError::SerialCode {
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
+impl<D> Body<D> {
+    /// The wire `type` string.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Ping => "ping",
+            Body::TokenIsHere { .. } => "token is here",
+            Body::WhereIsToken => "where is token",
+            Body::GeneratingToken { .. } => "generating token",
+            Body::TakeToken { .. } => "take token",
+            Body::TokenWasHereRecently => "token was here recently",
+            Body::MyState(_) => "my state",
+        }
+    }
+
+    fn serial_code(&self) -> i64 {
+        match self {
+            Body::Ping => serial::PING,
+            Body::TokenIsHere { .. } => serial::TOKEN_IS_HERE,
+            Body::WhereIsToken => serial::WHERE_IS_TOKEN,
+            Body::GeneratingToken { .. } => serial::GENERATING_TOKEN,
+            Body::TakeToken { .. } => serial::TAKE_TOKEN,
+            Body::TokenWasHereRecently => serial::TOKEN_WAS_HERE_RECENTLY,
+            Body::MyState(_) => serial::MY_STATE,
+        }
+    }
+}
+
+impl<D> Message<D> {
+    pub fn new(author: &str, body: Body<D>) -> Self {
+        Message {
+            author: author.to_owned(),
+            body,
+        }
+    }
+
+    /// Replace the data of a TAKE_TOKEN (other messages carry none).
+    pub fn map_data<E>(self, f: impl FnOnce(D) -> E) -> Message<E> {
+        let body = match self.body {
+            Body::Ping => Body::Ping,
+            Body::TokenIsHere { token } => Body::TokenIsHere { token },
+            Body::WhereIsToken => Body::WhereIsToken,
+            Body::GeneratingToken { token } => Body::GeneratingToken { token },
+            Body::TakeToken { token, nodes, data } => Body::TakeToken {
+                token,
+                nodes,
+                data: f(data),
+            },
+            Body::TokenWasHereRecently => Body::TokenWasHereRecently,
+            Body::MyState(s) => Body::MyState(s),
+        };
+        Message {
+            author: self.author,
+            body,
+        }
+    }
+}
+
+impl<D: AsRef<str>> Message<D> {
+    /// The JSON document for this message.
+    pub fn encode(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            serial_code: i64,
+            #[serde(rename = "type")]
+            kind: &'static str,
+            author_node_id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            token: Option<WireToken>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            nodes: Option<&'a Nodes>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            data: Option<&'a str>,
+            #[serde(flatten, skip_serializing_if = "Option::is_none")]
+            my_state: Option<&'a MyState>,
+        }
+        let mut out = Out {
+            serial_code: self.body.serial_code(),
+            kind: self.body.kind(),
+            author_node_id: &self.author,
+            token: None,
+            nodes: None,
+            data: None,
+            my_state: None,
+        };
+        match &self.body {
+            Body::TokenIsHere { token } | Body::GeneratingToken { token } => {
+                out.token = Some(token.into())
+            }
+            Body::TakeToken { token, nodes, data } => {
+                out.token = Some(token.into());
+                out.nodes = Some(nodes);
+                out.data = Some(data.as_ref());
+            }
+            Body::MyState(state) => out.my_state = Some(state),
+            Body::Ping | Body::WhereIsToken | Body::TokenWasHereRecently => {}
+        }
+        serde_json::to_vec(&out).expect("serialising plain data cannot fail")
+    }
+}
+
+impl AsRef<str> for Expansion {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl RawMessage {
+    /// Decode one message (a datagram or a TCP message's bytes).
+    pub fn decode(bytes: &[u8], max_len: usize) -> Result<RawMessage, DecodeError> {
+        if bytes.len() > max_len {
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                max: max_len,
+            });
+        }
+        let frame: Frame = serde_json::from_slice(bytes)?;
+        let author = frame
+            .author_node_id
+            .filter(|a| !a.is_empty())
+            .ok_or(DecodeError::NoAuthor)?;
+        let kind: &'static str = match frame.kind.as_str() {
+            "ping" => "ping",
+            "token is here" => "token is here",
+            "where is token" => "where is token",
+            "generating token" => "generating token",
+            "take token" => "take token",
+            "token was here recently" => "token was here recently",
+            "my state" => "my state",
+            _ => return Err(DecodeError::UnknownType(frame.kind)),
+        };
+        let missing = |field| DecodeError::MissingField { kind, field };
+        let wire_token = frame.token;
+        let token =
+            || -> Result<Token, DecodeError> { wire_token.ok_or(missing("token"))?.try_into() };
+        let body = match kind {
+            "ping" => Body::Ping,
+            "where is token" => Body::WhereIsToken,
+            "token was here recently" => Body::TokenWasHereRecently,
+            "token is here" => Body::TokenIsHere { token: token()? },
+            "generating token" => Body::GeneratingToken { token: token()? },
+            "take token" => {
+                let nodes = frame.nodes.ok_or(missing("nodes"))?;
+                let data = frame.data.ok_or(missing("data"))?;
+                Body::TakeToken {
+                    token: token()?,
+                    nodes,
+                    data,
+                }
+            }
+            _ => Body::MyState(MyState {
+                token: token().ok(),
+                old_state: frame.old_state.ok_or(missing("old_state"))?,
+                new_state: frame.new_state.ok_or(missing("new_state"))?,
+                progress: frame.progress,
+                timestamp_ms: frame.timestamp_ms,
+                host: frame.host,
+                digits_tail: frame.digits_tail,
+            }),
+        };
+        let message = Message { author, body };
+        check_serial(kind, message.body.serial_code(), frame.serial_code)?;
+        Ok(message)
+    }
+
+    /// The message as it is when it carries no expansion; `Err(self)` for
+    /// TAKE_TOKEN, whose data must be verified first ([`Self::verify`]).
+    pub fn without_data(self) -> Result<Message, RawMessage> {
+        if matches!(self.body, Body::TakeToken { .. }) {
+            return Err(self);
+        }
+        Ok(self.map_data(|_| Expansion::empty()))
+    }
+
+    /// Verify a TAKE_TOKEN's expansion against the pi cache (blocking if
+    /// the cache must grow). Returns the message with a correct expansion
+    /// and, when a suffix was wrong, the verification report.
+    pub fn verify(self, pi: &PiDigits) -> (Message, Option<Verified>) {
+        let mut report = None;
+        let message = self.map_data(|data| {
+            let verified = pi.verify(&data);
+            let expansion = verified.expansion.clone();
+            if !verified.is_intact() {
+                report = Some(verified);
+            }
+            expansion
+        });
+        (message, report)
+    }
+}
+
+impl Message {
+    /// The message's token, if it carries one.
+    pub fn token(&self) -> Option<&Token> {
+        match &self.body {
+            Body::TokenIsHere { token }
+            | Body::GeneratingToken { token }
+            | Body::TakeToken { token, .. } => Some(token),
+            _ => None,
+        }
+    }
+}

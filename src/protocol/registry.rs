@@ -1,0 +1,271 @@
+//! The node registry (PROTOCOL sections 1 and 6): who is in the ring, where
+//! they are, which of them are marked lost, and who comes next.
+//!
+//! Pure data; the registry actor wraps it. Time is passed in, so tests
+//! drive it with any clock.
+
+use super::message::Nodes;
+use super::token::NodeId;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use tokio::time::{Duration, Instant};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    host: Ipv4Addr,
+    /// Set when a TCP send to the node failed; the mark expires then.
+    lost_until: Option<Instant>,
+}
+
+/// A ring member as the registry reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: NodeId,
+    pub host: Ipv4Addr,
+    pub lost: bool,
+}
+
+/// What [`Registry::observe`] learned from a message's author.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// Our own message (a broadcast that came back): ignore it.
+    Own,
+    /// A node we did not know; it has been added.
+    Newcomer,
+    /// A known node.
+    Known,
+}
+
+#[derive(Clone, Debug)]
+pub struct Registry {
+    own_id: NodeId,
+    nodes: BTreeMap<NodeId, Entry>,
+    lost_for: Duration,
+}
+
+impl Registry {
+    /// A registry holding only ourselves. Lost marks expire after
+    /// `lost_for` (the protocol uses the `waiter` timeout).
+    pub fn new(own_id: &str, own_host: Ipv4Addr, lost_for: Duration) -> Self {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(
+            own_id.to_owned(),
+            Entry {
+                host: own_host,
+                lost_until: None,
+            },
+        );
+        Registry {
+            own_id: own_id.to_owned(),
+            nodes,
+            lost_for,
+        }
+    }
+
+    pub fn own_id(&self) -> &str {
+        &self.own_id
+    }
+
+    /// Section 6, steps 1 to 3: a message from `author` arrived from `host`.
+    pub fn observe(&mut self, author: &str, host: Ipv4Addr) -> Observed {
+        if author == self.own_id {
+            return Observed::Own;
+        }
+        match self.nodes.get_mut(author) {
+            Some(entry) => {
+                entry.lost_until = None;
+                Observed::Known
+            }
+            None => {
+                self.nodes.insert(
+                    author.to_owned(),
+                    Entry {
+                        host,
+                        lost_until: None,
+                    },
+                );
+                Observed::Newcomer
+            }
+        }
+    }
+
+    /// Section 6, step 4: add the unknown nodes of a TAKE_TOKEN's table.
+    /// Returns the entries that were skipped because the host is not an
+    /// IPv4 address or the id is empty.
+    pub fn merge(&mut self, nodes: &Nodes) -> Vec<(NodeId, String)> {
+        let mut rejected = Vec::new();
+        for (id, host) in nodes {
+            if self.nodes.contains_key(id) {
+                continue;
+            }
+            match host.parse::<Ipv4Addr>() {
+                Ok(host) if !id.is_empty() => {
+                    self.nodes.insert(
+                        id.clone(),
+                        Entry {
+                            host,
+                            lost_until: None,
+                        },
+                    );
+                }
+                _ => rejected.push((id.clone(), host.clone())),
+            }
+        }
+        rejected
+    }
+
+    /// A TCP send to `id` failed (section 1).
+    pub fn mark_lost(&mut self, id: &str, now: Instant) {
+        let until = now + self.lost_for;
+        if let Some(entry) = self.nodes.get_mut(id) {
+            entry.lost_until = Some(until);
+        }
+    }
+
+    fn is_lost(entry: &Entry, now: Instant) -> bool {
+        entry.lost_until.is_some_and(|until| now < until)
+    }
+
+    /// The next node after us in ring order that is not marked lost, or
+    /// `None` if we are alone.
+    pub fn next(&self, now: Instant) -> Option<(NodeId, Ipv4Addr)> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let after = self
+            .nodes
+            .range::<str, _>((Excluded(self.own_id.as_str()), Unbounded));
+        let before = self
+            .nodes
+            .range::<str, _>((Unbounded, Excluded(self.own_id.as_str())));
+        after
+            .chain(before)
+            .find(|(_, entry)| !Self::is_lost(entry, now))
+            .map(|(id, entry)| (id.clone(), entry.host))
+    }
+
+    /// The table TAKE_TOKEN carries: every node, ourselves included.
+    pub fn nodes(&self) -> Nodes {
+        self.nodes
+            .iter()
+            .map(|(id, e)| (id.clone(), e.host.to_string()))
+            .collect()
+    }
+
+    pub fn host_of(&self, id: &str) -> Option<Ipv4Addr> {
+        self.nodes.get(id).map(|e| e.host)
+    }
+
+    /// Every member in ring order.
+    pub fn members(&self, now: Instant) -> Vec<Member> {
+        self.nodes
+            .iter()
+            .map(|(id, e)| Member {
+                id: id.clone(),
+                host: e.host,
+                lost: Self::is_lost(e, now),
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, 0, 0, last)
+    }
+
+    fn ring(own: &str, others: &[&str]) -> Registry {
+        let mut r = Registry::new(own, ip(1), Duration::from_secs(2));
+        for (i, id) in others.iter().enumerate() {
+            assert_eq!(r.observe(id, ip(10 + i as u8)), Observed::Newcomer);
+        }
+        r
+    }
+
+    #[test]
+    fn own_messages_are_recognised() {
+        let mut r = ring("n1", &[]);
+        assert_eq!(r.observe("n1", ip(1)), Observed::Own);
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn alone_there_is_no_next() {
+        let r = ring("n1", &[]);
+        assert_eq!(r.next(Instant::now()), None);
+    }
+
+    #[test]
+    fn next_is_the_following_id_byte_wise_and_wraps() {
+        let now = Instant::now();
+        let r = ring("n2", &["n1", "n3", "n10"]);
+        // Byte-wise order: n1 < n10 < n2 < n3.
+        assert_eq!(r.next(now).unwrap().0, "n3");
+        let r = ring("n3", &["n1", "n2", "n10"]);
+        assert_eq!(r.next(now).unwrap().0, "n1");
+        let r = ring("n1", &["n2", "n10"]);
+        assert_eq!(r.next(now).unwrap().0, "n10");
+    }
+
+    #[test]
+    fn lost_nodes_are_skipped_until_the_mark_expires() {
+        let now = Instant::now();
+        let mut r = ring("a", &["b", "c"]);
+        r.mark_lost("b", now);
+        assert_eq!(r.next(now).unwrap().0, "c");
+        assert_eq!(r.next(now + Duration::from_millis(1999)).unwrap().0, "c");
+        assert_eq!(r.next(now + Duration::from_secs(2)).unwrap().0, "b");
+    }
+
+    #[test]
+    fn any_message_clears_the_lost_mark() {
+        let now = Instant::now();
+        let mut r = ring("a", &["b", "c"]);
+        r.mark_lost("b", now);
+        assert_eq!(r.observe("b", ip(10)), Observed::Known);
+        assert_eq!(r.next(now).unwrap().0, "b");
+    }
+
+    #[test]
+    fn all_others_lost_means_alone() {
+        let now = Instant::now();
+        let mut r = ring("a", &["b"]);
+        r.mark_lost("b", now);
+        assert_eq!(r.next(now), None);
+    }
+
+    #[test]
+    fn merge_adds_unknown_nodes_and_rejects_bad_hosts() {
+        let mut r = ring("a", &["b"]);
+        let nodes: Nodes = [
+            ("a", "9.9.9.9"),
+            ("b", "9.9.9.9"),
+            ("c", "127.0.0.7"),
+            ("d", "not-an-ip"),
+            ("", "127.0.0.8"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let rejected = r.merge(&nodes);
+        assert_eq!(rejected.len(), 2);
+        assert_eq!(
+            r.host_of("a"),
+            Some(ip(1)),
+            "known entries are not overwritten"
+        );
+        assert_eq!(r.host_of("b"), Some(ip(10)));
+        assert_eq!(r.host_of("c"), Some(ip(7)));
+        assert_eq!(r.host_of("d"), None);
+        assert_eq!(r.nodes().len(), 3);
+    }
+}
