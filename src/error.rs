@@ -31,6 +31,8 @@ pub enum StartError {
     NoSuchInterface(String),
     #[error("interface {0:?} has no IPv4 broadcast address; pass --broadcast")]
     NoBroadcast(String),
-    #[error("{0} is not an address of this machine; pass one of this machine's IPv4 addresses to --bind (see `ip -4 addr`)")]
+    #[error(
+        "{0} is not an address of this machine; pass one of this machine's IPv4 addresses to --bind (see `ip -4 addr`)"
+    )]
     NotLocal(std::net::Ipv4Addr),
 }

@@ -14,12 +14,7 @@ pub struct WarnLimiter {
 
 impl WarnLimiter {
     pub fn new(per_second: u32) -> Self {
-        WarnLimiter {
-            per_window: per_second,
-            window_start: None,
-            in_window: 0,
-            suppressed: 0,
-        }
+        WarnLimiter { per_window: per_second, window_start: None, in_window: 0, suppressed: 0 }
     }
 
     /// `Some(n)` if a warning may be logged now, `n` being how many were

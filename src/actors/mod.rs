@@ -117,26 +117,9 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
         next_hop: registry_addr.clone().recipient(),
         members: registry_addr.clone().recipient(),
     };
-    let state = StateMachine::new(
-        machine,
-        peers,
-        Arc::clone(&pi),
-        config.bind,
-        config.summary_every,
-    )
-    .start();
+    let state = StateMachine::new(machine, peers, Arc::clone(&pi), config.bind, config.summary_every).start();
 
     let registry = Registry::new(&config.id, config.bind, config.timing.waiter);
-    registry_ctx.run(RegistryActor::new(
-        registry,
-        state.clone().recipient(),
-        tcp.clone().recipient(),
-    ));
-    Ok(RunningNode {
-        state,
-        registry: registry_addr,
-        udp,
-        tcp,
-        pi,
-    })
+    registry_ctx.run(RegistryActor::new(registry, state.clone().recipient(), tcp.clone().recipient()));
+    Ok(RunningNode { state, registry: registry_addr, udp, tcp, pi })
 }

@@ -18,20 +18,11 @@ pub struct RegistryActor {
 
 impl RegistryActor {
     pub fn new(registry: Registry, state: Recipient<Deliver>, tcp: Recipient<SendTo>) -> Self {
-        RegistryActor {
-            registry,
-            state,
-            tcp,
-        }
+        RegistryActor { registry, state, tcp }
     }
 
     fn log_members(&self) {
-        let members: Vec<String> = self
-            .registry
-            .members(Instant::now())
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
+        let members: Vec<String> = self.registry.members(Instant::now()).into_iter().map(|m| m.id).collect();
         log::info!("ring members ({}): {}", members.len(), members.join(" "));
     }
 }
@@ -54,10 +45,7 @@ impl Handler<Inbound> for RegistryActor {
                 self.log_members();
                 if via == Via::Udp {
                     let ping = Message::new(self.registry.own_id(), Body::Ping);
-                    self.tcp.do_send(SendTo {
-                        to: from,
-                        message: ping,
-                    });
+                    self.tcp.do_send(SendTo { to: from, message: ping });
                 }
             }
         }
@@ -65,7 +53,10 @@ impl Handler<Inbound> for RegistryActor {
         if let Body::TakeToken { nodes, .. } = &message.body {
             let before = self.registry.len();
             for (id, host) in self.registry.merge(nodes) {
-                log::warn!("ignoring node {id:?} at {host:?} in the table from {}: not a valid id and IPv4 address", message.author);
+                log::warn!(
+                    "ignoring node {id:?} at {host:?} in the table from {}: not a valid id and IPv4 address",
+                    message.author
+                );
             }
             if self.registry.len() != before {
                 self.log_members();
@@ -86,11 +77,7 @@ impl Handler<NextHop> for RegistryActor {
             self.registry.mark_lost(&failed, now);
         }
         let (id, host) = self.registry.next(now)?;
-        Some(Hop {
-            id,
-            host,
-            nodes: self.registry.nodes(),
-        })
+        Some(Hop { id, host, nodes: self.registry.nodes() })
     }
 }
 

@@ -85,10 +85,7 @@ impl StateMachine {
 
     fn carry_out(&mut self, output: Output, ctx: &mut Context<Self>) {
         match output {
-            Output::Broadcast(message) => self.peers.udp.do_send(Broadcast {
-                message,
-                port: Port::Ring,
-            }),
+            Output::Broadcast(message) => self.peers.udp.do_send(Broadcast { message, port: Port::Ring }),
             Output::Send { to, message } => {
                 let tcp = self.peers.tcp.clone();
                 ctx.spawn(
@@ -104,47 +101,32 @@ impl StateMachine {
                 );
             }
             Output::SetTimer { timer, after } => {
-                let handle =
-                    ctx.run_later(after, move |act, ctx| act.feed(Input::Timer(timer), ctx));
+                let handle = ctx.run_later(after, move |act, ctx| act.feed(Input::Timer(timer), ctx));
                 if let Some(old) = self.timers.insert(timer.kind, handle) {
                     ctx.cancel_future(old);
                 }
             }
-            Output::Compute { epoch, len } => {
-                match self.pi.cached_expansion(len) {
-                    Some(expansion) => ctx.notify(Feed(Input::Computed { epoch, expansion })),
-                    None => {
-                        let pi = Arc::clone(&self.pi);
-                        ctx.spawn(
-                        async move { tokio::task::spawn_blocking(move || pi.expansion(len)).await }.into_actor(self).map(
-                            move |result, act, ctx| match result {
+            Output::Compute { epoch, len } => match self.pi.cached_expansion(len) {
+                Some(expansion) => ctx.notify(Feed(Input::Computed { epoch, expansion })),
+                None => {
+                    let pi = Arc::clone(&self.pi);
+                    ctx.spawn(
+                        async move { tokio::task::spawn_blocking(move || pi.expansion(len)).await }
+                            .into_actor(self)
+                            .map(move |result, act, ctx| match result {
                                 Ok(expansion) => act.feed(Input::Computed { epoch, expansion }, ctx),
                                 Err(e) => log::error!("digit computation failed: {e}"),
-                            },
-                        ),
+                            }),
                     );
-                    }
                 }
-            }
+            },
             Output::PassToken { epoch, token, data } => {
-                let hand_off = hand_off(
-                    self.peers.clone(),
-                    self.machine.id().to_owned(),
-                    token,
-                    data,
-                );
+                let hand_off = hand_off(self.peers.clone(), self.machine.id().to_owned(), token, data);
                 ctx.spawn(
-                    hand_off
-                        .into_actor(self)
-                        .map(move |to, act, ctx| act.feed(Input::Passed { epoch, to }, ctx)),
+                    hand_off.into_actor(self).map(move |to, act, ctx| act.feed(Input::Passed { epoch, to }, ctx)),
                 );
             }
-            Output::StateChanged {
-                old,
-                new,
-                token,
-                progress,
-            } => {
+            Output::StateChanged { old, new, token, progress } => {
                 for (_, handle) in self.timers.drain() {
                     ctx.cancel_future(handle);
                 }
@@ -152,15 +134,9 @@ impl StateMachine {
                     self.holdings += 1;
                 }
                 // Routine hand-offs are per-pass detail; other changes matter.
-                let routine = matches!(
-                    (old, new),
-                    (StateName::Waiter, StateName::Owner) | (StateName::Owner, StateName::Waiter)
-                );
-                let level = if routine {
-                    log::Level::Debug
-                } else {
-                    log::Level::Info
-                };
+                let routine =
+                    matches!((old, new), (StateName::Waiter, StateName::Owner) | (StateName::Owner, StateName::Waiter));
+                let level = if routine { log::Level::Debug } else { log::Level::Info };
                 log::log!(
                     level,
                     "{}: {old} -> {new}, token {token}, {} digits",
@@ -174,10 +150,7 @@ impl StateMachine {
 
     /// MY_STATE on the monitoring port.
     fn announce(&self, old: StateName, new: StateName, token: Token, progress: usize) {
-        let timestamp_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let state = MyState {
             old_state: old.as_wire().to_owned(),
             new_state: new.as_wire().to_owned(),
@@ -188,10 +161,7 @@ impl StateMachine {
             digits_tail: Some(self.machine.expansion().tail(20).to_owned()),
         };
         let message = Message::new(self.machine.id(), Body::MyState(state));
-        self.peers.udp.do_send(Broadcast {
-            message,
-            port: Port::Monitor,
-        });
+        self.peers.udp.do_send(Broadcast { message, port: Port::Monitor });
     }
 
     fn summarise(&mut self, ctx: &mut Context<Self>) {
@@ -208,14 +178,10 @@ impl StateMachine {
             (self.holdings - holdings_then) as f64 / secs,
         );
         self.last_summary = (now, self.holdings, progress);
-        ctx.spawn(self.peers.members.send(GetMembers).into_actor(self).map(
-            move |members, _, _| {
-                let members = members
-                    .map(|m| m.iter().filter(|m| !m.lost).count())
-                    .unwrap_or(0);
-                log::info!("{line} | {members} nodes in the ring");
-            },
-        ));
+        ctx.spawn(self.peers.members.send(GetMembers).into_actor(self).map(move |members, _, _| {
+            let members = members.map(|m| m.iter().filter(|m| !m.lost).count()).unwrap_or(0);
+            log::info!("{line} | {members} nodes in the ring");
+        }));
     }
 }
 
@@ -225,27 +191,10 @@ impl StateMachine {
 async fn hand_off(peers: Peers, own_id: NodeId, token: Token, data: Expansion) -> Option<NodeId> {
     let mut failed = None;
     loop {
-        let hop = peers
-            .next_hop
-            .send(NextHop {
-                failed: failed.take(),
-            })
-            .await
-            .ok()??;
-        let body = Body::TakeToken {
-            token: token.clone(),
-            nodes: hop.nodes,
-            data: data.clone(),
-        };
+        let hop = peers.next_hop.send(NextHop { failed: failed.take() }).await.ok()??;
+        let body = Body::TakeToken { token: token.clone(), nodes: hop.nodes, data: data.clone() };
         let message = Message::new(&own_id, body);
-        match peers
-            .tcp
-            .send(SendTo {
-                to: hop.host,
-                message,
-            })
-            .await
-        {
+        match peers.tcp.send(SendTo { to: hop.host, message }).await {
             Ok(Ok(())) => return Some(hop.id),
             Ok(Err(e)) => log::warn!("hand-off to {} failed: {e}", hop.id),
             Err(e) => log::warn!("hand-off to {} failed: {e}", hop.id),

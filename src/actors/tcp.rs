@@ -52,39 +52,18 @@ pub struct TcpEndpoint {
 
 impl TcpEndpoint {
     /// Bind the listener (must run inside the actor system).
-    pub fn bind(
-        config: TcpConfig,
-        registry: Recipient<Inbound>,
-        pi: Arc<PiDigits>,
-    ) -> Result<Self, StartError> {
+    pub fn bind(config: TcpConfig, registry: Recipient<Inbound>, pi: Arc<PiDigits>) -> Result<Self, StartError> {
         let addr = SocketAddrV4::new(config.bind, config.port);
-        let error = |what| {
-            move |source| StartError::Socket {
-                what,
-                addr: addr.to_string(),
-                source,
-            }
-        };
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
-            .map_err(error("create a TCP socket for"))?;
+        let error = |what| move |source| StartError::Socket { what, addr: addr.to_string(), source };
+        let socket =
+            Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).map_err(error("create a TCP socket for"))?;
         // Restarting a node must not wait for old connections' TIME_WAIT.
-        socket
-            .set_reuse_address(true)
-            .map_err(error("set SO_REUSEADDR on"))?;
-        socket
-            .set_nonblocking(true)
-            .map_err(error("make non-blocking"))?;
+        socket.set_reuse_address(true).map_err(error("set SO_REUSEADDR on"))?;
+        socket.set_nonblocking(true).map_err(error("make non-blocking"))?;
         socket.bind(&addr.into()).map_err(error("bind TCP"))?;
-        socket
-            .listen(config.backlog as i32)
-            .map_err(error("listen on"))?;
+        socket.listen(config.backlog as i32).map_err(error("listen on"))?;
         let listener = TcpListener::from_std(socket.into()).map_err(error("register TCP"))?;
-        Ok(TcpEndpoint {
-            listener: Some(listener),
-            config,
-            registry,
-            pi,
-        })
+        Ok(TcpEndpoint { listener: Some(listener), config, registry, pi })
     }
 }
 
@@ -158,10 +137,7 @@ impl Server {
                 return;
             }
             Ok(Err(e)) => {
-                warn_limited!(
-                    self.warnings.borrow_mut(),
-                    "reading from {peer} failed: {e}"
-                );
+                warn_limited!(self.warnings.borrow_mut(), "reading from {peer} failed: {e}");
                 return;
             }
             Ok(Ok(_)) => {}
@@ -171,30 +147,21 @@ impl Server {
         let Some(message) = self.decode(buf, from).await else {
             return;
         };
-        self.registry.do_send(Inbound {
-            message,
-            from,
-            via: Via::Tcp,
-        });
+        self.registry.do_send(Inbound { message, from, via: Via::Tcp });
     }
 
     /// Decode and verify one message; `None` (after a warning) if invalid.
     async fn decode(&self, buf: Vec<u8>, from: Ipv4Addr) -> Option<Message> {
         let cap = self.config.max_message_bytes;
         let raw = if buf.len() >= BLOCKING_DECODE_BYTES {
-            tokio::task::spawn_blocking(move || RawMessage::decode(&buf, cap))
-                .await
-                .ok()?
+            tokio::task::spawn_blocking(move || RawMessage::decode(&buf, cap)).await.ok()?
         } else {
             RawMessage::decode(&buf, cap)
         };
         let raw = match raw {
             Ok(raw) => raw,
             Err(e) => {
-                warn_limited!(
-                    self.warnings.borrow_mut(),
-                    "dropped a bad message from {from}: {e}"
-                );
+                warn_limited!(self.warnings.borrow_mut(), "dropped a bad message from {from}: {e}");
                 return None;
             }
         };
@@ -210,9 +177,7 @@ impl Server {
         };
         let (message, report) = if needs_thread {
             let pi = Arc::clone(&self.pi);
-            tokio::task::spawn_blocking(move || raw.verify(&pi))
-                .await
-                .ok()?
+            tokio::task::spawn_blocking(move || raw.verify(&pi)).await.ok()?
         } else {
             raw.verify(&self.pi)
         };
@@ -235,25 +200,17 @@ pub async fn send_message(
     bytes: &[u8],
     connect_timeout: Duration,
 ) -> Result<(), SendError> {
-    let connect_error = |e: std::io::Error| SendError::Connect {
-        addr: to,
-        reason: e.to_string(),
-    };
+    let connect_error = |e: std::io::Error| SendError::Connect { addr: to, reason: e.to_string() };
     let socket = TcpSocket::new_v4().map_err(connect_error)?;
     allow_port_reuse_at_connect(&socket);
-    socket
-        .bind(SocketAddrV4::new(bind, 0).into())
-        .map_err(connect_error)?;
+    socket.bind(SocketAddrV4::new(bind, 0).into()).map_err(connect_error)?;
     let mut stream = match tokio::time::timeout(connect_timeout, socket.connect(to.into())).await {
         Err(_) => return Err(SendError::ConnectTimeout { addr: to }),
         Ok(Err(e)) => return Err(connect_error(e)),
         Ok(Ok(stream)) => stream,
     };
     let _ = stream.set_nodelay(true);
-    let write_error = |e: std::io::Error| SendError::Write {
-        addr: to,
-        reason: e.to_string(),
-    };
+    let write_error = |e: std::io::Error| SendError::Write { addr: to, reason: e.to_string() };
     stream.write_all(bytes).await.map_err(write_error)?;
     stream.shutdown().await.map_err(write_error)?;
     Ok(())
@@ -278,10 +235,7 @@ fn allow_port_reuse_at_connect(socket: &TcpSocket) {
             )
         };
         if rc != 0 {
-            log::debug!(
-                "IP_BIND_ADDRESS_NO_PORT not available: {}",
-                std::io::Error::last_os_error()
-            );
+            log::debug!("IP_BIND_ADDRESS_NO_PORT not available: {}", std::io::Error::last_os_error());
         }
     }
 }

@@ -67,21 +67,11 @@ pub struct UdpEndpoint {
 /// A socket on `0.0.0.0:port` that shares the port with other nodes.
 pub fn shared_listener(port: u16) -> Result<UdpSocket, StartError> {
     let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
-    let error = |what| {
-        move |source| StartError::Socket {
-            what,
-            addr: addr.to_string(),
-            source,
-        }
-    };
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-        .map_err(error("create a UDP socket for"))?;
-    socket
-        .set_reuse_address(true)
-        .map_err(error("set SO_REUSEADDR on"))?;
-    socket
-        .set_nonblocking(true)
-        .map_err(error("make non-blocking"))?;
+    let error = |what| move |source| StartError::Socket { what, addr: addr.to_string(), source };
+    let socket =
+        Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(error("create a UDP socket for"))?;
+    socket.set_reuse_address(true).map_err(error("set SO_REUSEADDR on"))?;
+    socket.set_nonblocking(true).map_err(error("make non-blocking"))?;
     socket.bind(&addr.into()).map_err(error("bind UDP"))?;
     UdpSocket::from_std(socket.into()).map_err(error("register UDP"))
 }
@@ -91,21 +81,11 @@ impl UdpEndpoint {
     pub fn bind(config: &UdpConfig, registry: Recipient<Inbound>) -> Result<Self, StartError> {
         let receiver = shared_listener(config.ring_port)?;
         let addr = SocketAddrV4::new(config.bind, 0);
-        let error = |what| {
-            move |source| StartError::Socket {
-                what,
-                addr: addr.to_string(),
-                source,
-            }
-        };
-        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-            .map_err(error("create a UDP socket for"))?;
-        socket
-            .set_broadcast(true)
-            .map_err(error("set SO_BROADCAST on"))?;
-        socket
-            .set_nonblocking(true)
-            .map_err(error("make non-blocking"))?;
+        let error = |what| move |source| StartError::Socket { what, addr: addr.to_string(), source };
+        let socket =
+            Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(error("create a UDP socket for"))?;
+        socket.set_broadcast(true).map_err(error("set SO_BROADCAST on"))?;
+        socket.set_nonblocking(true).map_err(error("make non-blocking"))?;
         socket.bind(&addr.into()).map_err(error("bind UDP"))?;
         let sender = UdpSocket::from_std(socket.into()).map_err(error("register UDP"))?;
         Ok(UdpEndpoint {
@@ -149,15 +129,8 @@ impl StreamHandler<Datagram> for UdpEndpoint {
             }
         };
         match raw.without_data() {
-            Ok(Message {
-                body: Body::MyState(_),
-                ..
-            }) => {} // monitors' traffic, not the ring's
-            Ok(message) => self.registry.do_send(Inbound {
-                message,
-                from: *from.ip(),
-                via: Via::Udp,
-            }),
+            Ok(Message { body: Body::MyState(_), .. }) => {} // monitors' traffic, not the ring's
+            Ok(message) => self.registry.do_send(Inbound { message, from: *from.ip(), via: Via::Udp }),
             Err(_) => {
                 warn_limited!(
                     self.warnings,

@@ -169,18 +169,12 @@ fn addresses(args: &Args) -> Result<(Ipv4Addr, Ipv4Addr), StartError> {
         _ => None,
     };
     if let Some(name) = &args.interface {
-        let found = interfaces()?
-            .into_iter()
-            .filter(|i| &i.name == name)
-            .find_map(|i| v4(&i));
+        let found = interfaces()?.into_iter().filter(|i| &i.name == name).find_map(|i| v4(&i));
         let addr = found.ok_or_else(|| StartError::NoSuchInterface(name.clone()))?;
         let broadcast = args
             .broadcast
             .or(addr.broadcast)
-            .or(addr
-                .ip
-                .is_loopback()
-                .then_some(Ipv4Addr::new(127, 255, 255, 255)))
+            .or(addr.ip.is_loopback().then_some(Ipv4Addr::new(127, 255, 255, 255)))
             .ok_or_else(|| StartError::NoBroadcast(name.clone()))?;
         return Ok((addr.ip, broadcast));
     }
@@ -191,9 +185,7 @@ fn addresses(args: &Args) -> Result<(Ipv4Addr, Ipv4Addr), StartError> {
     if bind.is_loopback() {
         return Ok((bind, Ipv4Addr::new(127, 255, 255, 255)));
     }
-    let owner = interfaces()?
-        .into_iter()
-        .find_map(|i| v4(&i).filter(|a| a.ip == bind).map(|a| (i.name, a)));
+    let owner = interfaces()?.into_iter().find_map(|i| v4(&i).filter(|a| a.ip == bind).map(|a| (i.name, a)));
     match owner {
         Some((_, addr)) if addr.broadcast.is_some() => Ok((bind, addr.broadcast.unwrap())),
         Some((name, _)) => Err(StartError::NoBroadcast(name)),

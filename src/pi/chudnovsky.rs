@@ -31,8 +31,7 @@ pub fn fraction_digits(n: usize) -> String {
         let text = scaled.to_string();
         debug_assert_eq!(text.len(), n + guard + 1);
         let guard_part = &text.as_bytes()[1 + n..];
-        let undecided =
-            guard_part.iter().all(|&d| d == b'9') || guard_part.iter().all(|&d| d == b'0');
+        let undecided = guard_part.iter().all(|&d| d == b'9') || guard_part.iter().all(|&d| d == b'0');
         if !undecided {
             let mut digits = text;
             digits.truncate(1 + n);
@@ -63,8 +62,7 @@ fn split(a: u64, b: u64) -> (Integer, Integer, Integer) {
             (Integer::from(1u32), Integer::from(1u32))
         } else {
             let p = Integer::from(6 * a - 5) * Integer::from(2 * a - 1) * Integer::from(6 * a - 1);
-            let q =
-                Integer::from(a) * Integer::from(a) * Integer::from(a) * Integer::from(C3_OVER_24);
+            let q = Integer::from(a) * Integer::from(a) * Integer::from(a) * Integer::from(C3_OVER_24);
             (p, q)
         };
         let mut t = &p * Integer::from(13_591_409u64 + 545_140_134u64 * a);

@@ -32,10 +32,7 @@ pub struct Expansion {
 impl Expansion {
     /// The empty expansion `""` of a ring that has not computed anything.
     pub fn empty() -> Self {
-        Expansion {
-            text: Arc::from(""),
-            len: 0,
-        }
+        Expansion { text: Arc::from(""), len: 0 }
     }
 
     /// Length in characters, which is the token's `progress`.
@@ -161,8 +158,7 @@ impl PiDigits {
             return e;
         }
         self.grow_to(len);
-        self.cached_expansion(len)
-            .expect("cache grown to the requested length")
+        self.cached_expansion(len).expect("cache grown to the requested length")
     }
 
     /// The expansion after one more holding. Blocking if not cached.
@@ -184,10 +180,7 @@ impl PiDigits {
             }
         }
         let len = common_prefix_len(data.as_bytes(), text.as_bytes());
-        Verified {
-            expansion: Expansion { text, len },
-            received_len,
-        }
+        Verified { expansion: Expansion { text, len }, received_len }
     }
 
     fn grow_to(&self, len: usize) {
@@ -202,10 +195,7 @@ impl PiDigits {
         let mut text = String::with_capacity(HEAD.len() + digits);
         text.push_str(HEAD);
         text.push_str(&fraction_digits(digits));
-        log::debug!(
-            "pi: computed {digits} digits in {:.3} s",
-            started.elapsed().as_secs_f64()
-        );
+        log::debug!("pi: computed {digits} digits in {:.3} s", started.elapsed().as_secs_f64());
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::from(text);
     }
 }
@@ -222,12 +212,7 @@ fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
     while start + CHUNK <= n && a[start..start + CHUNK] == b[start..start + CHUNK] {
         start += CHUNK;
     }
-    start
-        + a[start..n]
-            .iter()
-            .zip(&b[start..n])
-            .take_while(|(x, y)| x == y)
-            .count()
+    start + a[start..n].iter().zip(&b[start..n]).take_while(|(x, y)| x == y).count()
 }
 
 #[cfg(test)]

@@ -113,22 +113,13 @@ pub enum Output {
     Send { to: Ipv4Addr, message: Message },
     /// TAKE_TOKEN to the next reachable node (the carrier adds the node
     /// table, marks unreachable nodes lost and tries the following ones).
-    PassToken {
-        epoch: u64,
-        token: Token,
-        data: Expansion,
-    },
+    PassToken { epoch: u64, token: Token, data: Expansion },
     /// Compute the expansion of length `len` (off the event loop).
     Compute { epoch: u64, len: usize },
     /// Arm a timer; disarm the previous one of the same kind.
     SetTimer { timer: TimerId, after: Duration },
     /// The behaviour changed (for MY_STATE and logs).
-    StateChanged {
-        old: StateName,
-        new: StateName,
-        token: Token,
-        progress: usize,
-    },
+    StateChanged { old: StateName, new: StateName, token: Token, progress: usize },
 }
 
 /// The current behaviour of the node.
@@ -227,11 +218,7 @@ impl Machine {
 
     /// The current token: `(len(data), author, revision)`.
     pub fn token(&self) -> Token {
-        Token::new(
-            self.expansion.len(),
-            &self.token_author,
-            self.token_revision,
-        )
+        Token::new(self.expansion.len(), &self.token_author, self.token_revision)
     }
 
     /// The candidate used while searching: `(len(data), own id, own revision + 1)`.
@@ -293,13 +280,9 @@ impl Machine {
 
     fn on_timer(&mut self, kind: TimerKind) {
         match (&self.behaviour, kind) {
-            (Behaviour::Owner(_), TimerKind::Heartbeat | TimerKind::Hold) => {
-                self.owner_on_timer(kind)
-            }
+            (Behaviour::Owner(_), TimerKind::Heartbeat | TimerKind::Hold) => self.owner_on_timer(kind),
             (Behaviour::Waiter, TimerKind::Waiter) => self.waiter_on_timer(),
-            (Behaviour::Looser, TimerKind::LooserAsk | TimerKind::LooserAnswer) => {
-                self.looser_on_timer(kind)
-            }
+            (Behaviour::Looser, TimerKind::LooserAsk | TimerKind::LooserAnswer) => self.looser_on_timer(kind),
             (Behaviour::Generating, TimerKind::Generating) => self.generating_on_timer(),
             // Timers are disarmed on every transition, so another state's
             // timer cannot be live here.
@@ -323,10 +306,7 @@ impl Machine {
         let mut holding = Holding::default();
         let target = extended_len(self.expansion.len()).min(self.config.max_len);
         if target > self.expansion.len() {
-            self.out.push(Output::Compute {
-                epoch: self.epoch,
-                len: target,
-            });
+            self.out.push(Output::Compute { epoch: self.epoch, len: target });
         } else {
             holding.computed = true; // target reached: nothing to extend
         }
@@ -352,51 +332,28 @@ impl Machine {
             Body::TokenIsHere { token } => {
                 if self.beats_ours(&token, &sender) {
                     // A better token exists: yield to it.
-                    log::info!(
-                        "{}: yielding to better token {token} held by {sender}",
-                        self.config.id
-                    );
+                    log::info!("{}: yielding to better token {token} held by {sender}", self.config.id);
                     self.send(from, Body::Ping);
                     self.enter(Behaviour::Waiter);
                 } else {
                     // Ours is better: tell the other holder, and everyone.
-                    let ours = Body::TokenIsHere {
-                        token: self.token(),
-                    };
+                    let ours = Body::TokenIsHere { token: self.token() };
                     self.send(from, ours);
                     self.broadcast_token_is_here();
                 }
             }
             Body::WhereIsToken => {
-                self.send(
-                    from,
-                    Body::TokenIsHere {
-                        token: self.token(),
-                    },
-                );
+                self.send(from, Body::TokenIsHere { token: self.token() });
             }
             Body::GeneratingToken { .. } => {
-                self.send(
-                    from,
-                    Body::TokenIsHere {
-                        token: self.token(),
-                    },
-                );
+                self.send(from, Body::TokenIsHere { token: self.token() });
                 self.broadcast_token_is_here();
             }
             Body::TakeToken { token, data, .. } => {
                 // Two tokens met: keep the better token and the longer
                 // expansion; stay OWNER.
-                let theirs = Token::new(
-                    data.len(),
-                    &token.author_node_id,
-                    token.author_token_revision,
-                );
-                log::info!(
-                    "{}: token {theirs} from {sender} met ours {}; merging",
-                    self.config.id,
-                    self.token()
-                );
+                let theirs = Token::new(data.len(), &token.author_node_id, token.author_token_revision);
+                log::info!("{}: token {theirs} from {sender} met ours {}; merging", self.config.id, self.token());
                 if theirs.is_better_than(&self.token()) {
                     self.token_author = theirs.author_node_id;
                     self.token_revision = theirs.author_token_revision;
@@ -443,37 +400,23 @@ impl Machine {
         };
         if holding.computed && holding.held && !holding.passing {
             holding.passing = true;
-            self.out.push(Output::PassToken {
-                epoch: self.epoch,
-                token: self.token(),
-                data: self.expansion.clone(),
-            });
+            self.out.push(Output::PassToken { epoch: self.epoch, token: self.token(), data: self.expansion.clone() });
         }
     }
 
     /// The hand-off finished: delivered means WAITER; nobody reachable
     /// means keep the token and compute again.
     fn owner_on_passed(&mut self, to: Option<NodeId>) {
-        if !matches!(
-            self.behaviour,
-            Behaviour::Owner(Holding { passing: true, .. })
-        ) {
+        if !matches!(self.behaviour, Behaviour::Owner(Holding { passing: true, .. })) {
             return;
         }
         match to {
             Some(next) => {
-                log::debug!(
-                    "{}: passed token {} to {next}",
-                    self.config.id,
-                    self.token()
-                );
+                log::debug!("{}: passed token {} to {next}", self.config.id, self.token());
                 self.enter(Behaviour::Waiter);
             }
             None => {
-                log::debug!(
-                    "{}: no other node reachable; keeping the token",
-                    self.config.id
-                );
+                log::debug!("{}: no other node reachable; keeping the token", self.config.id);
                 self.begin_holding();
             }
         }
@@ -493,20 +436,13 @@ impl Machine {
                 self.enter_owner();
             }
             Body::WhereIsToken => self.send(from, Body::TokenWasHereRecently),
-            Body::Ping
-            | Body::GeneratingToken { .. }
-            | Body::TokenWasHereRecently
-            | Body::MyState(_) => {}
+            Body::Ping | Body::GeneratingToken { .. } | Body::TokenWasHereRecently | Body::MyState(_) => {}
         }
     }
 
     /// `waiter` fired: the token is lost.
     fn waiter_on_timer(&mut self) {
-        log::info!(
-            "{}: no heartbeat for {:?}; the token is lost",
-            self.config.id,
-            self.config.timing.waiter
-        );
+        log::info!("{}: no heartbeat for {:?}; the token is lost", self.config.id, self.config.timing.waiter);
         self.enter(Behaviour::Looser);
     }
 
@@ -546,10 +482,7 @@ impl Machine {
                 self.arm(TimerKind::LooserAsk, self.config.timing.looser_ask);
             }
             TimerKind::LooserAnswer => {
-                log::info!(
-                    "{}: nobody answered WHERE_IS_TOKEN; claiming the token",
-                    self.config.id
-                );
+                log::info!("{}: nobody answered WHERE_IS_TOKEN; claiming the token", self.config.id);
                 self.enter(Behaviour::Generating);
             }
             _ => {}
@@ -559,9 +492,7 @@ impl Machine {
     // ----- GENERATING --------------------------------------------------
 
     fn generating_on_entry(&mut self) {
-        self.broadcast(Body::GeneratingToken {
-            token: self.candidate(),
-        });
+        self.broadcast(Body::GeneratingToken { token: self.candidate() });
         self.arm(TimerKind::Generating, self.config.timing.generating);
     }
 
@@ -576,22 +507,13 @@ impl Machine {
                 if token.is_better_than(&self.candidate()) {
                     self.enter(Behaviour::Looser);
                 } else {
-                    self.send(
-                        from,
-                        Body::GeneratingToken {
-                            token: self.candidate(),
-                        },
-                    );
+                    self.send(from, Body::GeneratingToken { token: self.candidate() });
                 }
             }
             Body::TakeToken { token, data, .. } => {
                 // The better of our candidate and the received token, with
                 // the longer expansion.
-                let theirs = Token::new(
-                    data.len(),
-                    &token.author_node_id,
-                    token.author_token_revision,
-                );
+                let theirs = Token::new(data.len(), &token.author_node_id, token.author_token_revision);
                 if self.candidate().is_better_than(&theirs) {
                     self.generate_token();
                     self.adopt_longer(data);
@@ -651,17 +573,8 @@ impl Machine {
         self.epoch += 1;
         self.behaviour = next;
         let new = self.behaviour.name();
-        let token = if new == StateName::Generating {
-            self.candidate()
-        } else {
-            self.token()
-        };
-        self.out.push(Output::StateChanged {
-            old,
-            new,
-            token,
-            progress: self.expansion.len(),
-        });
+        let token = if new == StateName::Generating { self.candidate() } else { self.token() };
+        self.out.push(Output::StateChanged { old, new, token, progress: self.expansion.len() });
         match new {
             StateName::Owner => self.owner_on_entry(),
             StateName::Waiter => self.waiter_on_entry(),
@@ -674,30 +587,18 @@ impl Machine {
     fn arm(&mut self, kind: TimerKind, after: Duration) {
         self.timer_seq += 1;
         self.timers[kind.index()] = Some(self.timer_seq);
-        self.out.push(Output::SetTimer {
-            timer: TimerId {
-                kind,
-                seq: self.timer_seq,
-            },
-            after,
-        });
+        self.out.push(Output::SetTimer { timer: TimerId { kind, seq: self.timer_seq }, after });
     }
 
     fn broadcast_token_is_here(&mut self) {
-        self.broadcast(Body::TokenIsHere {
-            token: self.token(),
-        });
+        self.broadcast(Body::TokenIsHere { token: self.token() });
     }
 
     fn broadcast(&mut self, body: Body) {
-        self.out
-            .push(Output::Broadcast(Message::new(&self.config.id, body)));
+        self.out.push(Output::Broadcast(Message::new(&self.config.id, body)));
     }
 
     fn send(&mut self, to: Ipv4Addr, body: Body) {
-        self.out.push(Output::Send {
-            to,
-            message: Message::new(&self.config.id, body),
-        });
+        self.out.push(Output::Send { to, message: Message::new(&self.config.id, body) });
     }
 }

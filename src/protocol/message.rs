@@ -107,11 +107,7 @@ pub struct MyState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<u64>,
     /// The sender's current token (or candidate while generating).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "opt_wire_token"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_wire_token")]
     pub token: Option<Token>,
     /// Milliseconds since the Unix epoch when the state changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,16 +132,9 @@ pub enum DecodeError {
     #[error("missing or empty author_node_id")]
     NoAuthor,
     #[error("{kind:?} message without its {field:?} field")]
-    MissingField {
-        kind: &'static str,
-        field: &'static str,
-    },
+    MissingField { kind: &'static str, field: &'static str },
     #[error("{what} has serial_code {found:?}, expected {expected}")]
-    SerialCode {
-        what: &'static str,
-        expected: i64,
-        found: Option<i64>,
-    },
+    SerialCode { what: &'static str, expected: i64, found: Option<i64> },
     #[error("token with an empty author_node_id")]
     EmptyTokenAuthor,
 }
@@ -208,12 +197,8 @@ mod opt_wire_token {
     pub fn serialize<S: serde::Serializer>(t: &Option<Token>, s: S) -> Result<S::Ok, S::Error> {
         t.as_ref().map(WireToken::from).serialize(s)
     }
-    pub fn deserialize<'de, De: serde::Deserializer<'de>>(
-        d: De,
-    ) -> Result<Option<Token>, De::Error> {
-        Option::<WireToken>::deserialize(d)?
-            .map(|w| Token::try_from(w).map_err(serde::de::Error::custom))
-            .transpose()
+    pub fn deserialize<'de, De: serde::Deserializer<'de>>(d: De) -> Result<Option<Token>, De::Error> {
+        Option::<WireToken>::deserialize(d)?.map(|w| Token::try_from(w).map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -221,11 +206,7 @@ fn check_serial(what: &'static str, expected: i64, found: Option<i64>) -> Result
     if found == Some(expected) {
         Ok(())
     } else {
-        Err(DecodeError::SerialCode {
-            what,
-            expected,
-            found,
-        })
+        Err(DecodeError::SerialCode { what, expected, found })
     }
 }
 
@@ -258,10 +239,7 @@ impl<D> Body<D> {
 
 impl<D> Message<D> {
     pub fn new(author: &str, body: Body<D>) -> Self {
-        Message {
-            author: author.to_owned(),
-            body,
-        }
+        Message { author: author.to_owned(), body }
     }
 
     /// Replace the data of a TAKE_TOKEN (other messages carry none).
@@ -271,18 +249,11 @@ impl<D> Message<D> {
             Body::TokenIsHere { token } => Body::TokenIsHere { token },
             Body::WhereIsToken => Body::WhereIsToken,
             Body::GeneratingToken { token } => Body::GeneratingToken { token },
-            Body::TakeToken { token, nodes, data } => Body::TakeToken {
-                token,
-                nodes,
-                data: f(data),
-            },
+            Body::TakeToken { token, nodes, data } => Body::TakeToken { token, nodes, data: f(data) },
             Body::TokenWasHereRecently => Body::TokenWasHereRecently,
             Body::MyState(s) => Body::MyState(s),
         };
-        Message {
-            author: self.author,
-            body,
-        }
+        Message { author: self.author, body }
     }
 }
 
@@ -314,9 +285,7 @@ impl<D: AsRef<str>> Message<D> {
             my_state: None,
         };
         match &self.body {
-            Body::TokenIsHere { token } | Body::GeneratingToken { token } => {
-                out.token = Some(token.into())
-            }
+            Body::TokenIsHere { token } | Body::GeneratingToken { token } => out.token = Some(token.into()),
             Body::TakeToken { token, nodes, data } => {
                 out.token = Some(token.into());
                 out.nodes = Some(nodes);
@@ -339,16 +308,10 @@ impl RawMessage {
     /// Decode one message (a datagram or a TCP message's bytes).
     pub fn decode(bytes: &[u8], max_len: usize) -> Result<RawMessage, DecodeError> {
         if bytes.len() > max_len {
-            return Err(DecodeError::TooLarge {
-                len: bytes.len(),
-                max: max_len,
-            });
+            return Err(DecodeError::TooLarge { len: bytes.len(), max: max_len });
         }
         let frame: Frame = serde_json::from_slice(bytes)?;
-        let author = frame
-            .author_node_id
-            .filter(|a| !a.is_empty())
-            .ok_or(DecodeError::NoAuthor)?;
+        let author = frame.author_node_id.filter(|a| !a.is_empty()).ok_or(DecodeError::NoAuthor)?;
         let kind: &'static str = match frame.kind.as_str() {
             "ping" => "ping",
             "token is here" => "token is here",
@@ -361,8 +324,7 @@ impl RawMessage {
         };
         let missing = |field| DecodeError::MissingField { kind, field };
         let wire_token = frame.token;
-        let token =
-            || -> Result<Token, DecodeError> { wire_token.ok_or(missing("token"))?.try_into() };
+        let token = || -> Result<Token, DecodeError> { wire_token.ok_or(missing("token"))?.try_into() };
         let body = match kind {
             "ping" => Body::Ping,
             "where is token" => Body::WhereIsToken,
@@ -372,11 +334,7 @@ impl RawMessage {
             "take token" => {
                 let nodes = frame.nodes.ok_or(missing("nodes"))?;
                 let data = frame.data.ok_or(missing("data"))?;
-                Body::TakeToken {
-                    token: token()?,
-                    nodes,
-                    data,
-                }
+                Body::TakeToken { token: token()?, nodes, data }
             }
             _ => Body::MyState(MyState {
                 token: token().ok(),
@@ -423,9 +381,9 @@ impl Message {
     /// The message's token, if it carries one.
     pub fn token(&self) -> Option<&Token> {
         match &self.body {
-            Body::TokenIsHere { token }
-            | Body::GeneratingToken { token }
-            | Body::TakeToken { token, .. } => Some(token),
+            Body::TokenIsHere { token } | Body::GeneratingToken { token } | Body::TakeToken { token, .. } => {
+                Some(token)
+            }
             _ => None,
         }
     }

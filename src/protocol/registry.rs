@@ -48,18 +48,8 @@ impl Registry {
     /// `lost_for` (the protocol uses the `waiter` timeout).
     pub fn new(own_id: &str, own_host: Ipv4Addr, lost_for: Duration) -> Self {
         let mut nodes = BTreeMap::new();
-        nodes.insert(
-            own_id.to_owned(),
-            Entry {
-                host: own_host,
-                lost_until: None,
-            },
-        );
-        Registry {
-            own_id: own_id.to_owned(),
-            nodes,
-            lost_for,
-        }
+        nodes.insert(own_id.to_owned(), Entry { host: own_host, lost_until: None });
+        Registry { own_id: own_id.to_owned(), nodes, lost_for }
     }
 
     pub fn own_id(&self) -> &str {
@@ -77,13 +67,7 @@ impl Registry {
                 Observed::Known
             }
             None => {
-                self.nodes.insert(
-                    author.to_owned(),
-                    Entry {
-                        host,
-                        lost_until: None,
-                    },
-                );
+                self.nodes.insert(author.to_owned(), Entry { host, lost_until: None });
                 Observed::Newcomer
             }
         }
@@ -100,13 +84,7 @@ impl Registry {
             }
             match host.parse::<Ipv4Addr>() {
                 Ok(host) if !id.is_empty() => {
-                    self.nodes.insert(
-                        id.clone(),
-                        Entry {
-                            host,
-                            lost_until: None,
-                        },
-                    );
+                    self.nodes.insert(id.clone(), Entry { host, lost_until: None });
                 }
                 _ => rejected.push((id.clone(), host.clone())),
             }
@@ -130,24 +108,14 @@ impl Registry {
     /// `None` if we are alone.
     pub fn next(&self, now: Instant) -> Option<(NodeId, Ipv4Addr)> {
         use std::ops::Bound::{Excluded, Unbounded};
-        let after = self
-            .nodes
-            .range::<str, _>((Excluded(self.own_id.as_str()), Unbounded));
-        let before = self
-            .nodes
-            .range::<str, _>((Unbounded, Excluded(self.own_id.as_str())));
-        after
-            .chain(before)
-            .find(|(_, entry)| !Self::is_lost(entry, now))
-            .map(|(id, entry)| (id.clone(), entry.host))
+        let after = self.nodes.range::<str, _>((Excluded(self.own_id.as_str()), Unbounded));
+        let before = self.nodes.range::<str, _>((Unbounded, Excluded(self.own_id.as_str())));
+        after.chain(before).find(|(_, entry)| !Self::is_lost(entry, now)).map(|(id, entry)| (id.clone(), entry.host))
     }
 
     /// The table TAKE_TOKEN carries: every node, ourselves included.
     pub fn nodes(&self) -> Nodes {
-        self.nodes
-            .iter()
-            .map(|(id, e)| (id.clone(), e.host.to_string()))
-            .collect()
+        self.nodes.iter().map(|(id, e)| (id.clone(), e.host.to_string())).collect()
     }
 
     pub fn host_of(&self, id: &str) -> Option<Ipv4Addr> {
@@ -156,14 +124,7 @@ impl Registry {
 
     /// Every member in ring order.
     pub fn members(&self, now: Instant) -> Vec<Member> {
-        self.nodes
-            .iter()
-            .map(|(id, e)| Member {
-                id: id.clone(),
-                host: e.host,
-                lost: Self::is_lost(e, now),
-            })
-            .collect()
+        self.nodes.iter().map(|(id, e)| Member { id: id.clone(), host: e.host, lost: Self::is_lost(e, now) }).collect()
     }
 
     pub fn len(&self) -> usize {
@@ -246,23 +207,14 @@ mod tests {
     #[test]
     fn merge_adds_unknown_nodes_and_rejects_bad_hosts() {
         let mut r = ring("a", &["b"]);
-        let nodes: Nodes = [
-            ("a", "9.9.9.9"),
-            ("b", "9.9.9.9"),
-            ("c", "127.0.0.7"),
-            ("d", "not-an-ip"),
-            ("", "127.0.0.8"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let nodes: Nodes =
+            [("a", "9.9.9.9"), ("b", "9.9.9.9"), ("c", "127.0.0.7"), ("d", "not-an-ip"), ("", "127.0.0.8")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         let rejected = r.merge(&nodes);
         assert_eq!(rejected.len(), 2);
-        assert_eq!(
-            r.host_of("a"),
-            Some(ip(1)),
-            "known entries are not overwritten"
-        );
+        assert_eq!(r.host_of("a"), Some(ip(1)), "known entries are not overwritten");
         assert_eq!(r.host_of("b"), Some(ip(10)));
         assert_eq!(r.host_of("c"), Some(ip(7)));
         assert_eq!(r.host_of("d"), None);

@@ -20,11 +20,7 @@ pub struct Token {
 
 impl Token {
     pub fn new(progress: usize, author: &str, revision: u64) -> Self {
-        Token {
-            progress: progress as u64,
-            author_node_id: author.to_owned(),
-            author_token_revision: revision,
-        }
+        Token { progress: progress as u64, author_node_id: author.to_owned(), author_token_revision: revision }
     }
 
     /// Whether `self` beats `other` when the two meet.
@@ -33,11 +29,7 @@ impl Token {
     }
 
     fn key(&self) -> (u64, &[u8], u64) {
-        (
-            self.progress,
-            self.author_node_id.as_bytes(),
-            self.author_token_revision,
-        )
+        (self.progress, self.author_node_id.as_bytes(), self.author_token_revision)
     }
 }
 
@@ -55,11 +47,7 @@ impl PartialOrd for Token {
 
 impl std::fmt::Display for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "({}, {}, r{})",
-            self.progress, self.author_node_id, self.author_token_revision
-        )
+        write!(f, "({}, {}, r{})", self.progress, self.author_node_id, self.author_token_revision)
     }
 }
 
