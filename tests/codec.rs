@@ -58,7 +58,11 @@ fn every_valid_sample_decodes_to_the_expected_message() {
         (
             "my_state.json",
             "n2",
-            Body::MyState(MyState { old_state: "NONE".into(), new_state: "LooserState".into(), ..Default::default() }),
+            Body::MyState(Box::new(MyState {
+                old_state: "NONE".into(),
+                new_state: "LooserState".into(),
+                ..Default::default()
+            })),
         ),
     ];
     let mut files: Vec<String> =

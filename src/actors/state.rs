@@ -160,7 +160,7 @@ impl StateMachine {
             host: Some(self.host.to_string()),
             digits_tail: Some(self.machine.expansion().tail(20).to_owned()),
         };
-        let message = Message::new(self.machine.id(), Body::MyState(state));
+        let message = Message::new(self.machine.id(), Body::MyState(Box::new(state)));
         self.peers.udp.do_send(Broadcast { message, port: Port::Monitor });
     }
 

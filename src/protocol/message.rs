@@ -49,7 +49,7 @@ pub enum Body<D = Expansion> {
     GeneratingToken { token: Token },
     TakeToken { token: Token, nodes: Nodes, data: D },
     TokenWasHereRecently,
-    MyState(MyState),
+    MyState(Box<MyState>),
 }
 
 /// The state names used by MY_STATE.
@@ -291,7 +291,7 @@ impl<D: AsRef<str>> Message<D> {
                 out.nodes = Some(nodes);
                 out.data = Some(data.as_ref());
             }
-            Body::MyState(state) => out.my_state = Some(state),
+            Body::MyState(state) => out.my_state = Some(&**state),
             Body::Ping | Body::WhereIsToken | Body::TokenWasHereRecently => {}
         }
         serde_json::to_vec(&out).expect("serialising plain data cannot fail")
@@ -336,7 +336,7 @@ impl RawMessage {
                 let data = frame.data.ok_or(missing("data"))?;
                 Body::TakeToken { token: token()?, nodes, data }
             }
-            _ => Body::MyState(MyState {
+            _ => Body::MyState(Box::new(MyState {
                 token: token().ok(),
                 old_state: frame.old_state.ok_or(missing("old_state"))?,
                 new_state: frame.new_state.ok_or(missing("new_state"))?,
@@ -344,7 +344,7 @@ impl RawMessage {
                 timestamp_ms: frame.timestamp_ms,
                 host: frame.host,
                 digits_tail: frame.digits_tail,
-            }),
+            })),
         };
         let message = Message { author, body };
         check_serial(kind, message.body.serial_code(), frame.serial_code)?;
