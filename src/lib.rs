@@ -2,6 +2,7 @@
 
 pub mod actors;
 pub mod error;
+pub mod monitor;
 pub mod pi;
 pub mod protocol;
 pub mod warn_limit;

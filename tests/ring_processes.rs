@@ -1,0 +1,113 @@
+//! Real `pi-ring-node` processes on 127.0.0.x: a 3-node ring passes the
+//! token with correct digits, survives garbage from the network, and
+//! recovers when the holder is killed with SIGKILL.
+//!
+//! Short timeouts keep this test to a few seconds; every wait is bounded.
+
+mod common;
+
+use common::{NodeProcess, Observer, Ports};
+use pi_ring::protocol::StateName;
+use std::net::{Ipv4Addr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+const HEARTBEAT_MS: u64 = 100;
+const WAITER_MS: u64 = 400;
+const LOOSER_ANSWER_MS: u64 = 400;
+const GENERATING_MS: u64 = 400;
+
+fn timing_args() -> Vec<String> {
+    [
+        ("--heartbeat-ms", HEARTBEAT_MS),
+        ("--waiter-ms", WAITER_MS),
+        ("--looser-ask-ms", 100),
+        ("--looser-answer-ms", LOOSER_ANSWER_MS),
+        ("--generating-ms", GENERATING_MS),
+        ("--hold-ms", 100),
+    ]
+    .iter()
+    .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+    .collect()
+}
+
+#[test]
+fn three_node_ring_passes_correct_digits_and_recovers_from_a_killed_holder() {
+    let ports = Ports::new(34100);
+    let observer = Observer::start(ports);
+    let args = timing_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut nodes: Vec<NodeProcess> =
+        (1..=3).map(|i| NodeProcess::start(&format!("n{i}"), Ipv4Addr::new(127, 0, 0, 40 + i), ports, &args)).collect();
+    let t0 = Instant::now();
+
+    // The ring forms and the token travels: every node holds it.
+    let first = observer.wait_for(t0, Duration::from_secs(10), |s| s.new == StateName::Owner);
+    let first = first.expect("no node became OWNER within 10 s");
+    eprintln!("first token after {:.2} s at {}", (first.at - t0).as_secs_f64(), first.node);
+    for node in &nodes {
+        let held = observer.wait_for(t0, Duration::from_secs(10), |s| s.node == node.id && s.new == StateName::Owner);
+        assert!(held.is_some(), "{} never held the token", node.id);
+    }
+
+    let grown = observer.wait_for(t0, Duration::from_secs(10), |s| s.progress >= 202);
+    assert!(grown.is_some(), "the ring did not reach 200 digits within 10 s");
+
+    // Garbage from the network is dropped; the ring goes on.
+    let garbage = UdpSocket::bind("127.0.0.1:0").unwrap();
+    garbage.set_broadcast(true).unwrap();
+    for bytes in [&b"hello"[..], b"{\"type\": \"take token\"", b"[1,2,3]", &[0xff; 3000]] {
+        garbage.send_to(bytes, ("127.255.255.255", ports.udp)).unwrap();
+    }
+    for node in &nodes {
+        use std::io::Write;
+        let mut s = TcpStream::connect((node.host, ports.tcp)).unwrap();
+        s.write_all(b"{\"serial_code\": 137344, \"type\": \"take token\", \"author_node_id\": \"x\"}").unwrap();
+    }
+    let after_garbage = Instant::now();
+    for node in &nodes {
+        let held = observer
+            .wait_for(after_garbage, Duration::from_secs(5), |s| s.node == node.id && s.new == StateName::Owner);
+        assert!(held.is_some(), "{} stopped taking part after garbage input", node.id);
+    }
+
+    // Kill the holder right after it takes the token.
+    let entry = observer
+        .wait_for(Instant::now(), Duration::from_secs(5), |s| s.new == StateName::Owner && s.old == StateName::Waiter)
+        .expect("the token stopped moving");
+    let victim = nodes.iter().position(|n| n.id == entry.node).unwrap();
+    nodes[victim].kill();
+    let killed_at = Instant::now();
+    let victim_id = nodes[victim].id.clone();
+    // What the survivors had: the longest expansion any of them announced.
+    let survivors_had = observer.seen().iter().filter(|s| s.node != victim_id).map(|s| s.progress).max().unwrap_or(0);
+    eprintln!("killed holder {victim_id} at progress {} (survivors had {survivors_had})", entry.progress);
+
+    let bound = Duration::from_millis(WAITER_MS + LOOSER_ANSWER_MS + GENERATING_MS);
+    let recovered = observer
+        .wait_for(killed_at, bound * 4, |s| {
+            s.node != victim_id && s.old == StateName::Generating && s.new == StateName::Owner
+        })
+        .expect("no survivor regenerated the token");
+    let recovery = recovered.at - killed_at;
+    eprintln!(
+        "recovered by {} after {:.3} s (bound {:.1} s)",
+        recovered.node,
+        recovery.as_secs_f64(),
+        bound.as_secs_f64()
+    );
+    assert!(
+        recovery <= bound + Duration::from_millis(600),
+        "recovery took {recovery:?}, more than waiter + looser_answer + generating = {bound:?} plus 0.6 s slack"
+    );
+    assert!(recovered.progress >= survivors_had, "digits lost: new token at {} < {survivors_had}", recovered.progress);
+
+    // The expansion continues from there, passing between the survivors.
+    let grown = observer.wait_for(recovered.at, Duration::from_secs(5), |s| s.progress >= recovered.progress + 60);
+    assert!(grown.is_some(), "the expansion stopped growing after recovery");
+
+    // Every expansion overheard, from start to end, was pi.
+    let wrong = observer.wrong();
+    assert!(wrong.is_empty(), "wrong digits seen: {wrong:?}");
+    let seen = observer.seen();
+    assert!(seen.len() > 20, "only {} state changes observed", seen.len());
+}
