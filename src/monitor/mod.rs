@@ -35,6 +35,8 @@ pub struct Recovery {
 pub struct RingView {
     nodes: BTreeMap<NodeId, NodeView>,
     holder: Option<NodeId>,
+    /// The holder announced it left OWNER and nobody entered since.
+    holder_left: bool,
     /// Last time any holder showed itself (entered OWNER or sent a heartbeat).
     last_holder_sign: Option<Instant>,
     /// Times at which some node entered OWNER, for passes per second.
@@ -55,6 +57,7 @@ impl RingView {
         RingView {
             nodes: BTreeMap::new(),
             holder: None,
+            holder_left: false,
             last_holder_sign: None,
             entries: VecDeque::new(),
             passes: 0,
@@ -113,14 +116,17 @@ impl RingView {
                     recovery = Some(r);
                 }
                 self.holder = Some(id.to_owned());
+                self.holder_left = false;
                 self.last_holder_sign = Some(now);
                 self.passes += 1;
                 self.entries.push_back(now);
             }
             _ => {
                 if self.holder.as_deref() == Some(id) {
-                    self.holder = None;
+                    // Usually the next holder's entry follows at once;
+                    // until then this node was the last to hold it.
                     self.last_holder_sign = Some(now);
+                    self.holder_left = true;
                 }
             }
         }
@@ -134,11 +140,19 @@ impl RingView {
         view.token = Some(token.clone());
         self.max_progress = self.max_progress.max(token.progress);
         self.holder = Some(id.to_owned());
+        self.holder_left = false;
         self.last_holder_sign = Some(now);
     }
 
-    pub fn holder(&self) -> Option<&str> {
-        self.holder.as_deref()
+    /// The node holding the token: the last one to take it, unless it has
+    /// let go and nobody took the token for a second.
+    pub fn holder_at(&self, now: Instant) -> Option<&str> {
+        let stale = self.holder_left && self.last_holder_sign.is_some_and(|t| now - t > Duration::from_secs(1));
+        if stale {
+            None
+        } else {
+            self.holder.as_deref()
+        }
     }
 
     pub fn nodes(&self) -> &BTreeMap<NodeId, NodeView> {
@@ -159,7 +173,7 @@ impl RingView {
         let members: Vec<String> = self.nodes.iter().map(|(id, v)| format!("{id}:{}", short(v.state))).collect();
         format!(
             "holder {:<12} digits {:>9}  passes/s {:>7.0}  nodes {} [{}]",
-            self.holder().unwrap_or("-"),
+            self.holder_at(now).unwrap_or("-"),
             self.max_progress.saturating_sub(2),
             rate,
             self.nodes.len(),
@@ -203,7 +217,7 @@ mod tests {
         view.apply(&my_state("a", StateName::Waiter, StateName::Owner, 42), HOST, t0);
         view.apply(&my_state("a", StateName::Owner, StateName::Waiter, 62), HOST, t0);
         view.apply(&my_state("b", StateName::Waiter, StateName::Owner, 62), HOST, t0);
-        assert_eq!(view.holder(), Some("b"));
+        assert_eq!(view.holder_at(t0), Some("b"));
         assert_eq!(view.passes, 2);
         assert_eq!(view.max_progress, 62);
         // b dies silently; its last heartbeat was at t0 + 1 s.
@@ -215,6 +229,9 @@ mod tests {
         let r = r.expect("a recovery");
         assert_eq!(r.by, "a");
         assert_eq!(r.gap, Some(Duration::from_secs(6)));
-        assert_eq!(view.holder(), Some("a"));
+        assert_eq!(view.holder_at(t1), Some("a"));
+        view.apply(&my_state("a", StateName::Owner, StateName::Looser, 62), HOST, t1);
+        assert_eq!(view.holder_at(t1), Some("a"));
+        assert_eq!(view.holder_at(t1 + Duration::from_secs(2)), None, "nobody took it");
     }
 }
