@@ -5,4 +5,5 @@ pub mod error;
 pub mod monitor;
 pub mod pi;
 pub mod protocol;
+pub mod testbed;
 pub mod warn_limit;

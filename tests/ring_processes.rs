@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{NodeProcess, Observer, Ports};
+use common::{start_node, NodeProcess, Observer, Ports};
 use pi_ring::protocol::StateName;
 use std::net::{Ipv4Addr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ fn three_node_ring_passes_correct_digits_and_recovers_from_a_killed_holder() {
     let args = timing_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut nodes: Vec<NodeProcess> =
-        (1..=3).map(|i| NodeProcess::start(&format!("n{i}"), Ipv4Addr::new(127, 0, 0, 40 + i), ports, &args)).collect();
+        (1..=3).map(|i| start_node(&format!("n{i}"), Ipv4Addr::new(127, 0, 0, 40 + i), ports, &args)).collect();
     let t0 = Instant::now();
 
     // The ring forms and the token travels: every node holds it.

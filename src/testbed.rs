@@ -1,0 +1,229 @@
+//! A ring of real `pi-ring-node` processes on loopback, for integration
+//! tests and benchmarks: a process guard that kills on drop, and an
+//! observer that listens to the ring like a monitor and checks every
+//! expansion tail it hears against the reference digits.
+
+use crate::actors::udp::MAX_DATAGRAM;
+use crate::protocol::{Body, RawMessage, StateName};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// "3," and the reference digits of shared/pi/pi-1m.txt: the wire form of
+/// pi. The file is looked up in `$PI_RING_SHARED/pi` or `../shared/pi`
+/// beside the project.
+pub fn reference_wire() -> &'static str {
+    static PI: OnceLock<String> = OnceLock::new();
+    PI.get_or_init(|| {
+        let shared = std::env::var_os("PI_RING_SHARED")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+        let path = shared.join("pi/pi-1m.txt");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.trim_end().replacen("3.", "3,", 1)
+    })
+}
+
+/// Ports of one test's ring, distinct from every other test's.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    pub udp: u16,
+    pub tcp: u16,
+    pub monitor: u16,
+}
+
+impl Ports {
+    pub fn new(base: u16) -> Self {
+        Ports { udp: base, tcp: base + 1, monitor: base + 2 }
+    }
+}
+
+/// A running node process, killed when dropped (even if the test fails).
+pub struct NodeProcess {
+    pub id: String,
+    binary: PathBuf,
+    pub host: Ipv4Addr,
+    child: Option<Child>,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl NodeProcess {
+    /// Start `binary` (a `pi-ring-node`) as node `id` on `host`.
+    pub fn start(binary: &std::path::Path, id: &str, host: Ipv4Addr, ports: Ports, extra: &[&str]) -> Self {
+        let mut args: Vec<String> = vec![
+            "--id".into(),
+            id.into(),
+            "--bind".into(),
+            host.to_string(),
+            "--broadcast".into(),
+            "127.255.255.255".into(),
+            "--udp-port".into(),
+            ports.udp.to_string(),
+            "--tcp-port".into(),
+            ports.tcp.to_string(),
+            "--monitor-port".into(),
+            ports.monitor.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = std::env::temp_dir().join(format!("pi-ring-test-{}-{id}-{}.log", ports.udp, std::process::id()));
+        let mut node = NodeProcess { id: id.into(), binary: binary.to_owned(), host, child: None, args, log };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::options().create(true).append(true).open(&self.log).expect("log file");
+        let child = Command::new(&self.binary)
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start pi-ring-node");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no goodbye, like a crash or a power cut.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        } else {
+            eprintln!("--- last log lines of {} ({}):\n{}", self.id, self.log.display(), self.log_tail());
+        }
+    }
+}
+
+/// One MY_STATE as overheard.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: Instant,
+    pub node: String,
+    pub old: StateName,
+    pub new: StateName,
+    pub progress: u64,
+    pub tail: String,
+}
+
+/// Listens to a ring's monitoring port and checks every expansion tail it
+/// hears against the reference digits.
+pub struct Observer {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    wrong: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A blocking UDP socket sharing `port` with the ring's nodes (100 ms
+/// read timeout).
+pub fn udp_listener(port: u16) -> UdpSocket {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    // A fast ring sends thousands of MY_STATE a second: buffer bursts.
+    let _ = socket.set_recv_buffer_size(8 << 20);
+    socket.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into()).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    socket.into()
+}
+
+impl Observer {
+    pub fn start(ports: Ports) -> Self {
+        let observer = Observer { seen: Arc::default(), wrong: Arc::default(), stop: Arc::default() };
+        let socket = udp_listener(ports.monitor);
+        let (seen, wrong, stop) = (Arc::clone(&observer.seen), Arc::clone(&observer.wrong), Arc::clone(&observer.stop));
+        std::thread::spawn(move || {
+            let reference = reference_wire();
+            let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((n, _)) = socket.recv_from(&mut buf) else { continue };
+                let Ok(raw) = RawMessage::decode(&buf[..n], MAX_DATAGRAM) else { continue };
+                let Body::MyState(state) = raw.body else { continue };
+                let progress = state.progress.unwrap_or(0);
+                let tail = state.digits_tail.clone().unwrap_or_default();
+                let p = progress as usize;
+                let expected = reference.get(p.saturating_sub(tail.len())..p).unwrap_or("<beyond reference>");
+                if expected != tail {
+                    wrong.lock().unwrap().push(format!("{} at {progress}: {tail:?}, pi has {expected:?}", raw.author));
+                }
+                seen.lock().unwrap().push(Seen {
+                    at: Instant::now(),
+                    node: raw.author,
+                    old: StateName::from_wire(&state.old_state).unwrap_or(StateName::None),
+                    new: StateName::from_wire(&state.new_state).unwrap_or(StateName::None),
+                    progress,
+                    tail,
+                });
+            }
+        });
+        observer
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Expansions heard that were not pi (must stay empty).
+    pub fn wrong(&self) -> Vec<String> {
+        self.wrong.lock().unwrap().clone()
+    }
+
+    /// Wait for the first MY_STATE after `since` that satisfies `pred`.
+    pub fn wait_for(&self, since: Instant, timeout: Duration, pred: impl Fn(&Seen) -> bool) -> Option<Seen> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.seen.lock().unwrap().iter().find(|s| s.at >= since && pred(s)) {
+                return Some(s.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The latest state each node announced.
+    pub fn latest(&self) -> std::collections::BTreeMap<String, Seen> {
+        let mut latest = std::collections::BTreeMap::new();
+        for s in self.seen.lock().unwrap().iter() {
+            latest.insert(s.node.clone(), s.clone());
+        }
+        latest
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
