@@ -20,15 +20,9 @@ fn expansion(len: usize) -> Expansion {
     pi().expansion(len)
 }
 
+/// The protocol's default timeouts (PROTOCOL section 7), no holding time.
 fn timing() -> Timing {
-    Timing {
-        heartbeat: Duration::from_millis(500),
-        waiter: Duration::from_millis(2000),
-        looser_ask: Duration::from_millis(500),
-        looser_answer: Duration::from_millis(2000),
-        generating: Duration::from_millis(2000),
-        hold: Duration::ZERO,
-    }
+    Timing::default()
 }
 
 /// A machine plus what it last asked for.

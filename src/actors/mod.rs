@@ -4,6 +4,7 @@
 
 pub mod messages;
 pub mod registry;
+mod sockets;
 pub mod state;
 pub mod tcp;
 pub mod udp;

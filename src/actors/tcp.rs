@@ -10,13 +10,14 @@
 //! whole document, close. "Sent" means only that.
 
 use super::messages::{Inbound, SendTo, Via};
+use super::sockets::{bound_socket, socket_error};
 use crate::error::{SendError, StartError};
 use crate::pi::PiDigits;
 use crate::protocol::{Message, RawMessage};
 use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
 use actix::prelude::*;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Type;
 use std::cell::RefCell;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
@@ -54,15 +55,10 @@ impl TcpEndpoint {
     /// Bind the listener (must run inside the actor system).
     pub fn bind(config: TcpConfig, registry: Recipient<Inbound>, pi: Arc<PiDigits>) -> Result<Self, StartError> {
         let addr = SocketAddrV4::new(config.bind, config.port);
-        let error = |what| move |source| StartError::Socket { what, addr: addr.to_string(), source };
-        let socket =
-            Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).map_err(error("create a TCP socket for"))?;
-        // Restarting a node must not wait for old connections' TIME_WAIT.
-        socket.set_reuse_address(true).map_err(error("set SO_REUSEADDR on"))?;
-        socket.set_nonblocking(true).map_err(error("make non-blocking"))?;
-        socket.bind(&addr.into()).map_err(error("bind TCP"))?;
-        socket.listen(config.backlog as i32).map_err(error("listen on"))?;
-        let listener = TcpListener::from_std(socket.into()).map_err(error("register TCP"))?;
+        // Address reuse: a restarted node must not wait for TIME_WAIT.
+        let socket = bound_socket(Type::STREAM, addr, |s| s.set_reuse_address(true))?;
+        socket.listen(config.backlog as i32).map_err(socket_error(addr, "listen on"))?;
+        let listener = TcpListener::from_std(socket.into()).map_err(socket_error(addr, "register"))?;
         Ok(TcpEndpoint { listener: Some(listener), config, registry, pi })
     }
 }

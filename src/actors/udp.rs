@@ -7,13 +7,14 @@
 //! of input.
 
 use super::messages::{Broadcast, Inbound, Port, Via};
+use super::sockets::{bound_socket, socket_error};
 use crate::error::StartError;
 use crate::protocol::{Body, DecodeError, Message, RawMessage};
 use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
 use actix::prelude::*;
 use bytes::BytesMut;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Type;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -67,13 +68,8 @@ pub struct UdpEndpoint {
 /// A socket on `0.0.0.0:port` that shares the port with other nodes.
 pub fn shared_listener(port: u16) -> Result<UdpSocket, StartError> {
     let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
-    let error = |what| move |source| StartError::Socket { what, addr: addr.to_string(), source };
-    let socket =
-        Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(error("create a UDP socket for"))?;
-    socket.set_reuse_address(true).map_err(error("set SO_REUSEADDR on"))?;
-    socket.set_nonblocking(true).map_err(error("make non-blocking"))?;
-    socket.bind(&addr.into()).map_err(error("bind UDP"))?;
-    UdpSocket::from_std(socket.into()).map_err(error("register UDP"))
+    let socket = bound_socket(Type::DGRAM, addr, |s| s.set_reuse_address(true))?;
+    UdpSocket::from_std(socket.into()).map_err(socket_error(addr, "register"))
 }
 
 impl UdpEndpoint {
@@ -81,13 +77,8 @@ impl UdpEndpoint {
     pub fn bind(config: &UdpConfig, registry: Recipient<Inbound>) -> Result<Self, StartError> {
         let receiver = shared_listener(config.ring_port)?;
         let addr = SocketAddrV4::new(config.bind, 0);
-        let error = |what| move |source| StartError::Socket { what, addr: addr.to_string(), source };
-        let socket =
-            Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(error("create a UDP socket for"))?;
-        socket.set_broadcast(true).map_err(error("set SO_BROADCAST on"))?;
-        socket.set_nonblocking(true).map_err(error("make non-blocking"))?;
-        socket.bind(&addr.into()).map_err(error("bind UDP"))?;
-        let sender = UdpSocket::from_std(socket.into()).map_err(error("register UDP"))?;
+        let socket = bound_socket(Type::DGRAM, addr, |s| s.set_broadcast(true))?;
+        let sender = UdpSocket::from_std(socket.into()).map_err(socket_error(addr, "register"))?;
         Ok(UdpEndpoint {
             receiver: Some(receiver),
             sender: Arc::new(sender),

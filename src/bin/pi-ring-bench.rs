@@ -208,10 +208,16 @@ impl Bench {
 
     /// Kill the holder `kills` times (restarting it in between) and time
     /// until a survivor regenerates the token.
-    fn recovery(&mut self, name: &str, flags: &[&str], bound: f64) {
+    ///
+    /// Each holder keeps the token `hold_ms` (at least a heartbeat period,
+    /// as the reference implementation's 2 s holding) and is killed at a
+    /// uniformly random moment of it, so the time since its last heartbeat
+    /// is as random as in real failures.
+    fn recovery(&mut self, name: &str, flags: &[&str], bound: f64, hold_ms: u32) {
         eprintln!("recovery after SIGKILL of the holder ({name}) ...");
         let mut all: Vec<&str> = flags.to_vec();
-        all.extend(["--hold-ms", "300"]);
+        let hold = hold_ms.to_string();
+        all.extend(["--hold-ms", &hold]);
         let (mut nodes, observer, _, t0) = self.ring(5, &all);
         let mut samples = Vec::new();
         let mut since = t0;
@@ -225,7 +231,7 @@ impl Bench {
             rng ^= rng << 13;
             rng ^= rng >> 17;
             rng ^= rng << 5;
-            std::thread::sleep(Duration::from_millis(u64::from(rng % 250)));
+            std::thread::sleep(Duration::from_millis(u64::from(rng % hold_ms)));
             let victim = nodes.iter().position(|n| n.id == entry.node).unwrap();
             nodes[victim].kill();
             let killed = Instant::now();
@@ -428,10 +434,10 @@ fn main() {
         b.growth(1_000_000, 1);
     }
     if b.wants("recovery") {
-        b.recovery("defaults", DEFAULTS, 6.0);
+        b.recovery("defaults", DEFAULTS, 6.0, 2000);
     }
     if b.wants("recovery-fast") {
-        b.recovery("fast profile", FAST, 0.6);
+        b.recovery("fast profile", FAST, 0.6, 200);
     }
     if b.wants("idle") && !b.args.quick {
         b.idle();

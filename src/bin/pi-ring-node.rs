@@ -129,6 +129,13 @@ fn main() -> ExitCode {
     });
     if let Err(e) = started {
         eprintln!("pi-ring-node: {e}");
+        if let StartError::Socket { source, .. } = &e {
+            if source.kind() == std::io::ErrorKind::AddrInUse {
+                eprintln!("  another program (another node?) uses this address and port: give each node its own --bind address, or other ports");
+            } else if source.kind() == std::io::ErrorKind::AddrNotAvailable {
+                eprintln!("  this machine has no such address: see `ip -4 addr`");
+            }
+        }
         return ExitCode::FAILURE;
     }
     match system.run() {
