@@ -1,22 +1,30 @@
 //! `pi-ring-monitor`: watch a pi-ring from the outside. See `--help`.
 
 use clap::Parser;
-use pi_ring::actors::udp::{shared_listener, MAX_DATAGRAM};
-use pi_ring::monitor::{Recovery, RingView};
+use pi_ring::actors::udp::MAX_DATAGRAM;
+use pi_ring::monitor::web::{self, Shared};
+use pi_ring::monitor::RingView;
 use pi_ring::protocol::RawMessage;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 /// Watch a pi-ring: listens for the nodes' MY_STATE broadcasts (monitor
-/// port) and the holder's heartbeats (ring port), and prints one line per
-/// second: who holds the token, how many digits, passes per second, and
-/// every node's state. Token losses and their recovery time are printed as
+/// port) and the holder's heartbeats (ring port), serves a live web page
+/// and a JSON API, and prints one line per second: who holds the token, how
+/// many digits, passes per second, every node's state. Incidents (token
+/// lost and regenerated, duplicate tokens, silent nodes) are printed as
 /// they happen.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
+    /// Address of the web page and the API (/api/ring, /api/incidents, /api/events)
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+
     /// UDP port the nodes send MY_STATE to
     #[arg(long, default_value_t = 23937)]
     monitor_port: u16,
@@ -25,16 +33,23 @@ struct Args {
     #[arg(long, default_value_t = 23912)]
     udp_port: u16,
 
-    /// Seconds between summary lines
+    /// Listen on this address only [default: any]
+    #[arg(long, value_name = "IPV4", default_value_t = Ipv4Addr::UNSPECIFIED)]
+    bind: Ipv4Addr,
+
+    /// Seconds between summary lines (0: none)
     #[arg(long, default_value_t = 1.0)]
     every: f64,
+
+    /// Do not serve the web page and API (terminal lines only)
+    #[arg(long)]
+    no_http: bool,
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(args)) {
+    match actix_web::rt::System::new().block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pi-ring-monitor: {e}");
@@ -43,34 +58,81 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), pi_ring::error::StartError> {
-    let monitor = shared_listener(args.monitor_port)?;
-    let ring = shared_listener(args.udp_port)?;
-    let mut view = RingView::new();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(args.every.max(0.05)));
-    let (mut a, mut b) = (vec![0u8; MAX_DATAGRAM + 1], vec![0u8; MAX_DATAGRAM + 1]);
-    let started = Instant::now();
+fn listener(bind: Ipv4Addr, port: u16) -> Result<UdpSocket, String> {
+    let addr = SocketAddrV4::new(bind, port);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+        .and_then(|s| {
+            s.set_reuse_address(true)?;
+            let _ = s.set_recv_buffer_size(8 << 20);
+            s.set_nonblocking(true)?;
+            s.bind(&addr.into())?;
+            Ok(s)
+        })
+        .map_err(|e| format!("cannot listen on UDP {addr}: {e}"))?;
+    UdpSocket::from_std(socket.into()).map_err(|e| format!("cannot listen on UDP {addr}: {e}"))
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let shared = Shared::new(RingView::new());
+    for port in [args.monitor_port, args.udp_port] {
+        let socket = listener(args.bind, port)?;
+        actix_web::rt::spawn(listen(socket, Arc::clone(&shared)));
+    }
+    actix_web::rt::spawn(report(Arc::clone(&shared), args.every));
+    if args.no_http {
+        std::future::pending::<()>().await;
+        return Ok(());
+    }
+    let server = web::server(args.http, Arc::clone(&shared))
+        .map_err(|e| format!("cannot serve HTTP on {}: {e} (pick another with --http)", args.http))?;
+    println!("monitor page: http://{}/", args.http);
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        handle.stop(false).await;
+    });
+    server.await.map_err(|e| e.to_string())
+}
+
+/// Feed every decodable datagram to the view; ignore the rest.
+async fn listen(socket: UdpSocket, shared: Arc<Shared>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     loop {
-        let (bytes, from) = tokio::select! {
-            r = monitor.recv_from(&mut a) => match r { Ok((n, from)) => (&a[..n], from), Err(_) => continue },
-            r = ring.recv_from(&mut b) => match r { Ok((n, from)) => (&b[..n], from), Err(_) => continue },
-            _ = tick.tick() => {
-                let now = Instant::now();
-                println!("{:>7.1}s  {}", (now - started).as_secs_f64(), view.summary_line(now));
-                continue;
-            }
-        };
-        let SocketAddr::V4(from) = from else { continue };
-        let Ok(raw) = RawMessage::decode(bytes, MAX_DATAGRAM) else { continue };
+        let Ok((n, SocketAddr::V4(from))) = socket.recv_from(&mut buf).await else { continue };
+        let Ok(raw) = RawMessage::decode(&buf[..n], MAX_DATAGRAM) else { continue };
         let Ok(message) = raw.without_data() else { continue };
-        match view.apply(&message, *from.ip(), Instant::now()) {
-            Some(Recovery { by, gap: Some(gap), progress, .. }) => println!(
-                "*** token regenerated by {by} after {:.2} s without a holder, continuing from {} digits",
-                gap.as_secs_f64(),
-                progress.saturating_sub(2)
-            ),
-            Some(Recovery { by, gap: None, .. }) => println!("*** first token generated by {by}"),
-            None => {}
+        shared.view.lock().unwrap_or_else(|e| e.into_inner()).apply(&message, *from.ip(), Instant::now());
+    }
+}
+
+/// Check for silent nodes, print the summary line and new incidents.
+async fn report(shared: Arc<Shared>, every: f64) {
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    let mut next_line = started;
+    let mut printed = 0usize; // incidents printed, in order
+    loop {
+        ticks.tick().await;
+        let now = Instant::now();
+        let mut view = shared.view.lock().unwrap_or_else(|e| e.into_inner());
+        view.tick(now);
+        // Print incidents in order, each once it is over (a lost token is
+        // printed when it is regenerated, with the gap).
+        while let Some(incident) = view.incidents().get(printed) {
+            let lasting = matches!(
+                incident.kind,
+                pi_ring::monitor::IncidentKind::TokenLost { .. }
+                    | pi_ring::monitor::IncidentKind::DuplicateTokens { .. }
+            );
+            if lasting && incident.ended.is_none() {
+                break;
+            }
+            println!("*** {}", incident.describe(now));
+            printed += 1;
+        }
+        if every > 0.0 && now >= next_line {
+            println!("{:>7.1}s  {}", (now - started).as_secs_f64(), view.summary_line(now));
+            next_line += Duration::from_secs_f64(every);
         }
     }
 }

@@ -1,0 +1,479 @@
+//! What a monitor knows about a ring, built from what it overhears: MY_STATE
+//! broadcasts on the monitoring port and TOKEN_IS_HERE heartbeats on the
+//! ring's port (PROTOCOL sections 3 and 5). Pure state-keeping with the
+//! clock passed in; sockets and HTTP live in the binary and [`super::web`].
+//!
+//! Besides each node's state it keeps a timeline of incidents: the token
+//! lost and regenerated (with how long the ring had no holder), duplicate
+//! tokens and how they resolved, nodes that went silent or came back.
+
+use crate::protocol::{Body, Message, MyState, NodeId, StateName, Token};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A node is never called silent before this much silence.
+const MIN_SILENCE: Duration = Duration::from_secs(3);
+/// An OWNER not heard for this long is not counted as a current holder
+/// when looking for duplicate tokens (a live holder sends heartbeats).
+const HOLDER_FRESH: Duration = Duration::from_millis(1500);
+
+/// One node as last seen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeView {
+    pub host: Ipv4Addr,
+    pub state: StateName,
+    pub progress: u64,
+    pub token: Option<Token>,
+    pub last_heard: Instant,
+    pub silent: bool,
+    /// Times this node was seen taking the token.
+    pub holdings: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum IncidentKind {
+    /// The ring's first token.
+    FirstToken {
+        by: NodeId,
+    },
+    /// A node stopped hearing the holder. Closed when a token is
+    /// regenerated (`regenerated_by`) or found again (`found`).
+    TokenLost {
+        detected_by: Option<NodeId>,
+        last_holder: Option<NodeId>,
+        regenerated_by: Option<NodeId>,
+        found: bool,
+        /// Expansion length the ring continued from.
+        progress: Option<u64>,
+    },
+    /// Two holders with different tokens at once.
+    DuplicateTokens {
+        holders: Vec<(NodeId, Token)>,
+        survivor: Option<NodeId>,
+    },
+    NodeJoined {
+        node: NodeId,
+    },
+    NodeSilent {
+        node: NodeId,
+    },
+    NodeBack {
+        node: NodeId,
+    },
+}
+
+/// An entry of the timeline. `ended` is set when a lasting incident (a
+/// lost or duplicated token) is over.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Incident {
+    pub at: Instant,
+    pub ended: Option<Instant>,
+    pub kind: IncidentKind,
+}
+
+impl Incident {
+    /// How long the incident lasted (or has lasted so far).
+    pub fn duration(&self, now: Instant) -> Duration {
+        self.ended.unwrap_or(now) - self.at
+    }
+
+    /// The incident in plain words.
+    pub fn describe(&self, now: Instant) -> String {
+        let secs = self.duration(now).as_secs_f64();
+        match &self.kind {
+            IncidentKind::FirstToken { by } => format!("{by} created the ring's first token"),
+            IncidentKind::TokenLost { detected_by, last_holder, regenerated_by, found, progress } => {
+                let who = last_holder.as_deref().map(|h| format!(" (last seen at {h})")).unwrap_or_default();
+                let noticed = detected_by.as_deref().map(|d| format!("; {d} noticed")).unwrap_or_default();
+                match (regenerated_by, found) {
+                    (Some(by), _) => format!(
+                        "token lost{who}{noticed}; {by} regenerated it after {secs:.2} s without a holder, continuing from {} digits",
+                        progress.unwrap_or(0).saturating_sub(2)
+                    ),
+                    (None, true) => format!("token missed{who}{noticed}, then found again after {secs:.2} s"),
+                    (None, false) => format!("token lost{who}{noticed}; no holder for {secs:.2} s so far"),
+                }
+            }
+            IncidentKind::DuplicateTokens { holders, survivor } => {
+                let list: Vec<String> = holders.iter().map(|(n, t)| format!("{n} {t}")).collect();
+                match survivor {
+                    Some(s) => format!(
+                        "two tokens at once ({}); resolved after {secs:.2} s, {s} kept its token",
+                        list.join(" and ")
+                    ),
+                    None => format!("two tokens at once ({}) for {secs:.2} s so far", list.join(" and ")),
+                }
+            }
+            IncidentKind::NodeJoined { node } => format!("{node} joined the ring"),
+            IncidentKind::NodeSilent { node } => format!("{node} went silent"),
+            IncidentKind::NodeBack { node } => format!("{node} is back"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RingView {
+    nodes: BTreeMap<NodeId, NodeView>,
+    holder: Option<NodeId>,
+    /// The holder announced it left OWNER and nobody entered since.
+    holder_left: bool,
+    /// Last time any holder showed itself (entered OWNER or sent a heartbeat).
+    last_holder_sign: Option<Instant>,
+    /// Times at which some node entered OWNER, for passes per second.
+    entries: VecDeque<Instant>,
+    pub passes: u64,
+    pub max_progress: u64,
+    /// The last digits of the longest expansion seen.
+    pub latest_digits: String,
+    incidents: Vec<Incident>,
+    open_loss: Option<usize>,
+    open_duplicate: Option<usize>,
+}
+
+impl Default for RingView {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RingView {
+    pub fn new() -> Self {
+        RingView {
+            nodes: BTreeMap::new(),
+            holder: None,
+            holder_left: false,
+            last_holder_sign: None,
+            entries: VecDeque::new(),
+            passes: 0,
+            max_progress: 0,
+            latest_digits: String::new(),
+            incidents: Vec::new(),
+            open_loss: None,
+            open_duplicate: None,
+        }
+    }
+
+    /// Apply one overheard message. Any message shows its sender alive;
+    /// MY_STATE and TOKEN_IS_HERE also tell what it is doing.
+    pub fn apply(&mut self, message: &Message, from: Ipv4Addr, now: Instant) {
+        match &message.body {
+            Body::MyState(state) => self.apply_state(&message.author, from, state, now),
+            Body::TokenIsHere { token } => self.apply_heartbeat(&message.author, from, token, now),
+            _ => {
+                self.hear(&message.author, from, now);
+            }
+        }
+    }
+
+    /// Note that `id` was heard; returns its view.
+    fn hear(&mut self, id: &str, host: Ipv4Addr, now: Instant) -> &mut NodeView {
+        if !self.nodes.contains_key(id) {
+            self.record(now, IncidentKind::NodeJoined { node: id.to_owned() });
+        }
+        let view = self.nodes.entry(id.to_owned()).or_insert(NodeView {
+            host,
+            state: StateName::None,
+            progress: 0,
+            token: None,
+            last_heard: now,
+            silent: false,
+            holdings: 0,
+        });
+        view.last_heard = now;
+        view.host = host;
+        if view.silent {
+            view.silent = false;
+            self.incidents.push(Incident {
+                at: now,
+                ended: None,
+                kind: IncidentKind::NodeBack { node: id.to_owned() },
+            });
+        }
+        self.nodes.get_mut(id).expect("inserted above")
+    }
+
+    fn record(&mut self, at: Instant, kind: IncidentKind) -> usize {
+        self.incidents.push(Incident { at, ended: None, kind });
+        self.incidents.len() - 1
+    }
+
+    fn note_progress(&mut self, progress: u64, tail: Option<&str>) {
+        if progress >= self.max_progress {
+            self.max_progress = progress;
+            if let Some(t) = tail {
+                self.latest_digits = t.to_owned();
+            }
+        }
+    }
+
+    fn apply_state(&mut self, id: &str, from: Ipv4Addr, state: &MyState, now: Instant) {
+        let new = StateName::from_wire(&state.new_state).unwrap_or(StateName::None);
+        let old = StateName::from_wire(&state.old_state).unwrap_or(StateName::None);
+        let host = state.host.as_deref().and_then(|h| h.parse().ok()).unwrap_or(from);
+        let view = self.hear(id, host, now);
+        view.state = new;
+        if let Some(p) = state.progress {
+            view.progress = p;
+        }
+        if state.token.is_some() {
+            view.token = state.token.clone();
+        }
+        let progress = view.progress;
+        self.note_progress(progress, state.digits_tail.as_deref());
+        match (old, new) {
+            (_, StateName::Owner) => self.owner_entered(id, old, progress, now),
+            (StateName::Waiter, StateName::Looser) => self.loss_noticed(id, now),
+            (StateName::Looser, StateName::Waiter) => self.token_found(now),
+            (StateName::Owner, _) => {
+                if self.holder.as_deref() == Some(id) {
+                    // Usually the next holder's entry follows at once;
+                    // until then this node was the last to hold it.
+                    self.last_holder_sign = Some(now);
+                    self.holder_left = true;
+                }
+                self.duplicate_resolved(id, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn owner_entered(&mut self, id: &str, old: StateName, progress: u64, now: Instant) {
+        if old == StateName::Generating {
+            if self.passes == 0 && self.open_loss.is_none() {
+                self.record(now, IncidentKind::FirstToken { by: id.to_owned() });
+            } else if self.open_loss.is_some() || self.fresh_holder_other_than(id, now).is_none() {
+                self.regenerated(id, progress, now);
+            }
+            // Otherwise another holder is alive: a second token, which
+            // `detect_duplicate` reports.
+        }
+        self.detect_duplicate(id, now);
+        if let Some(view) = self.nodes.get_mut(id) {
+            view.holdings += 1;
+        }
+        self.holder = Some(id.to_owned());
+        self.holder_left = false;
+        self.last_holder_sign = Some(now);
+        self.passes += 1;
+        self.entries.push_back(now);
+    }
+
+    /// A waiter timed out: the token may be lost. The incident starts at
+    /// the holder's last sign of life.
+    fn loss_noticed(&mut self, id: &str, now: Instant) {
+        if self.open_loss.is_some() {
+            return;
+        }
+        let at = self.last_holder_sign.unwrap_or(now);
+        let kind = IncidentKind::TokenLost {
+            detected_by: Some(id.to_owned()),
+            last_holder: self.holder.clone(),
+            regenerated_by: None,
+            found: false,
+            progress: None,
+        };
+        self.open_loss = Some(self.record(at, kind));
+    }
+
+    fn regenerated(&mut self, by: &str, progress: u64, now: Instant) {
+        let index = match self.open_loss.take() {
+            Some(i) => i,
+            // The monitor missed the loss being noticed: start it at the
+            // holder's last sign of life.
+            None => {
+                let kind = IncidentKind::TokenLost {
+                    detected_by: None,
+                    last_holder: self.holder.clone(),
+                    regenerated_by: None,
+                    found: false,
+                    progress: None,
+                };
+                self.record(self.last_holder_sign.unwrap_or(now), kind)
+            }
+        };
+        let incident = &mut self.incidents[index];
+        incident.ended = Some(now);
+        if let IncidentKind::TokenLost { regenerated_by, progress: p, .. } = &mut incident.kind {
+            *regenerated_by = Some(by.to_owned());
+            *p = Some(progress);
+        }
+        // Holders from before the loss that have not been heard since are
+        // presumably gone.
+        let since = incident.at;
+        for (id, view) in self.nodes.iter_mut() {
+            if id != by && view.state == StateName::Owner && view.last_heard <= since {
+                view.state = StateName::None;
+            }
+        }
+    }
+
+    fn token_found(&mut self, now: Instant) {
+        if let Some(i) = self.open_loss {
+            // Only if nobody is still searching.
+            if self.nodes.values().any(|v| matches!(v.state, StateName::Looser | StateName::Generating)) {
+                return;
+            }
+            self.open_loss = None;
+            let incident = &mut self.incidents[i];
+            incident.ended = Some(now);
+            if let IncidentKind::TokenLost { found, .. } = &mut incident.kind {
+                *found = true;
+            }
+        }
+    }
+
+    /// Another node in OWNER, heard recently (a live holder sends heartbeats).
+    fn fresh_holder_other_than(&self, id: &str, now: Instant) -> Option<(&NodeId, &NodeView)> {
+        self.nodes
+            .iter()
+            .find(|(other, v)| other.as_str() != id && v.state == StateName::Owner && now - v.last_heard < HOLDER_FRESH)
+    }
+
+    /// Another live holder with a different token (author and revision)
+    /// means two tokens.
+    fn detect_duplicate(&mut self, id: &str, now: Instant) {
+        if self.open_duplicate.is_some() {
+            return;
+        }
+        let Some(ours) = self.nodes.get(id).and_then(|v| v.token.clone()) else { return };
+        let Some((other, view)) = self.fresh_holder_other_than(id, now) else { return };
+        let Some(theirs) = view.token.clone() else { return };
+        if (&theirs.author_node_id, theirs.author_token_revision) == (&ours.author_node_id, ours.author_token_revision)
+        {
+            return; // one token seen at two nodes during a hand-off
+        }
+        let holders = vec![(other.clone(), theirs), (id.to_owned(), ours)];
+        let kind = IncidentKind::DuplicateTokens { holders, survivor: None };
+        self.open_duplicate = Some(self.record(now, kind));
+    }
+
+    /// One of two holders let go: the other one's token survived.
+    fn duplicate_resolved(&mut self, left: &str, now: Instant) {
+        let Some(i) = self.open_duplicate else { return };
+        let incident = &mut self.incidents[i];
+        if let IncidentKind::DuplicateTokens { holders, survivor } = &mut incident.kind {
+            if let Some(other) =
+                holders.iter().find(|(h, _)| h != left).filter(|_| holders.iter().any(|(h, _)| h == left))
+            {
+                *survivor = Some(other.0.clone());
+                incident.ended = Some(now);
+                self.open_duplicate = None;
+            }
+        }
+    }
+
+    fn apply_heartbeat(&mut self, id: &str, from: Ipv4Addr, token: &Token, now: Instant) {
+        let view = self.hear(id, from, now);
+        let entered = view.state != StateName::Owner;
+        view.state = StateName::Owner;
+        view.progress = token.progress;
+        view.token = Some(token.clone());
+        self.note_progress(token.progress, None);
+        if entered {
+            // A node that sends only bare MY_STATE (or whose MY_STATE was
+            // lost) shows itself holder by its heartbeat.
+            self.detect_duplicate(id, now);
+        }
+        if self.open_loss.is_some() && self.holder.as_deref() == Some(id) {
+            self.token_found(now);
+        }
+        self.holder = Some(id.to_owned());
+        self.holder_left = false;
+        self.last_holder_sign = Some(now);
+    }
+
+    /// Mark nodes silent that have not been heard for much longer than a
+    /// round of the token takes. Call periodically.
+    pub fn tick(&mut self, now: Instant) {
+        let threshold = self.silence_threshold();
+        let mut newly_silent = Vec::new();
+        for (id, view) in self.nodes.iter_mut() {
+            if !view.silent && now - view.last_heard > threshold {
+                view.silent = true;
+                newly_silent.push(id.clone());
+            }
+        }
+        for node in newly_silent {
+            self.record(now, IncidentKind::NodeSilent { node });
+        }
+    }
+
+    /// Three times the time the token takes to go round (estimated from the
+    /// recent passes), and at least [`MIN_SILENCE`].
+    fn silence_threshold(&self) -> Duration {
+        let recent: Vec<&Instant> = self.entries.iter().rev().take(50).collect();
+        let round = match (recent.first(), recent.last()) {
+            (Some(newest), Some(oldest)) if recent.len() > 1 => {
+                let per_pass = (**newest - **oldest) / (recent.len() as u32 - 1);
+                per_pass * self.nodes.len().max(1) as u32
+            }
+            _ => Duration::ZERO,
+        };
+        (round * 3).max(MIN_SILENCE)
+    }
+
+    /// The node holding the token: the last one to take it, unless it has
+    /// let go and nobody took the token for a second.
+    pub fn holder_at(&self, now: Instant) -> Option<&str> {
+        let stale = self.holder_left && self.last_holder_sign.is_some_and(|t| now - t > Duration::from_secs(1));
+        let silent = self
+            .holder
+            .as_ref()
+            .and_then(|h| self.nodes.get(h))
+            .is_some_and(|v| v.silent || v.state == StateName::None);
+        if stale || silent {
+            None
+        } else {
+            self.holder.as_deref()
+        }
+    }
+
+    pub fn nodes(&self) -> &BTreeMap<NodeId, NodeView> {
+        &self.nodes
+    }
+
+    pub fn incidents(&self) -> &[Incident] {
+        &self.incidents
+    }
+
+    /// Token passes (entries into OWNER) per second over the last `window`.
+    pub fn passes_per_second(&mut self, now: Instant, window: Duration) -> f64 {
+        while self.entries.len() > 50 && self.entries.front().is_some_and(|t| now.duration_since(*t) > window) {
+            self.entries.pop_front();
+        }
+        let in_window = self.entries.iter().filter(|t| now.duration_since(**t) <= window).count();
+        in_window as f64 / window.as_secs_f64()
+    }
+
+    /// One line for a terminal: holder, digits, passes/s, members.
+    pub fn summary_line(&mut self, now: Instant) -> String {
+        let rate = self.passes_per_second(now, Duration::from_secs(1));
+        let members: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|(id, v)| format!("{id}:{}", if v.silent { "silent" } else { short(v.state) }))
+            .collect();
+        format!(
+            "holder {:<12} digits {:>9}  passes/s {:>7.0}  nodes {} [{}]",
+            self.holder_at(now).unwrap_or("-"),
+            self.max_progress.saturating_sub(2),
+            rate,
+            self.nodes.len(),
+            members.join(" ")
+        )
+    }
+}
+
+fn short(state: StateName) -> &'static str {
+    match state {
+        StateName::None => "-",
+        StateName::Owner => "OWNER",
+        StateName::Waiter => "w",
+        StateName::Looser => "LOOSER",
+        StateName::Generating => "GEN",
+    }
+}

@@ -1,0 +1,137 @@
+//! The monitor's web page and JSON API (actix-web).
+//!
+//! - `GET /`: the page (everything it needs is in this binary);
+//! - `GET /api/ring`: holder, digits, passes per second, every node;
+//! - `GET /api/incidents`: the timeline;
+//! - `GET /api/events`: server-sent events, `{"ring": .., "incidents": ..}`
+//!   four times a second, which the page uses to update itself.
+
+use super::view::{Incident, RingView};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+const PAGE: &str = include_str!("page.html");
+
+/// The view shared by the UDP listeners and the HTTP handlers.
+pub struct Shared {
+    pub view: Mutex<RingView>,
+    started: Instant,
+    started_unix_ms: u64,
+}
+
+impl Shared {
+    pub fn new(view: RingView) -> Arc<Self> {
+        let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Arc::new(Shared { view: Mutex::new(view), started: Instant::now(), started_unix_ms })
+    }
+
+    fn unix_ms(&self, at: Instant) -> u64 {
+        self.started_unix_ms + at.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RingView> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `/api/ring`.
+    pub fn ring_json(&self) -> Value {
+        let now = Instant::now();
+        let mut view = self.lock();
+        let rate = view.passes_per_second(now, Duration::from_secs(1));
+        let holder = view.holder_at(now).map(str::to_owned);
+        let nodes: Vec<Value> = view
+            .nodes()
+            .iter()
+            .map(|(id, v)| {
+                json!({
+                    "id": id,
+                    "host": v.host.to_string(),
+                    "state": if v.silent { "SILENT".to_string() } else { v.state.to_string() },
+                    "silent": v.silent,
+                    "digits": v.progress.saturating_sub(2),
+                    "token": v.token,
+                    "holds_token": holder.as_deref() == Some(id.as_str()),
+                    "holdings": v.holdings,
+                    "last_heard_ms_ago": now.saturating_duration_since(v.last_heard).as_millis() as u64,
+                })
+            })
+            .collect();
+        let open_loss = view
+            .incidents()
+            .iter()
+            .rev()
+            .find(|i| i.ended.is_none() && matches!(i.kind, super::IncidentKind::TokenLost { .. }));
+        json!({
+            "now_ms": self.unix_ms(now),
+            "uptime_s": (now - self.started).as_secs_f64(),
+            "holder": holder,
+            "digits": view.max_progress.saturating_sub(2),
+            "latest_digits": view.latest_digits,
+            "passes": view.passes,
+            "passes_per_second": rate,
+            "without_holder_s": open_loss.map(|i| i.duration(now).as_secs_f64()),
+            "nodes": nodes,
+        })
+    }
+
+    /// `/api/incidents`, oldest first.
+    pub fn incidents_json(&self) -> Value {
+        let now = Instant::now();
+        let view = self.lock();
+        Value::Array(view.incidents().iter().map(|i| self.incident_json(i, now)).collect())
+    }
+
+    fn incident_json(&self, i: &Incident, now: Instant) -> Value {
+        json!({
+            "at_ms": self.unix_ms(i.at),
+            "ended_ms": i.ended.map(|e| self.unix_ms(e)),
+            "duration_s": i.duration(now).as_secs_f64(),
+            "text": i.describe(now),
+            "detail": i.kind,
+        })
+    }
+}
+
+async fn page() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(PAGE)
+}
+
+async fn ring(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(shared.ring_json())
+}
+
+async fn incidents(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(shared.incidents_json())
+}
+
+async fn events(shared: web::Data<Shared>) -> HttpResponse {
+    let ticks = tokio::time::interval(Duration::from_millis(250));
+    let stream = futures_util::stream::unfold((shared, ticks), |(shared, mut ticks)| async move {
+        ticks.tick().await;
+        let payload = json!({ "ring": shared.ring_json(), "incidents": shared.incidents_json() });
+        let event = web::Bytes::from(format!("data: {payload}\n\n"));
+        Some((Ok::<_, actix_web::Error>(event), (shared, ticks)))
+    });
+    HttpResponse::Ok().content_type("text/event-stream").insert_header(("Cache-Control", "no-cache")).streaming(stream)
+}
+
+/// Bind the HTTP server; run the returned server to serve.
+pub fn server(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<actix_web::dev::Server> {
+    let data = web::Data::from(shared);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/", web::get().to(page))
+            .route("/api/ring", web::get().to(ring))
+            .route("/api/incidents", web::get().to(incidents))
+            .route("/api/events", web::get().to(events))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)?
+    .run())
+}

@@ -1,0 +1,204 @@
+//! The monitor's state-keeping, without sockets: MY_STATE and heartbeats
+//! in, holder, progress, silence and the incident timeline out.
+
+use pi_ring::monitor::{IncidentKind, RingView};
+use pi_ring::protocol::{Body, Message, MyState, StateName, Token};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const HOST: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+fn state(view: &mut RingView, at: Instant, id: &str, old: StateName, new: StateName, progress: u64, token: Token) {
+    let body = Body::MyState(Box::new(MyState {
+        old_state: old.as_wire().into(),
+        new_state: new.as_wire().into(),
+        progress: Some(progress),
+        token: Some(token),
+        digits_tail: Some(format!("tail{progress}")),
+        ..Default::default()
+    }));
+    view.apply(&Message::new(id, body), HOST, at);
+}
+
+fn heartbeat(view: &mut RingView, at: Instant, id: &str, token: Token) {
+    view.apply(&Message::new(id, Body::TokenIsHere { token }), HOST, at);
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+use StateName::{Generating as G, Looser as L, Owner as O, Waiter as W};
+
+/// Three nodes a, b, c started and a generated the first token at t0.
+fn ring_with_token(t0: Instant) -> RingView {
+    let mut v = RingView::new();
+    for id in ["a", "b", "c"] {
+        state(&mut v, t0, id, StateName::None, L, 0, Token::new(0, id, 0));
+    }
+    state(&mut v, t0, "b", L, W, 0, Token::new(0, "b", 0));
+    state(&mut v, t0, "c", L, W, 0, Token::new(0, "c", 0));
+    state(&mut v, t0, "a", L, G, 0, Token::new(0, "a", 1));
+    state(&mut v, t0, "a", G, O, 0, Token::new(0, "a", 1));
+    v
+}
+
+fn kinds(v: &RingView) -> Vec<&'static str> {
+    v.incidents()
+        .iter()
+        .map(|i| match i.kind {
+            IncidentKind::FirstToken { .. } => "first",
+            IncidentKind::TokenLost { .. } => "lost",
+            IncidentKind::DuplicateTokens { .. } => "duplicate",
+            IncidentKind::NodeJoined { .. } => "joined",
+            IncidentKind::NodeSilent { .. } => "silent",
+            IncidentKind::NodeBack { .. } => "back",
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn state_changes_give_holder_progress_and_passes() {
+    let t0 = Instant::now();
+    let mut v = ring_with_token(t0);
+    assert_eq!(kinds(&v), vec!["joined", "joined", "joined", "first"]);
+    state(&mut v, t0 + ms(10), "a", O, W, 22, Token::new(22, "a", 1));
+    state(&mut v, t0 + ms(10), "b", W, O, 22, Token::new(22, "a", 1));
+    assert_eq!(v.holder_at(t0 + ms(10)), Some("b"));
+    assert_eq!(v.passes, 2);
+    assert_eq!(v.max_progress, 22);
+    assert_eq!(v.latest_digits, "tail22");
+    assert_eq!(v.nodes()["b"].holdings, 1);
+    assert_eq!(v.passes_per_second(t0 + ms(500), Duration::from_secs(1)), 2.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeats_alone_show_the_holder_and_progress() {
+    // A node that sends only the reference implementation's bare MY_STATE.
+    let t0 = Instant::now();
+    let mut v = RingView::new();
+    heartbeat(&mut v, t0, "ref", Token::new(142, "ref", 3));
+    assert_eq!(v.holder_at(t0), Some("ref"));
+    assert_eq!(v.max_progress, 142);
+    assert_eq!(v.nodes()["ref"].state, O);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_token_is_timed_from_the_last_sign_of_the_holder_to_regeneration() {
+    let t0 = Instant::now();
+    let mut v = ring_with_token(t0);
+    state(&mut v, t0 + ms(100), "a", O, W, 22, Token::new(22, "a", 1));
+    state(&mut v, t0 + ms(100), "b", W, O, 22, Token::new(22, "a", 1));
+    heartbeat(&mut v, t0 + ms(600), "b", Token::new(42, "a", 1));
+    // b dies after that heartbeat. c and a notice 2 s later ...
+    state(&mut v, t0 + ms(2600), "c", W, L, 22, Token::new(22, "a", 1));
+    state(&mut v, t0 + ms(2600), "a", W, L, 22, Token::new(22, "a", 1));
+    let open = v.incidents().last().unwrap().clone();
+    assert!(matches!(open.kind, IncidentKind::TokenLost { regenerated_by: None, .. }));
+    assert_eq!(open.ended, None);
+    assert_eq!(v.holder_at(t0 + ms(2600)), Some("b"), "b let nobody know");
+    // ... and c regenerates the token at 6.6 s.
+    state(&mut v, t0 + ms(4600), "c", L, G, 22, Token::new(22, "c", 1));
+    state(&mut v, t0 + ms(6600), "c", G, O, 22, Token::new(22, "c", 1));
+    let done = v.incidents().last().unwrap();
+    assert_eq!(done.duration(t0 + ms(9999)), ms(6000), "from b's last heartbeat to the new token");
+    match &done.kind {
+        IncidentKind::TokenLost { detected_by, last_holder, regenerated_by, found, progress } => {
+            assert_eq!(detected_by.as_deref(), Some("c"));
+            assert_eq!(last_holder.as_deref(), Some("b"));
+            assert_eq!(regenerated_by.as_deref(), Some("c"));
+            assert!(!found);
+            assert_eq!(*progress, Some(22));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(done.describe(t0).contains("6.00 s without a holder"), "{}", done.describe(t0));
+    assert_eq!(v.holder_at(t0 + ms(6600)), Some("c"));
+    assert_eq!(kinds(&v).iter().filter(|k| **k == "lost").count(), 1, "one incident for both noticing nodes");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_missed_then_heard_again_is_a_false_alarm() {
+    let t0 = Instant::now();
+    let mut v = ring_with_token(t0);
+    state(&mut v, t0 + ms(2000), "b", W, L, 0, Token::new(0, "a", 1));
+    heartbeat(&mut v, t0 + ms(2300), "a", Token::new(0, "a", 1));
+    state(&mut v, t0 + ms(2300), "b", L, W, 0, Token::new(0, "a", 1));
+    match &v.incidents().last().unwrap().kind {
+        IncidentKind::TokenLost { found, regenerated_by, .. } => {
+            assert!(*found);
+            assert!(regenerated_by.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicate_tokens_are_reported_with_how_they_resolved() {
+    let t0 = Instant::now();
+    let mut v = ring_with_token(t0);
+    // A partition healed: c generated its own token meanwhile.
+    heartbeat(&mut v, t0 + ms(100), "a", Token::new(200, "a", 1));
+    state(&mut v, t0 + ms(200), "c", G, O, 120, Token::new(120, "c", 1));
+    let dup = v.incidents().last().unwrap().clone();
+    assert!(matches!(dup.kind, IncidentKind::DuplicateTokens { survivor: None, .. }), "{dup:?}");
+    // c hears a's better token and yields 150 ms later.
+    state(&mut v, t0 + ms(350), "c", O, W, 120, Token::new(120, "c", 1));
+    let resolved = v.incidents().last().unwrap();
+    match &resolved.kind {
+        IncidentKind::DuplicateTokens { holders, survivor } => {
+            assert_eq!(holders.len(), 2);
+            assert_eq!(survivor.as_deref(), Some("a"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(resolved.duration(t0 + ms(9999)), ms(150));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_normal_hand_off_is_not_a_duplicate() {
+    let t0 = Instant::now();
+    let mut v = ring_with_token(t0);
+    // b's entry is heard before a's exit: same token, so no incident.
+    state(&mut v, t0 + ms(1), "b", W, O, 22, Token::new(22, "a", 1));
+    state(&mut v, t0 + ms(1), "a", O, W, 22, Token::new(22, "a", 1));
+    assert!(!kinds(&v).contains(&"duplicate"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn silent_nodes_are_marked_and_welcomed_back() {
+    let t0 = Instant::now();
+    let mut v = ring_with_token(t0);
+    // The token goes round every 300 ms between a and b; c stopped.
+    let mut t = t0;
+    for i in 0..40u64 {
+        t = t0 + ms(100 * (i + 1));
+        let (from, to) = if i % 2 == 0 { ("a", "b") } else { ("b", "a") };
+        state(&mut v, t, from, O, W, 22 + 20 * i, Token::new(22 + 20 * i as usize, "a", 1));
+        state(&mut v, t, to, W, O, 22 + 20 * i, Token::new(22 + 20 * i as usize, "a", 1));
+        v.tick(t);
+    }
+    assert!(v.nodes()["c"].silent, "c not heard for 4 s while the token goes round every 0.3 s");
+    assert!(!v.nodes()["a"].silent && !v.nodes()["b"].silent);
+    assert_eq!(kinds(&v).iter().filter(|k| **k == "silent").count(), 1);
+    state(&mut v, t + ms(10), "c", StateName::None, L, 0, Token::new(0, "c", 0));
+    assert!(!v.nodes()["c"].silent);
+    assert_eq!(kinds(&v).last(), Some(&"back"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_ring_does_not_make_waiters_silent() {
+    let t0 = Instant::now();
+    let mut v = ring_with_token(t0);
+    // One pass every 2 s among three nodes: a node waits 4 s between turns.
+    let ids = ["a", "b", "c"];
+    for i in 0..10u64 {
+        let t = t0 + ms(2000 * (i + 1));
+        let (from, to) = (ids[(i % 3) as usize], ids[((i + 1) % 3) as usize]);
+        state(&mut v, t, from, O, W, 22, Token::new(22, "a", 1));
+        state(&mut v, t, to, W, O, 22, Token::new(22, "a", 1));
+        v.tick(t + ms(1900));
+    }
+    assert!(!kinds(&v).contains(&"silent"), "{:?}", kinds(&v));
+}
