@@ -35,4 +35,6 @@ pub enum StartError {
         "{0} is not an address of this machine; pass one of this machine's IPv4 addresses to --bind (see `ip -4 addr`)"
     )]
     NotLocal(std::net::Ipv4Addr),
+    #[error(transparent)]
+    Load(#[from] crate::actors::persist::LoadError),
 }

@@ -3,6 +3,7 @@
 //! messages between them). [`start_node`] wires them together.
 
 pub mod messages;
+pub mod persist;
 pub mod registry;
 mod sockets;
 pub mod state;
@@ -42,6 +43,8 @@ pub struct NodeConfig {
     pub max_connections: usize,
     /// How often to log a one-line summary (`None`: never).
     pub summary_every: Option<Duration>,
+    /// Where to keep the expansion across restarts (`None`: nowhere).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl NodeConfig {
@@ -61,6 +64,7 @@ impl NodeConfig {
             connect_timeout: Duration::from_millis(1000),
             max_connections: 256,
             summary_every: Some(Duration::from_secs(5)),
+            data_dir: None,
         }
     }
 }
@@ -107,18 +111,39 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
     let udp = udp.start();
     let tcp = tcp.start();
 
-    let machine = Machine::new(Config {
+    let machine_config = Config {
         id: config.id.clone(),
         timing: config.timing.clone(),
         max_len: config.target_digits.saturating_add(2),
-    });
+    };
+    let (machine, persister) = match &config.data_dir {
+        None => (Machine::new(machine_config), None),
+        Some(dir) => {
+            let (saved, wrong_from) = persist::load(dir, &pi)?;
+            if let Some(correct) = wrong_from {
+                log::warn!("{}: the saved expansion is wrong after {correct} characters; keeping those", dir.display());
+            }
+            log::info!(
+                "resuming from {} saved digits (verified) and revision {} in {}",
+                saved.expansion.fraction_digits(),
+                saved.own_revision,
+                dir.display()
+            );
+            let persister = persist::Persister::start(dir.clone(), &saved);
+            (Machine::with_expansion(machine_config, saved.expansion, saved.own_revision), Some(persister))
+        }
+    };
     let peers = Peers {
         udp: udp.clone().recipient(),
         tcp: tcp.clone().recipient(),
         next_hop: registry_addr.clone().recipient(),
         members: registry_addr.clone().recipient(),
     };
-    let state = StateMachine::new(machine, peers, Arc::clone(&pi), config.bind, config.summary_every).start();
+    let mut state = StateMachine::new(machine, peers, Arc::clone(&pi), config.bind, config.summary_every);
+    if let Some(persister) = persister {
+        state = state.with_persister(persister);
+    }
+    let state = state.start();
 
     let registry = Registry::new(&config.id, config.bind, config.timing.waiter);
     registry_ctx.run(RegistryActor::new(registry, state.clone().recipient(), tcp.clone().recipient()));

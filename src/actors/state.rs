@@ -8,6 +8,7 @@
 //! following ones when a node cannot be reached (PROTOCOL section 7, OWNER).
 
 use super::messages::{Broadcast, Deliver, GetMembers, NextHop, Port, SendTo};
+use super::persist::Persister;
 use crate::pi::{Expansion, PiDigits};
 use crate::protocol::machine::{Input, Machine, Output, TimerKind};
 use crate::protocol::{Body, Message, MyState, NodeId, StateName, Token};
@@ -54,6 +55,7 @@ pub struct StateMachine {
     holdings: u64,
     summary_every: Option<Duration>,
     last_summary: (tokio::time::Instant, u64, usize),
+    persister: Option<Persister>,
 }
 
 impl StateMachine {
@@ -74,12 +76,22 @@ impl StateMachine {
             holdings: 0,
             summary_every,
             last_summary: (tokio::time::Instant::now(), 0, progress),
+            persister: None,
         }
+    }
+
+    /// Save the expansion (and revision) whenever they change.
+    pub fn with_persister(mut self, persister: Persister) -> Self {
+        self.persister = Some(persister);
+        self
     }
 
     fn feed(&mut self, input: Input, ctx: &mut Context<Self>) {
         for output in self.machine.handle(input) {
             self.carry_out(output, ctx);
+        }
+        if let Some(persister) = &mut self.persister {
+            persister.save(self.machine.expansion(), self.machine.own_revision());
         }
     }
 

@@ -88,6 +88,11 @@ struct Args {
     #[arg(long, value_name = "MIB", default_value_t = 32)]
     max_message_mib: usize,
 
+    /// Keep the expansion in this directory: saved atomically whenever it
+    /// grows, loaded and verified at start (the ring then resumes from it)
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+
     /// Seconds between one-line summaries in the log (0: none)
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     summary_secs: u64,
@@ -165,6 +170,7 @@ fn node_config(args: &Args) -> Result<NodeConfig, StartError> {
     config.target_digits = args.target_digits;
     config.max_message_bytes = args.max_message_mib.saturating_mul(1024 * 1024);
     config.summary_every = (args.summary_secs > 0).then(|| Duration::from_secs(args.summary_secs));
+    config.data_dir = args.data_dir.clone();
     Ok(config)
 }
 

@@ -212,6 +212,11 @@ impl Machine {
         &self.expansion
     }
 
+    /// How many tokens this node has generated.
+    pub fn own_revision(&self) -> u64 {
+        self.own_revision
+    }
+
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
