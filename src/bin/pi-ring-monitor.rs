@@ -33,7 +33,8 @@ struct Args {
     #[arg(long, default_value_t = 23912)]
     udp_port: u16,
 
-    /// Listen on this address only [default: any]
+    /// Listen on this address only, e.g. the ring's broadcast address
+    /// (192.168.1.255) to hear one network of several [default: any]
     #[arg(long, value_name = "IPV4", default_value_t = Ipv4Addr::UNSPECIFIED)]
     bind: Ipv4Addr,
 
