@@ -3,7 +3,7 @@
 
 use super::messages::{Deliver, GetMembers, Hop, Inbound, NextHop, SendTo, Via};
 use crate::protocol::machine::Envelope;
-use crate::protocol::registry::{Member, Observed, Registry};
+use crate::protocol::registry::{Member, Registry};
 use crate::protocol::{Body, Message};
 use actix::prelude::*;
 use tokio::time::Instant;
@@ -36,31 +36,25 @@ impl Handler<Inbound> for RegistryActor {
 
     fn handle(&mut self, msg: Inbound, _ctx: &mut Context<Self>) {
         let Inbound { message, from, via } = msg;
-        // Steps 1-3: ignore our own, add newcomers, clear lost marks.
-        match self.registry.observe(&message.author, from) {
-            Observed::Own => return,
-            Observed::Known => {}
-            Observed::Newcomer => {
-                log::info!("{} joined at {from} (heard by {via:?})", message.author);
-                self.log_members();
-                if via == Via::Udp {
-                    let ping = Message::new(self.registry.own_id(), Body::Ping);
-                    self.tcp.do_send(SendTo { to: from, message: ping });
-                }
-            }
+        let reception = self.registry.receive(&message, from, via == Via::Udp);
+        if !reception.deliver {
+            return;
         }
-        // Step 4: learn the ring from a TAKE_TOKEN's node table.
-        if let Body::TakeToken { nodes, .. } = &message.body {
-            let before = self.registry.len();
-            for (id, host) in self.registry.merge(nodes) {
-                log::warn!(
-                    "ignoring node {id:?} at {host:?} in the table from {}: not a valid id and IPv4 address",
-                    message.author
-                );
-            }
-            if self.registry.len() != before {
-                self.log_members();
-            }
+        if reception.newcomer {
+            log::info!("{} joined at {from} (heard by {via:?})", message.author);
+        }
+        if reception.ping_back {
+            let ping = Message::new(self.registry.own_id(), Body::Ping);
+            self.tcp.do_send(SendTo { to: from, message: ping });
+        }
+        for (id, host) in &reception.rejected {
+            log::warn!(
+                "ignoring node {id:?} at {host:?} in the table from {}: not a valid id and IPv4 address",
+                message.author
+            );
+        }
+        if reception.newcomer || reception.learnt > 0 {
+            self.log_members();
         }
         // Step 5: the state acts.
         self.state.do_send(Deliver(Envelope { message, from }));

@@ -212,6 +212,12 @@ impl Machine {
         &self.expansion
     }
 
+    /// Whether this node holds the token now: OWNER and not in the middle
+    /// of handing it on.
+    pub fn holds_token(&self) -> bool {
+        matches!(self.behaviour, Behaviour::Owner(Holding { passing: false, .. }))
+    }
+
     /// How many tokens this node has generated.
     pub fn own_revision(&self) -> u64 {
         self.own_revision

@@ -4,7 +4,7 @@
 //! Pure data; the registry actor wraps it. Time is passed in, so tests
 //! drive it with any clock.
 
-use super::message::Nodes;
+use super::message::{Body, Message, Nodes};
 use super::token::NodeId;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -36,6 +36,21 @@ pub enum Observed {
     Known,
 }
 
+/// What section 6 decided about one inbound message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reception {
+    /// Hand the message to the state machine (false for our own).
+    pub deliver: bool,
+    /// The author was not known and has been added.
+    pub newcomer: bool,
+    /// Answer the author with a unicast PING (a newcomer heard by broadcast).
+    pub ping_back: bool,
+    /// Nodes added from a TAKE_TOKEN's table.
+    pub learnt: usize,
+    /// Entries of that table that are not a valid id and IPv4 address.
+    pub rejected: Vec<(NodeId, String)>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Registry {
     own_id: NodeId,
@@ -54,6 +69,28 @@ impl Registry {
 
     pub fn own_id(&self) -> &str {
         &self.own_id
+    }
+
+    /// PROTOCOL section 6 for one inbound message, before the state acts:
+    /// ignore our own, add a newcomer (and answer it with a PING if it was
+    /// heard by broadcast), clear its lost mark, learn a TAKE_TOKEN's table.
+    pub fn receive<D>(&mut self, message: &Message<D>, from: Ipv4Addr, by_broadcast: bool) -> Reception {
+        let mut reception = Reception::default();
+        match self.observe(&message.author, from) {
+            Observed::Own => return reception,
+            Observed::Known => {}
+            Observed::Newcomer => {
+                reception.newcomer = true;
+                reception.ping_back = by_broadcast;
+            }
+        }
+        if let Body::TakeToken { nodes, .. } = &message.body {
+            let before = self.nodes.len();
+            reception.rejected = self.merge(nodes);
+            reception.learnt = self.nodes.len() - before;
+        }
+        reception.deliver = true;
+        reception
     }
 
     /// Section 6, steps 1 to 3: a message from `author` arrived from `host`.

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 #[allow(unused_imports)] // not every test file uses every helper
-pub use pi_ring::testbed::{NodeProcess, Observer, Ports};
+pub use pi_ring::testbed::{reference_wire, NodeProcess, Observer, Ports};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
