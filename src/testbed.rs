@@ -45,6 +45,8 @@ impl Ports {
 pub struct NodeProcess {
     pub id: String,
     binary: PathBuf,
+    /// Run inside this network namespace (`ip netns exec`).
+    netns: Option<String>,
     pub host: Ipv4Addr,
     child: Option<Child>,
     args: Vec<String>,
@@ -54,13 +56,27 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Start `binary` (a `pi-ring-node`) as node `id` on `host`.
     pub fn start(binary: &std::path::Path, id: &str, host: Ipv4Addr, ports: Ports, extra: &[&str]) -> Self {
+        Self::start_in(None, binary, id, host, Ipv4Addr::new(127, 255, 255, 255), ports, extra)
+    }
+
+    /// Start a node in network namespace `netns` (if any), broadcasting to
+    /// `broadcast`.
+    pub fn start_in(
+        netns: Option<&str>,
+        binary: &std::path::Path,
+        id: &str,
+        host: Ipv4Addr,
+        broadcast: Ipv4Addr,
+        ports: Ports,
+        extra: &[&str],
+    ) -> Self {
         let mut args: Vec<String> = vec![
             "--id".into(),
             id.into(),
             "--bind".into(),
             host.to_string(),
             "--broadcast".into(),
-            "127.255.255.255".into(),
+            broadcast.to_string(),
             "--udp-port".into(),
             ports.udp.to_string(),
             "--tcp-port".into(),
@@ -69,15 +85,26 @@ impl NodeProcess {
             ports.monitor.to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let log = std::env::temp_dir().join(format!("pi-ring-test-{}-{id}-{}.log", ports.udp, std::process::id()));
-        let mut node = NodeProcess { id: id.into(), binary: binary.to_owned(), host, child: None, args, log };
+        let place = netns.unwrap_or("host");
+        let log =
+            std::env::temp_dir().join(format!("pi-ring-test-{place}-{}-{id}-{}.log", ports.udp, std::process::id()));
+        let netns = netns.map(str::to_owned);
+        let mut node = NodeProcess { id: id.into(), binary: binary.to_owned(), netns, host, child: None, args, log };
         node.spawn();
         node
     }
 
     fn spawn(&mut self) {
         let log = std::fs::File::options().create(true).append(true).open(&self.log).expect("log file");
-        let child = Command::new(&self.binary)
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
+        let child = command
             .args(&self.args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -135,6 +162,8 @@ pub struct Seen {
     pub new: StateName,
     pub progress: u64,
     pub tail: String,
+    /// The token's author and revision, if the node said.
+    pub token: Option<(String, u64)>,
 }
 
 /// Listens to a ring's monitoring port and checks every expansion tail it
@@ -157,12 +186,33 @@ pub fn udp_listener(port: u16) -> UdpSocket {
     socket.into()
 }
 
+/// Move the calling thread into the network namespace at `path`.
+fn join_netns(path: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // SAFETY: a valid namespace descriptor; affects this thread only.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns {}: {}", path.display(), std::io::Error::last_os_error());
+}
+
 impl Observer {
     pub fn start(ports: Ports) -> Self {
+        Self::start_in(ports, None)
+    }
+
+    /// An observer listening inside network namespace `netns` (its thread
+    /// joins the namespace; the rest of the process stays where it is).
+    pub fn start_in(ports: Ports, netns: Option<&str>) -> Self {
         let observer = Observer { seen: Arc::default(), wrong: Arc::default(), stop: Arc::default() };
-        let socket = udp_listener(ports.monitor);
         let (seen, wrong, stop) = (Arc::clone(&observer.seen), Arc::clone(&observer.wrong), Arc::clone(&observer.stop));
+        let netns = netns.map(|n| PathBuf::from("/var/run/netns").join(n));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            if let Some(path) = netns {
+                join_netns(&path);
+            }
+            let socket = udp_listener(ports.monitor);
+            let _ = ready_tx.send(());
             let reference = reference_wire();
             let mut buf = vec![0u8; MAX_DATAGRAM + 1];
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -183,9 +233,11 @@ impl Observer {
                     new: StateName::from_wire(&state.new_state).unwrap_or(StateName::None),
                     progress,
                     tail,
+                    token: state.token.as_ref().map(|t| (t.author_node_id.clone(), t.author_token_revision)),
                 });
             }
         });
+        ready_rx.recv().expect("the observer thread started");
         observer
     }
 
