@@ -531,3 +531,16 @@ fn every_state_change_is_reported_for_the_monitor() {
         .collect();
     assert_eq!(changes, vec![(StateName::None, StateName::Looser)]);
 }
+
+// ----- wrong content that parses -------------------------------------------
+
+#[test]
+fn a_token_claiming_more_than_the_rings_maximum_is_ignored() {
+    let mut n = Node::owner_with(42);
+    n.receive("n9", Body::TokenIsHere { token: Token::new(usize::MAX / 2, "n9", 1) });
+    assert_eq!(n.state(), StateName::Owner, "a lie must not make the holder yield");
+    assert!(n.out.is_empty());
+    let mut n = Node::generating();
+    n.receive("n9", Body::GeneratingToken { token: Token::new(usize::MAX / 2, "n9", 1) });
+    assert_eq!(n.state(), StateName::Generating);
+}

@@ -5,11 +5,14 @@ use super::messages::{Deliver, GetMembers, Hop, Inbound, NextHop, SendTo, Via};
 use crate::protocol::machine::Envelope;
 use crate::protocol::registry::{Member, Registry};
 use crate::protocol::{Body, Message};
+use crate::warn_limit::WarnLimiter;
+use crate::warn_limited;
 use actix::prelude::*;
 use tokio::time::Instant;
 
 pub struct RegistryActor {
     registry: Registry,
+    warnings: WarnLimiter,
     /// The state machine, which acts on messages after section 6.
     state: Recipient<Deliver>,
     /// For the PING that answers a newcomer.
@@ -18,7 +21,7 @@ pub struct RegistryActor {
 
 impl RegistryActor {
     pub fn new(registry: Registry, state: Recipient<Deliver>, tcp: Recipient<SendTo>) -> Self {
-        RegistryActor { registry, state, tcp }
+        RegistryActor { registry, state, tcp, warnings: WarnLimiter::new(5) }
     }
 
     fn log_members(&self) {
@@ -37,6 +40,15 @@ impl Handler<Inbound> for RegistryActor {
     fn handle(&mut self, msg: Inbound, _ctx: &mut Context<Self>) {
         let Inbound { message, from, via } = msg;
         let reception = self.registry.receive(&message, from, via == Via::Udp);
+        if let Some(known) = reception.impostor {
+            warn_limited!(
+                self.warnings,
+                "dropped a {} message from {from} claiming to be {}, which is at {known}",
+                message.body.kind(),
+                message.author
+            );
+            return;
+        }
         if !reception.deliver {
             return;
         }

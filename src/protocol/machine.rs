@@ -172,6 +172,7 @@ pub struct Machine {
     timers: [Option<u64>; TIMER_KINDS],
     timer_seq: u64,
     out: Vec<Output>,
+    warnings: crate::warn_limit::WarnLimiter,
 }
 
 impl Machine {
@@ -193,6 +194,7 @@ impl Machine {
             timers: [None; TIMER_KINDS],
             timer_seq: 0,
             out: Vec::new(),
+            warnings: crate::warn_limit::WarnLimiter::new(5),
         }
     }
 
@@ -279,6 +281,23 @@ impl Machine {
         let Envelope { message, from } = envelope;
         if message.author == self.config.id {
             return; // section 6, step 1 (the registry filters these too)
+        }
+        // A token claiming more than this ring may ever compute is a lie
+        // (or a ring with another --target-digits): believing it would make
+        // holders yield and searchers back off for a token nobody has.
+        if let Body::TokenIsHere { token } | Body::GeneratingToken { token } = &message.body {
+            if token.progress > self.config.max_len as u64 {
+                crate::warn_limited!(
+                    self.warnings,
+                    "{}: ignoring {} from {} claiming progress {} beyond this ring's maximum {}",
+                    self.config.id,
+                    message.body.kind(),
+                    message.author,
+                    token.progress,
+                    self.config.max_len
+                );
+                return;
+            }
         }
         match self.behaviour {
             Behaviour::Idle => {}

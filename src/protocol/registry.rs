@@ -36,6 +36,10 @@ pub enum Observed {
     Known,
 }
 
+/// The most nodes a registry holds; a TAKE_TOKEN table with more is only
+/// partly learnt (a hostile table cannot grow the registry without bound).
+pub const MAX_NODES: usize = 1024;
+
 /// What section 6 decided about one inbound message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reception {
@@ -47,8 +51,12 @@ pub struct Reception {
     pub ping_back: bool,
     /// Nodes added from a TAKE_TOKEN's table.
     pub learnt: usize,
-    /// Entries of that table that are not a valid id and IPv4 address.
+    /// Entries of that table that are not a valid id and IPv4 address, or
+    /// beyond [`MAX_NODES`].
     pub rejected: Vec<(NodeId, String)>,
+    /// The author is known at another address: a message claiming another
+    /// node's id. Not delivered.
+    pub impostor: Option<Ipv4Addr>,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +84,12 @@ impl Registry {
     /// heard by broadcast), clear its lost mark, learn a TAKE_TOKEN's table.
     pub fn receive<D>(&mut self, message: &Message<D>, from: Ipv4Addr, by_broadcast: bool) -> Reception {
         let mut reception = Reception::default();
+        // A message claiming a known node's id from another address is
+        // dropped: nodes send everything from their own address.
+        if let Some(known) = self.host_of(&message.author).filter(|h| *h != from) {
+            reception.impostor = Some(known);
+            return reception;
+        }
         match self.observe(&message.author, from) {
             Observed::Own => return reception,
             Observed::Known => {}
@@ -120,7 +134,7 @@ impl Registry {
                 continue;
             }
             match host.parse::<Ipv4Addr>() {
-                Ok(host) if !id.is_empty() => {
+                Ok(host) if !id.is_empty() && self.nodes.len() < MAX_NODES => {
                     self.nodes.insert(id.clone(), Entry { host, lost_until: None });
                 }
                 _ => rejected.push((id.clone(), host.clone())),
@@ -239,6 +253,28 @@ mod tests {
         let mut r = ring("a", &["b"]);
         r.mark_lost("b", now);
         assert_eq!(r.next(now), None);
+    }
+
+    #[test]
+    fn a_message_claiming_a_known_id_from_another_address_is_dropped() {
+        let mut r = ring("a", &["b"]);
+        let forged = Message::<String>::new("b", Body::Ping);
+        let reception = r.receive(&forged, ip(66), true);
+        assert_eq!(reception.impostor, Some(ip(10)));
+        assert!(!reception.deliver);
+        let forged_self = Message::<String>::new("a", Body::Ping);
+        assert!(r.receive(&forged_self, ip(66), true).impostor.is_some());
+        let genuine = Message::<String>::new("b", Body::Ping);
+        assert!(r.receive(&genuine, ip(10), true).deliver);
+    }
+
+    #[test]
+    fn a_huge_node_table_is_learnt_only_up_to_the_cap() {
+        let mut r = ring("a", &[]);
+        let nodes: Nodes = (0..5000).map(|i| (format!("x{i}"), "127.0.0.9".to_string())).collect();
+        let rejected = r.merge(&nodes);
+        assert_eq!(r.len(), MAX_NODES);
+        assert_eq!(rejected.len(), 5000 - (MAX_NODES - 1));
     }
 
     #[test]
