@@ -7,7 +7,7 @@
 mod sim;
 
 use pi_ring::protocol::machine::{Config, Envelope, Input, Machine, Output, TimerId, TimerKind, Timing};
-use pi_ring::protocol::{Body, Message, MyState, StateName, Token};
+use pi_ring::protocol::{Body, Message, StateName, Token};
 use sim::{pi, Rng};
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -39,7 +39,7 @@ fn message(rng: &mut Rng) -> Message {
             nodes: Default::default(),
             data: pi().expansion(rng.below(2500) as usize),
         },
-        _ => Body::MyState(Box::new(MyState::default())),
+        _ => Body::MyState(Box::default()),
     };
     Message::new(author, body)
 }
