@@ -37,4 +37,6 @@ pub enum StartError {
     NotLocal(std::net::Ipv4Addr),
     #[error(transparent)]
     Load(#[from] crate::actors::persist::LoadError),
+    #[error("cannot use the secret file {0}: {1}")]
+    Secret(String, String),
 }

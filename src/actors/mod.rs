@@ -10,6 +10,7 @@ pub mod state;
 pub mod tcp;
 pub mod udp;
 
+use crate::auth::Authenticator;
 use crate::error::StartError;
 use crate::pi::PiDigits;
 use crate::protocol::machine::{Config, Machine, Timing};
@@ -45,6 +46,8 @@ pub struct NodeConfig {
     pub summary_every: Option<Duration>,
     /// Where to keep the expansion across restarts (`None`: nowhere).
     pub data_dir: Option<std::path::PathBuf>,
+    /// The ring's shared secret: authenticate every message (`None`: open ring).
+    pub secret: Option<Vec<u8>>,
 }
 
 impl NodeConfig {
@@ -65,6 +68,7 @@ impl NodeConfig {
             max_connections: 256,
             summary_every: Some(Duration::from_secs(5)),
             data_dir: None,
+            secret: None,
         }
     }
 }
@@ -86,12 +90,16 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
     let registry_ctx = Context::<RegistryActor>::new();
     let registry_addr = registry_ctx.address();
 
+    // Messages within 10 s of our clock are accepted; replays within it are
+    // remembered and refused.
+    let auth = config.secret.as_deref().map(|s| Arc::new(Authenticator::new(s, Duration::from_secs(10))));
     let udp = UdpEndpoint::bind(
         &UdpConfig {
             bind: config.bind,
             broadcast: config.broadcast,
             ring_port: config.udp_port,
             monitor_port: config.monitor_port,
+            auth: auth.clone(),
         },
         registry_addr.clone().recipient(),
     )?;
@@ -104,6 +112,7 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
             connect_timeout: config.connect_timeout,
             max_connections: config.max_connections,
             backlog: 1024,
+            auth,
         },
         registry_addr.clone().recipient(),
         Arc::clone(&pi),

@@ -11,9 +11,10 @@
 
 use super::messages::{Inbound, SendTo, Via};
 use super::sockets::{bound_socket, socket_error};
+use crate::auth::Authenticator;
 use crate::error::{SendError, StartError};
 use crate::pi::PiDigits;
-use crate::protocol::{Message, RawMessage};
+use crate::protocol::{DecodeError, Message, RawMessage};
 use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
 use actix::prelude::*;
@@ -42,6 +43,8 @@ pub struct TcpConfig {
     /// Connections served at once; more wait in the backlog.
     pub max_connections: usize,
     pub backlog: u32,
+    /// The ring's secret, if it has one.
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 pub struct TcpEndpoint {
@@ -148,12 +151,15 @@ impl Server {
 
     /// Decode and verify one message; `None` (after a warning) if invalid.
     async fn decode(&self, buf: Vec<u8>, from: Ipv4Addr) -> Option<Message> {
+        let buf_len = buf.len();
         let cap = self.config.max_message_bytes;
-        let raw = if buf.len() >= BLOCKING_DECODE_BYTES {
-            tokio::task::spawn_blocking(move || RawMessage::decode(&buf, cap)).await.ok()?
-        } else {
-            RawMessage::decode(&buf, cap)
+        let auth = self.config.auth.clone();
+        let decode = move || match auth {
+            None => RawMessage::decode(&buf, cap),
+            Some(auth) => auth.open(&buf).map_err(DecodeError::from).and_then(|body| RawMessage::decode(&body, cap)),
         };
+        let raw =
+            if buf_len >= BLOCKING_DECODE_BYTES { tokio::task::spawn_blocking(decode).await.ok()? } else { decode() };
         let raw = match raw {
             Ok(raw) => raw,
             Err(e) => {
@@ -243,8 +249,12 @@ impl Handler<SendTo> for TcpEndpoint {
         let bind = self.config.bind;
         let to = SocketAddrV4::new(msg.to, self.config.port);
         let connect_timeout = self.config.connect_timeout;
+        let auth = self.config.auth.clone();
         Box::pin(async move {
-            let bytes = msg.message.encode();
+            let mut bytes = msg.message.encode();
+            if let Some(auth) = auth {
+                bytes = auth.seal(bytes);
+            }
             send_message(bind, to, &bytes, connect_timeout).await
         })
     }

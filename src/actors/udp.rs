@@ -8,6 +8,7 @@
 
 use super::messages::{Broadcast, Inbound, Port, Via};
 use super::sockets::{bound_socket, socket_error};
+use crate::auth::Authenticator;
 use crate::error::StartError;
 use crate::protocol::{Body, DecodeError, Message, RawMessage};
 use crate::warn_limit::WarnLimiter;
@@ -27,7 +28,10 @@ pub const MAX_DATAGRAM: usize = 4096;
 
 /// Decodes each datagram into a message or a typed error. The error is an
 /// item, not a stream error, so one bad datagram cannot end the stream.
-pub struct DatagramCodec;
+/// With an authenticator, only sealed datagrams are accepted.
+pub struct DatagramCodec {
+    pub auth: Option<Arc<Authenticator>>,
+}
 
 impl Decoder for DatagramCodec {
     type Item = Result<RawMessage, DecodeError>;
@@ -39,7 +43,12 @@ impl Decoder for DatagramCodec {
         }
         // Consume the whole datagram whatever happens, or it is decoded again.
         let datagram = buf.split();
-        Ok(Some(RawMessage::decode(&datagram, MAX_DATAGRAM)))
+        Ok(Some(match &self.auth {
+            None => RawMessage::decode(&datagram, MAX_DATAGRAM),
+            Some(auth) => {
+                auth.open(&datagram).map_err(DecodeError::from).and_then(|body| RawMessage::decode(&body, MAX_DATAGRAM))
+            }
+        }))
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<Self::Item>> {
@@ -54,6 +63,8 @@ pub struct UdpConfig {
     pub broadcast: Ipv4Addr,
     pub ring_port: u16,
     pub monitor_port: u16,
+    /// The ring's secret, if it has one.
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 pub struct UdpEndpoint {
@@ -63,6 +74,7 @@ pub struct UdpEndpoint {
     monitor: SocketAddrV4,
     registry: Recipient<Inbound>,
     warnings: WarnLimiter,
+    auth: Option<Arc<Authenticator>>,
 }
 
 /// A socket on `0.0.0.0:port` that shares the port with other nodes.
@@ -86,6 +98,7 @@ impl UdpEndpoint {
             monitor: SocketAddrV4::new(config.broadcast, config.monitor_port),
             registry,
             warnings: WarnLimiter::new(5),
+            auth: config.auth.clone(),
         })
     }
 }
@@ -95,7 +108,7 @@ impl Actor for UdpEndpoint {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if let Some(receiver) = self.receiver.take() {
-            ctx.add_stream(UdpFramed::new(receiver, DatagramCodec));
+            ctx.add_stream(UdpFramed::new(receiver, DatagramCodec { auth: self.auth.clone() }));
         }
     }
 }
@@ -142,7 +155,10 @@ impl Handler<Broadcast> for UdpEndpoint {
     type Result = ();
 
     fn handle(&mut self, msg: Broadcast, ctx: &mut Context<Self>) {
-        let bytes = msg.message.encode();
+        let mut bytes = msg.message.encode();
+        if let Some(auth) = &self.auth {
+            bytes = auth.seal(bytes);
+        }
         if bytes.len() > MAX_DATAGRAM {
             log::error!(
                 "not broadcasting a {}-byte {} message: over the datagram limit",

@@ -93,6 +93,13 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
 
+    /// Authenticate the ring with the secret in this file: every message is
+    /// tagged (HMAC-SHA256 with a timestamp); untagged, forged, stale and
+    /// replayed messages are dropped. Every node of the ring needs the same
+    /// secret. The secret itself may instead be given in PI_RING_SECRET.
+    #[arg(long, value_name = "PATH", env = "PI_RING_SECRET_FILE")]
+    secret_file: Option<std::path::PathBuf>,
+
     /// Seconds between one-line summaries in the log (0: none)
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     summary_secs: u64,
@@ -171,6 +178,19 @@ fn node_config(args: &Args) -> Result<NodeConfig, StartError> {
     config.max_message_bytes = args.max_message_mib.saturating_mul(1024 * 1024);
     config.summary_every = (args.summary_secs > 0).then(|| Duration::from_secs(args.summary_secs));
     config.data_dir = args.data_dir.clone();
+    config.secret = match (&args.secret_file, std::env::var_os("PI_RING_SECRET")) {
+        (Some(path), _) => {
+            let secret =
+                std::fs::read(path).map_err(|e| StartError::Secret(path.display().to_string(), e.to_string()))?;
+            let secret = secret.trim_ascii().to_vec();
+            if secret.is_empty() {
+                return Err(StartError::Secret(path.display().to_string(), "the file is empty".into()));
+            }
+            Some(secret)
+        }
+        (None, Some(value)) if !value.is_empty() => Some(value.into_encoded_bytes()),
+        _ => None,
+    };
     Ok(config)
 }
 

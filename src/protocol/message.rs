@@ -137,6 +137,8 @@ pub enum DecodeError {
     SerialCode { what: &'static str, expected: i64, found: Option<i64> },
     #[error("token with an empty author_node_id")]
     EmptyTokenAuthor,
+    #[error("not accepted: {0}")]
+    Unauthenticated(#[from] crate::auth::AuthError),
 }
 
 /// The flat shape every message shares on the wire; unknown fields are
