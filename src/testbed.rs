@@ -135,6 +135,11 @@ impl NodeProcess {
         self.spawn();
     }
 
+    /// Lines the node has logged so far.
+    pub fn log_tail_lines(&self) -> usize {
+        std::fs::read_to_string(&self.log).map(|t| t.lines().count()).unwrap_or(0)
+    }
+
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

@@ -31,6 +31,12 @@ use tokio::sync::Semaphore;
 /// Messages at least this large are decoded off the event loop.
 const BLOCKING_DECODE_BYTES: usize = 64 * 1024;
 
+/// Slowest average transfer accepted after the grace period (bytes/s): far
+/// below any real link, far above an idle or byte-a-second client.
+const MIN_RATE: f64 = 16.0 * 1024.0;
+const RATE_GRACE: Duration = Duration::from_millis(500);
+const RATE_CHECK: Duration = Duration::from_millis(250);
+
 #[derive(Clone, Debug)]
 pub struct TcpConfig {
     pub bind: Ipv4Addr,
@@ -121,32 +127,65 @@ impl Server {
     }
 
     async fn serve(&self, mut stream: TcpStream, peer: SocketAddrV4) {
-        let cap = self.config.max_message_bytes;
-        let mut buf = Vec::new();
-        let mut limited = (&mut stream).take(cap as u64 + 1);
-        let read = limited.read_to_end(&mut buf);
-        match tokio::time::timeout(self.config.read_timeout, read).await {
-            Err(_) => {
-                warn_limited!(
-                    self.warnings.borrow_mut(),
-                    "closed a connection from {peer}: no complete message within {:?} ({} bytes read)",
-                    self.config.read_timeout,
-                    buf.len()
-                );
-                return;
-            }
-            Ok(Err(e)) => {
-                warn_limited!(self.warnings.borrow_mut(), "reading from {peer} failed: {e}");
-                return;
-            }
-            Ok(Ok(_)) => {}
-        }
+        let Some(buf) = self.read_message(&mut stream, peer).await else { return };
         drop(stream);
         let from = *peer.ip();
         let Some(message) = self.decode(buf, from).await else {
             return;
         };
         self.registry.do_send(Inbound { message, from, via: Via::Tcp });
+    }
+
+    /// Read one message until end of stream. A connection that sends more
+    /// than the size cap, takes longer than the read timeout, or after a
+    /// short grace period delivers less than `MIN_RATE` bytes per second on
+    /// average (idle or byte-a-second clients) is closed with a warning, so
+    /// slow clients cannot hold the connection slots.
+    async fn read_message(&self, stream: &mut TcpStream, peer: SocketAddrV4) -> Option<Vec<u8>> {
+        let cap = self.config.max_message_bytes;
+        let started = tokio::time::Instant::now();
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let elapsed = started.elapsed();
+            let Some(left) = self.config.read_timeout.checked_sub(elapsed).filter(|d| !d.is_zero()) else {
+                let timeout = self.config.read_timeout;
+                warn_limited!(
+                    self.warnings.borrow_mut(),
+                    "closed a connection from {peer}: no complete message within {timeout:?} ({} bytes)",
+                    buf.len()
+                );
+                return None;
+            };
+            match tokio::time::timeout(left.min(RATE_CHECK), stream.read(&mut chunk)).await {
+                Ok(Ok(0)) => return Some(buf),
+                Ok(Ok(n)) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    if buf.len() > cap {
+                        warn_limited!(
+                            self.warnings.borrow_mut(),
+                            "closed a connection from {peer}: message over the {cap}-byte limit"
+                        );
+                        return None;
+                    }
+                }
+                Ok(Err(e)) => {
+                    warn_limited!(self.warnings.borrow_mut(), "reading from {peer} failed: {e}");
+                    return None;
+                }
+                Err(_) => {} // nothing within RATE_CHECK; check the rate below
+            }
+            let elapsed = started.elapsed();
+            if elapsed > RATE_GRACE && (buf.len() as f64) < MIN_RATE * elapsed.as_secs_f64() {
+                warn_limited!(
+                    self.warnings.borrow_mut(),
+                    "closed a connection from {peer}: too slow ({} bytes in {:.1} s)",
+                    buf.len(),
+                    elapsed.as_secs_f64()
+                );
+                return None;
+            }
+        }
     }
 
     /// Decode and verify one message; `None` (after a warning) if invalid.
