@@ -279,7 +279,15 @@ impl Bench {
             [("bench".to_string(), me.to_string()), ("node".to_string(), node_host.to_string())].into_iter().collect();
         let mut samples = Vec::new();
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
-        std::thread::sleep(Duration::from_millis(300)); // the node binds its sockets
+        // The node is up once it announces itself (PING at start-up).
+        let up = Instant::now();
+        loop {
+            assert!(up.elapsed() < Duration::from_secs(10), "the node did not start: {}", _node.log_tail());
+            let Ok((n, _)) = heartbeats.recv_from(&mut buf) else { continue };
+            if RawMessage::decode(&buf[..n], MAX_DATAGRAM).is_ok_and(|m| m.author == "node") {
+                break;
+            }
+        }
         for round in 0..rounds + 3 {
             let token = Token::new(data.len(), "bench", 1);
             let message = Message::new("bench", Body::TakeToken { token, nodes: nodes.clone(), data: data.clone() });
@@ -287,7 +295,10 @@ impl Bench {
             let started = Instant::now();
             let to = SocketAddrV4::new(node_host, ports.tcp);
             if let Err(e) = rt.block_on(send_message(me, to, &bytes, Duration::from_secs(1))) {
-                eprintln!("  send failed: {e}");
+                eprintln!("  send failed: {e}; the node's log ends with:\n{}", _node.log_tail());
+                if round > 5 {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
