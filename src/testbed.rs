@@ -284,3 +284,28 @@ impl Drop for Observer {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Resident memory of a process, in MiB (0 if unknown).
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The fast timeout profile of the benchmarks and fault tests: heartbeat
+/// 50 ms; waiter, looser-answer and generating 200 ms (recovery bound 0.6 s).
+pub const FAST_TIMING: &[&str] = &[
+    "--heartbeat-ms",
+    "50",
+    "--waiter-ms",
+    "200",
+    "--looser-ask-ms",
+    "50",
+    "--looser-answer-ms",
+    "200",
+    "--generating-ms",
+    "200",
+];

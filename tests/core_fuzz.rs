@@ -12,15 +12,6 @@ use sim::{pi, Rng};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-const KINDS: [TimerKind; 6] = [
-    TimerKind::Heartbeat,
-    TimerKind::Hold,
-    TimerKind::Waiter,
-    TimerKind::LooserAsk,
-    TimerKind::LooserAnswer,
-    TimerKind::Generating,
-];
-
 fn token(rng: &mut Rng) -> Token {
     let author = ["n1", "n5", "n9", "", "\u{0443}"][rng.below(5) as usize];
     Token::new(rng.below(3000) as usize, author, rng.below(4))
@@ -62,7 +53,7 @@ fn arbitrary_input_sequences_keep_the_core_sane() {
                     Input::Received(Envelope { message: message(&mut rng), from })
                 }
                 5 | 6 if !armed.is_empty() => Input::Timer(armed[rng.below(armed.len() as u64) as usize]),
-                5 | 6 => Input::Timer(TimerId { kind: KINDS[rng.below(6) as usize], seq: rng.below(50) }),
+                5 | 6 => Input::Timer(TimerId { kind: TimerKind::ALL[rng.below(6) as usize], seq: rng.below(50) }),
                 7 => Input::Computed {
                     epoch: m.epoch().saturating_sub(rng.below(2)),
                     expansion: pi().expansion(rng.below(3000) as usize),

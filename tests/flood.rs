@@ -8,20 +8,12 @@ mod common;
 
 use common::{start_node, Observer, Ports};
 use pi_ring::protocol::StateName;
+use pi_ring::testbed::rss_mib;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 const HOLD_MS: f64 = 20.0;
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 /// Token passes per second over `window`, from the expansion's growth.
 fn pass_rate(observer: &Observer, window: Duration) -> f64 {

@@ -15,26 +15,13 @@ mod netns;
 use common::{reference_wire, NodeProcess, Observer, Ports};
 use netns::{Lan, BROADCAST};
 use pi_ring::protocol::StateName;
-use pi_ring::testbed::Seen;
+use pi_ring::testbed::{Seen, FAST_TIMING};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const PORTS: Ports = Ports { udp: 23912, tcp: 8239, monitor: 23937 };
-/// Fast timeouts: waiter + looser_answer + generating = 600 ms.
-const TIMING: &[&str] = &[
-    "--heartbeat-ms",
-    "50",
-    "--waiter-ms",
-    "200",
-    "--looser-ask-ms",
-    "50",
-    "--looser-answer-ms",
-    "200",
-    "--generating-ms",
-    "200",
-    "--hold-ms",
-    "100",
-];
+/// Holdings of 100 ms, so a holder can be killed while it holds the token.
+const HOLD: &[&str] = &["--hold-ms", "100"];
 const BOUND: Duration = Duration::from_millis(600);
 
 fn chaos() -> bool {
@@ -67,7 +54,7 @@ impl Ring {
             .enumerate()
             .map(|(i, h)| {
                 let id = format!("node{}", i + 1);
-                let mut args: Vec<String> = TIMING.iter().map(|s| s.to_string()).collect();
+                let mut args: Vec<String> = FAST_TIMING.iter().chain(HOLD).map(|s| s.to_string()).collect();
                 if let Some(dir) = &data {
                     args.extend(["--data-dir".to_string(), dir.join(&id).display().to_string()]);
                 }

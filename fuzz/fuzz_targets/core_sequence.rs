@@ -7,15 +7,6 @@ use pi_ring::protocol::{Body, Message, Token};
 use std::net::Ipv4Addr;
 use std::sync::OnceLock;
 
-const KINDS: [TimerKind; 6] = [
-    TimerKind::Heartbeat,
-    TimerKind::Hold,
-    TimerKind::Waiter,
-    TimerKind::LooserAsk,
-    TimerKind::LooserAnswer,
-    TimerKind::Generating,
-];
-
 fuzz_target!(|data: &[u8]| {
     static PI: OnceLock<PiDigits> = OnceLock::new();
     let pi = PI.get_or_init(|| PiDigits::new(20_000));
@@ -37,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
                 let body = Body::TakeToken { token, nodes: Default::default(), data };
                 Input::Received(Envelope { message: Message::new(author, body), from: Ipv4Addr::LOCALHOST })
             }
-            7 => Input::Timer(TimerId { kind: KINDS[(a % 6) as usize], seq: u64::from(b) }),
+            7 => Input::Timer(TimerId { kind: TimerKind::ALL[(a % 6) as usize], seq: u64::from(b) }),
             8 => Input::Computed { epoch: m.epoch().wrapping_sub(u64::from(a % 2)), expansion: pi.expansion(usize::from(b) * 20) },
             _ => Input::Passed { epoch: m.epoch().wrapping_sub(u64::from(a % 2)), to: (b % 2 == 0).then(|| "n9".into()) },
         };

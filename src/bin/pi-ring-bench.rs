@@ -6,7 +6,7 @@ use pi_ring::actors::tcp::send_message;
 use pi_ring::actors::udp::MAX_DATAGRAM;
 use pi_ring::pi::{fraction_digits, PiDigits};
 use pi_ring::protocol::{Body, Message, RawMessage, StateName, Token};
-use pi_ring::testbed::{NodeProcess, Observer, Ports};
+use pi_ring::testbed::{rss_mib, NodeProcess, Observer, Ports};
 use serde::Serialize;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
@@ -87,18 +87,7 @@ struct Bench {
 }
 
 const DEFAULTS: &[&str] = &[];
-const FAST: &[&str] = &[
-    "--heartbeat-ms",
-    "50",
-    "--waiter-ms",
-    "200",
-    "--looser-ask-ms",
-    "50",
-    "--looser-answer-ms",
-    "200",
-    "--generating-ms",
-    "200",
-];
+const FAST: &[&str] = pi_ring::testbed::FAST_TIMING;
 
 impl Bench {
     fn wants(&self, name: &str) -> bool {
@@ -402,16 +391,6 @@ fn cpu_ticks(pid: u32) -> u64 {
     // utime and stime are fields 14 and 15; after the ")" they are 12 and 13.
     fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
         + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 fn main() {

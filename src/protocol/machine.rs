@@ -65,6 +65,16 @@ pub enum TimerKind {
 const TIMER_KINDS: usize = 6;
 
 impl TimerKind {
+    /// Every kind, in index order.
+    pub const ALL: [TimerKind; TIMER_KINDS] = [
+        TimerKind::Heartbeat,
+        TimerKind::Hold,
+        TimerKind::Waiter,
+        TimerKind::LooserAsk,
+        TimerKind::LooserAnswer,
+        TimerKind::Generating,
+    ];
+
     fn index(self) -> usize {
         self as usize
     }
