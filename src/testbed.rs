@@ -126,10 +126,6 @@ impl NodeProcess {
         self.child.as_ref().map(|c| c.id())
     }
 
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();

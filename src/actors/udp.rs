@@ -77,17 +77,23 @@ pub struct UdpEndpoint {
     auth: Option<Arc<Authenticator>>,
 }
 
-/// A socket on `0.0.0.0:port` that shares the port with other nodes.
-pub fn shared_listener(port: u16) -> Result<UdpSocket, StartError> {
-    let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
-    let socket = bound_socket(Type::DGRAM, addr, |s| s.set_reuse_address(true))?;
+/// A socket on `bind:port` (usually `0.0.0.0`) that shares the port with
+/// other nodes and monitors on the host.
+pub fn shared_listener(bind: Ipv4Addr, port: u16) -> Result<UdpSocket, StartError> {
+    let addr = SocketAddrV4::new(bind, port);
+    let socket = bound_socket(Type::DGRAM, addr, |s| {
+        s.set_reuse_address(true)?;
+        // A fast ring sends thousands of datagrams a second: buffer bursts.
+        let _ = s.set_recv_buffer_size(4 << 20);
+        Ok(())
+    })?;
     UdpSocket::from_std(socket.into()).map_err(socket_error(addr, "register"))
 }
 
 impl UdpEndpoint {
     /// Open both sockets (must run inside the actor system).
     pub fn bind(config: &UdpConfig, registry: Recipient<Inbound>) -> Result<Self, StartError> {
-        let receiver = shared_listener(config.ring_port)?;
+        let receiver = shared_listener(Ipv4Addr::UNSPECIFIED, config.ring_port)?;
         let addr = SocketAddrV4::new(config.bind, 0);
         let socket = bound_socket(Type::DGRAM, addr, |s| s.set_broadcast(true))?;
         let sender = UdpSocket::from_std(socket.into()).map_err(socket_error(addr, "register"))?;

@@ -1,11 +1,11 @@
 //! `pi-ring-monitor`: watch a pi-ring from the outside. See `--help`.
 
 use clap::Parser;
-use pi_ring::actors::udp::MAX_DATAGRAM;
+use pi_ring::actors::udp::{shared_listener, MAX_DATAGRAM};
 use pi_ring::monitor::web::{self, Shared};
 use pi_ring::monitor::RingView;
 use pi_ring::protocol::RawMessage;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,24 +59,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn listener(bind: Ipv4Addr, port: u16) -> Result<UdpSocket, String> {
-    let addr = SocketAddrV4::new(bind, port);
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
-        .and_then(|s| {
-            s.set_reuse_address(true)?;
-            let _ = s.set_recv_buffer_size(8 << 20);
-            s.set_nonblocking(true)?;
-            s.bind(&addr.into())?;
-            Ok(s)
-        })
-        .map_err(|e| format!("cannot listen on UDP {addr}: {e}"))?;
-    UdpSocket::from_std(socket.into()).map_err(|e| format!("cannot listen on UDP {addr}: {e}"))
-}
-
 async fn run(args: Args) -> Result<(), String> {
     let shared = Shared::new(RingView::new());
     for port in [args.monitor_port, args.udp_port] {
-        let socket = listener(args.bind, port)?;
+        let socket = shared_listener(args.bind, port).map_err(|e| e.to_string())?;
         actix_web::rt::spawn(listen(socket, Arc::clone(&shared)));
     }
     actix_web::rt::spawn(report(Arc::clone(&shared), args.every));
