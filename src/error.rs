@@ -11,6 +11,8 @@ pub enum SendError {
     Connect { addr: SocketAddrV4, reason: String },
     #[error("writing to {addr} failed: {reason}")]
     Write { addr: SocketAddrV4, reason: String },
+    #[error("{addr} stopped reading ({written} of {total} bytes written)")]
+    WriteStalled { addr: SocketAddrV4, written: usize, total: usize },
     #[error("the TCP endpoint is not running")]
     EndpointGone,
 }

@@ -6,15 +6,15 @@
 //! body advances the paused clock.
 
 use actix::prelude::*;
-use pi_ring::actors::messages::{Broadcast, Deliver, GetMembers, Hop, NextHop, Port, SendTo};
-use pi_ring::actors::{GetStatus, Peers, StateMachine};
+use pi_ring::actors::messages::{Broadcast, GetMembers, Inbound, Members, Port, SendTo, Via};
+use pi_ring::actors::{GetStatus, Peers, RegistryActor, StateMachine, Stop};
 use pi_ring::error::SendError;
-use pi_ring::pi::PiDigits;
-use pi_ring::protocol::machine::{Config, Envelope, Machine, Timing};
+use pi_ring::pi::{Expansion, PiDigits};
+use pi_ring::protocol::machine::{Config, Timing};
 use pi_ring::protocol::registry::Member;
-use pi_ring::protocol::{Body, Message, StateName, Token};
+use pi_ring::protocol::{Body, Message, Node, Nodes, StateName, Token};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
@@ -100,10 +100,22 @@ impl Log {
     }
 }
 
+/// How the recorder's TCP answers a send to one host.
+#[derive(Clone, Copy)]
+enum Reach {
+    /// Refused at once (nobody listens).
+    Refused,
+    /// Accepted but never read: fails after the connect timeout, as the
+    /// TCP endpoint's stall detection does.
+    Stalled,
+}
+
 /// Stands in for the UDP endpoint, the TCP endpoint and the registry.
+#[derive(Default)]
 struct Recorder {
     log: Log,
-    next: Option<Hop>,
+    unreachable: HashMap<Ipv4Addr, Reach>,
+    members: Arc<Mutex<Vec<Member>>>,
 }
 
 impl Actor for Recorder {
@@ -118,24 +130,35 @@ impl Handler<Broadcast> for Recorder {
 }
 
 impl Handler<SendTo> for Recorder {
-    type Result = Result<(), SendError>;
+    type Result = ResponseFuture<Result<(), SendError>>;
     fn handle(&mut self, msg: SendTo, _: &mut Context<Self>) -> Self::Result {
         self.log.push(Event::Send(msg.to, msg.message));
-        Ok(())
+        let addr = SocketAddrV4::new(msg.to, 8239);
+        let reach = self.unreachable.get(&msg.to).copied();
+        Box::pin(async move {
+            match reach {
+                None => Ok(()),
+                Some(Reach::Refused) => Err(SendError::Connect { addr, reason: "connection refused".into() }),
+                Some(Reach::Stalled) => {
+                    sleep(ms(1000)).await;
+                    Err(SendError::WriteStalled { addr, written: 0, total: 1 })
+                }
+            }
+        })
     }
 }
 
-impl Handler<NextHop> for Recorder {
-    type Result = Option<Hop>;
-    fn handle(&mut self, _: NextHop, _: &mut Context<Self>) -> Option<Hop> {
-        self.next.clone()
+impl Handler<Members> for Recorder {
+    type Result = ();
+    fn handle(&mut self, msg: Members, _: &mut Context<Self>) {
+        *self.members.lock().unwrap() = msg.0;
     }
 }
 
 impl Handler<GetMembers> for Recorder {
     type Result = Vec<Member>;
     fn handle(&mut self, _: GetMembers, _: &mut Context<Self>) -> Vec<Member> {
-        Vec::new()
+        self.members.lock().unwrap().clone()
     }
 }
 
@@ -150,31 +173,50 @@ fn timing(hold: u64) -> Timing {
     }
 }
 
+fn node(id: &str, host: Ipv4Addr, timing: Timing) -> Node {
+    Node::new(Config { id: id.into(), timing, max_len: 1_000_002 }, host, Expansion::empty(), 0)
+}
+
 /// One state machine whose peers are a single recorder.
-fn start_recorded(id: &str, timing: Timing, next: Option<Hop>) -> (Addr<StateMachine>, Log) {
-    let log = Log::default();
-    let recorder = Recorder { log: log.clone(), next }.start();
-    let peers = Peers {
-        udp: recorder.clone().recipient(),
-        tcp: recorder.clone().recipient(),
-        next_hop: recorder.clone().recipient(),
-        members: recorder.recipient(),
-    };
-    let machine = Machine::new(Config { id: id.into(), timing, max_len: 1_000_002 });
-    let addr = StateMachine::new(machine, peers, pi(), Ipv4Addr::new(127, 0, 0, 5), None).start();
+fn start_recorded(id: &str, timing: Timing) -> (Addr<StateMachine>, Log) {
+    let (addr, log, _) = start_recorded_with(id, timing, HashMap::new());
     (addr, log)
 }
 
+/// Same, with some hosts unreachable; also returns the registry's view.
+fn start_recorded_with(
+    id: &str,
+    timing: Timing,
+    unreachable: HashMap<Ipv4Addr, Reach>,
+) -> (Addr<StateMachine>, Log, Arc<Mutex<Vec<Member>>>) {
+    let recorder = Recorder { unreachable, ..Recorder::default() };
+    let (log, members) = (recorder.log.clone(), Arc::clone(&recorder.members));
+    let recorder = recorder.start();
+    let peers = Peers {
+        udp: recorder.clone().recipient(),
+        tcp: recorder.clone().recipient(),
+        members: recorder.clone().recipient(),
+        get_members: recorder.recipient(),
+    };
+    let me = Ipv4Addr::new(127, 0, 0, 5);
+    let addr = StateMachine::new(node(id, me, timing), peers, pi(), me, None).start();
+    (addr, log, members)
+}
+
 fn deliver(addr: &Addr<StateMachine>, author: &str, body: Body) {
-    addr.do_send(Deliver(Envelope { message: Message::new(author, body), from: PEER }));
+    let via = if matches!(body, Body::TakeToken { .. }) { Via::Tcp } else { Via::Udp };
+    addr.do_send(Inbound { message: Message::new(author, body), from: PEER, via });
 }
 
 fn take_token(len: usize) -> Body {
-    Body::TakeToken {
-        token: Token::new(len, "n1", 1),
-        nodes: [("n1".to_string(), PEER.to_string())].into_iter().collect(),
-        data: pi().expansion(len),
-    }
+    take_token_with(len, &[])
+}
+
+/// TAKE_TOKEN from n1 (at PEER) whose table also lists `others`.
+fn take_token_with(len: usize, others: &[(&str, Ipv4Addr)]) -> Body {
+    let mut nodes: Nodes = others.iter().map(|(id, host)| (id.to_string(), host.to_string())).collect();
+    nodes.insert("n1".to_string(), PEER.to_string());
+    Body::TakeToken { token: Token::new(len, "n1", 1), nodes, data: pi().expansion(len) }
 }
 
 async fn state(addr: &Addr<StateMachine>) -> StateName {
@@ -184,7 +226,7 @@ async fn state(addr: &Addr<StateMachine>) -> StateName {
 #[actix_rt::test(system = "PausedSystem")]
 async fn owner_heartbeats_at_the_configured_cadence() {
     let t0 = Instant::now();
-    let (node, log) = start_recorded("n5", timing(10_000), None);
+    let (node, log) = start_recorded("n5", timing(10_000));
     deliver(&node, "n1", take_token(22));
     assert_eq!(state(&node).await, StateName::Owner);
     sleep(ms(2_600)).await;
@@ -195,7 +237,7 @@ async fn owner_heartbeats_at_the_configured_cadence() {
 #[actix_rt::test(system = "PausedSystem")]
 async fn waiter_timeout_leads_through_looser_and_generating_to_owner_when_nobody_answers() {
     let t0 = Instant::now();
-    let (node, log) = start_recorded("n5", timing(10_000), None);
+    let (node, log) = start_recorded("n5", timing(10_000));
     deliver(&node, "n1", Body::TokenIsHere { token: Token::new(0, "n1", 1) });
     assert_eq!(state(&node).await, StateName::Waiter);
     sleep(ms(6_100)).await;
@@ -224,7 +266,7 @@ fn leak(s: &str) -> &'static str {
 
 #[actix_rt::test(system = "PausedSystem")]
 async fn a_looser_that_hears_token_is_here_becomes_waiter() {
-    let (node, _log) = start_recorded("n5", timing(0), None);
+    let (node, _log) = start_recorded("n5", timing(0));
     sleep(ms(300)).await;
     assert_eq!(state(&node).await, StateName::Looser);
     deliver(&node, "n1", Body::TokenIsHere { token: Token::new(42, "n1", 1) });
@@ -234,7 +276,7 @@ async fn a_looser_that_hears_token_is_here_becomes_waiter() {
 #[actix_rt::test(system = "PausedSystem")]
 async fn timers_of_a_left_state_never_fire() {
     let t0 = Instant::now();
-    let (node, log) = start_recorded("n5", timing(0), None);
+    let (node, log) = start_recorded("n5", timing(0));
     sleep(ms(100)).await;
     deliver(&node, "n1", Body::TokenIsHere { token: Token::new(0, "n1", 1) });
     // LOOSER's timers (ask at 500 ms, answer at 2000 ms) were armed; the
@@ -247,10 +289,13 @@ async fn timers_of_a_left_state_never_fire() {
 }
 
 #[actix_rt::test(system = "PausedSystem")]
-async fn take_token_hand_off_goes_to_the_registrys_next_node_then_waiter() {
-    let next = Hop { id: "n7".into(), host: Ipv4Addr::new(127, 0, 0, 7), nodes: Default::default() };
-    let (node, log) = start_recorded("n5", timing(300), Some(next));
-    deliver(&node, "n1", take_token(42));
+async fn take_token_hand_off_goes_to_the_next_node_in_ring_order_then_waiter() {
+    let (node, log) = start_recorded("n5", timing(300));
+    deliver(
+        &node,
+        "n1",
+        take_token_with(42, &[("n7", Ipv4Addr::new(127, 0, 0, 7)), ("n2", Ipv4Addr::new(127, 0, 0, 2))]),
+    );
     assert_eq!(state(&node).await, StateName::Owner);
     sleep(ms(299)).await;
     assert!(log.sends().is_empty(), "passed before the holding time");
@@ -269,16 +314,55 @@ async fn take_token_hand_off_goes_to_the_registrys_next_node_then_waiter() {
     assert_eq!(state(&node).await, StateName::Waiter);
 }
 
+#[actix_rt::test(system = "PausedSystem")]
+async fn a_hand_off_skips_a_refused_and_a_stalled_member_and_reaches_the_next() {
+    let n6 = Ipv4Addr::new(127, 0, 0, 6);
+    let n7 = Ipv4Addr::new(127, 0, 0, 7);
+    let unreachable = HashMap::from([(n6, Reach::Refused), (n7, Reach::Stalled)]);
+    let (node, log, members) = start_recorded_with("n5", timing(0), unreachable);
+    let t0 = Instant::now();
+    deliver(&node, "n1", take_token_with(42, &[("n6", n6), ("n7", n7)]));
+    assert_eq!(state(&node).await, StateName::Owner);
+    sleep(ms(999)).await;
+    assert_eq!(state(&node).await, StateName::Owner, "waiting for the stalled n7");
+    let beats = log.broadcasts(t0, "token is here");
+    assert!(beats.len() >= 2, "the holder heart-beats while it tries: {beats:?}");
+    sleep(ms(2)).await;
+    let tried: Vec<Ipv4Addr> =
+        log.sends().into_iter().filter(|(_, m)| matches!(m.body, Body::TakeToken { .. })).map(|(to, _)| to).collect();
+    assert_eq!(tried, vec![n6, n7, PEER], "ring order after n5: n6, n7, then n1");
+    assert_eq!(state(&node).await, StateName::Waiter);
+    let lost: Vec<String> = members.lock().unwrap().iter().filter(|m| m.lost).map(|m| m.id.clone()).collect();
+    assert_eq!(lost, vec!["n6", "n7"], "the registry's view shows both marked lost");
+}
+
+#[actix_rt::test(system = "PausedSystem")]
+async fn a_planned_stop_of_the_holder_hands_the_token_on_at_once() {
+    let (node, log) = start_recorded("n5", timing(10_000));
+    deliver(&node, "n1", take_token(42));
+    assert_eq!(state(&node).await, StateName::Owner);
+    sleep(ms(100)).await;
+    assert!(log.sends().iter().all(|(_, m)| !matches!(m.body, Body::TakeToken { .. })), "holding for 10 s");
+    node.send(Stop).await.unwrap();
+    let passes: Vec<usize> = log
+        .sends()
+        .into_iter()
+        .filter_map(|(_, m)| if let Body::TakeToken { data, .. } = m.body { Some(data.len()) } else { None })
+        .collect();
+    assert_eq!(passes.len(), 1, "handed on before the stop completed");
+    assert!(passes[0] >= 42);
+    assert_eq!(state(&node).await, StateName::Waiter);
+}
+
 // ----- two state machines on an in-memory network ---------------------------
 
-type Wires = Arc<Mutex<HashMap<Ipv4Addr, Recipient<Deliver>>>>;
+type Wires = Arc<Mutex<HashMap<Ipv4Addr, Recipient<Inbound>>>>;
 
 /// One node's view of an in-memory network: broadcasts reach every other
-/// node, sends reach the addressed one, and the next node is the other one.
+/// node, sends reach the addressed one.
 struct FakeNet {
     me: Ipv4Addr,
     wires: Wires,
-    next: Hop,
     log: Log,
 }
 
@@ -293,7 +377,7 @@ impl Handler<Broadcast> for FakeNet {
         if msg.port == Port::Ring {
             for (host, node) in self.wires.lock().unwrap().iter() {
                 if *host != self.me {
-                    node.do_send(Deliver(Envelope { message: msg.message.clone(), from: self.me }));
+                    node.do_send(Inbound { message: msg.message.clone(), from: self.me, via: Via::Udp });
                 }
             }
         }
@@ -306,25 +390,11 @@ impl Handler<SendTo> for FakeNet {
         self.log.push(Event::Send(msg.to, msg.message.clone()));
         match self.wires.lock().unwrap().get(&msg.to) {
             Some(node) => {
-                node.do_send(Deliver(Envelope { message: msg.message, from: self.me }));
+                node.do_send(Inbound { message: msg.message, from: self.me, via: Via::Tcp });
                 Ok(())
             }
             None => Err(SendError::EndpointGone),
         }
-    }
-}
-
-impl Handler<NextHop> for FakeNet {
-    type Result = Option<Hop>;
-    fn handle(&mut self, _: NextHop, _: &mut Context<Self>) -> Option<Hop> {
-        Some(self.next.clone())
-    }
-}
-
-impl Handler<GetMembers> for FakeNet {
-    type Result = Vec<Member>;
-    fn handle(&mut self, _: GetMembers, _: &mut Context<Self>) -> Vec<Member> {
-        Vec::new()
     }
 }
 
@@ -333,24 +403,16 @@ fn start_pair(timing: Timing) -> (Addr<StateMachine>, Addr<StateMachine>, Log) {
     let log = Log::default();
     let hosts = [("a", Ipv4Addr::new(127, 0, 0, 2)), ("b", Ipv4Addr::new(127, 0, 0, 3))];
     let mut addrs = Vec::new();
-    for (i, (id, host)) in hosts.iter().enumerate() {
-        let (other_id, other_host) = hosts[1 - i];
-        let nodes = hosts.iter().map(|(id, h)| (id.to_string(), h.to_string())).collect();
-        let net = FakeNet {
-            me: *host,
-            wires: Arc::clone(&wires),
-            next: Hop { id: other_id.into(), host: other_host, nodes },
-            log: log.clone(),
-        }
-        .start();
+    for (id, host) in hosts.iter() {
+        let net = FakeNet { me: *host, wires: Arc::clone(&wires), log: log.clone() }.start();
+        let registry = RegistryActor::new().start();
         let peers = Peers {
             udp: net.clone().recipient(),
-            tcp: net.clone().recipient(),
-            next_hop: net.clone().recipient(),
-            members: net.recipient(),
+            tcp: net.recipient(),
+            members: registry.clone().recipient(),
+            get_members: registry.recipient(),
         };
-        let machine = Machine::new(Config { id: id.to_string(), timing: timing.clone(), max_len: 1_000_002 });
-        let addr = StateMachine::new(machine, peers, pi(), *host, None).start();
+        let addr = StateMachine::new(node(id, *host, timing.clone()), peers, pi(), *host, None).start();
         wires.lock().unwrap().insert(*host, addr.clone().recipient());
         addrs.push(addr);
     }
@@ -395,65 +457,4 @@ async fn two_generating_nodes_resolve_to_one_owner_and_pass_the_token() {
     let holdings = a.send(GetStatus).await.unwrap().holdings + b.send(GetStatus).await.unwrap().holdings;
     assert_eq!(last, 2 + 20 * passes.len(), "20 digits per holding, starting from nothing");
     assert!(holdings as usize >= passes.len());
-}
-
-// ----- the registry actor (PROTOCOL section 6) ------------------------------
-
-/// Records what the registry forwards to the state machine.
-struct StateRecorder(Arc<Mutex<Vec<Envelope>>>);
-
-impl Actor for StateRecorder {
-    type Context = Context<Self>;
-}
-
-impl Handler<Deliver> for StateRecorder {
-    type Result = ();
-    fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push(msg.0);
-    }
-}
-
-#[actix_rt::test(system = "PausedSystem")]
-async fn registry_applies_section_6_before_the_state_acts() {
-    use pi_ring::actors::messages::{Inbound, Via};
-    use pi_ring::actors::RegistryActor;
-    use pi_ring::protocol::registry::Registry;
-
-    let me = Ipv4Addr::new(127, 0, 0, 5);
-    let log = Log::default();
-    let tcp = Recorder { log: log.clone(), next: None }.start();
-    let delivered = Arc::new(Mutex::new(Vec::new()));
-    let state = StateRecorder(Arc::clone(&delivered)).start();
-    let registry = RegistryActor::new(Registry::new("n5", me, ms(2000)), state.recipient(), tcp.recipient()).start();
-    let inbound = |author: &str, from: Ipv4Addr, via, body| Inbound { message: Message::new(author, body), from, via };
-
-    // 1. Our own broadcast coming back is ignored.
-    registry.send(inbound("n5", me, Via::Udp, Body::Ping)).await.unwrap();
-    // 2. A newcomer heard by broadcast is added and answered with a PING.
-    registry.send(inbound("n7", Ipv4Addr::new(127, 0, 0, 7), Via::Udp, Body::WhereIsToken)).await.unwrap();
-    // 4. A TAKE_TOKEN's table adds unknown nodes.
-    registry.send(inbound("n7", Ipv4Addr::new(127, 0, 0, 7), Via::Tcp, take_token(22))).await.unwrap();
-    sleep(ms(1)).await;
-
-    let sends = log.sends();
-    assert_eq!(sends.len(), 1);
-    assert_eq!(sends[0].0, Ipv4Addr::new(127, 0, 0, 7));
-    assert_eq!(sends[0].1.body, Body::Ping);
-    let kinds: Vec<&str> = delivered.lock().unwrap().iter().map(|e| e.message.body.kind()).collect();
-    assert_eq!(kinds, vec!["where is token", "take token"], "own message dropped, others forwarded");
-
-    // Ring order n1 < n5 < n7: next is n7; when n7 fails it is marked lost
-    // and n1 (learnt from the table) is next; the mark expires after waiter.
-    let hop = registry.send(NextHop { failed: None }).await.unwrap().unwrap();
-    assert_eq!(hop.id, "n7");
-    assert_eq!(hop.nodes.len(), 3);
-    let hop = registry.send(NextHop { failed: Some("n7".into()) }).await.unwrap().unwrap();
-    assert_eq!(hop.id, "n1");
-    sleep(ms(2001)).await;
-    let hop = registry.send(NextHop { failed: None }).await.unwrap().unwrap();
-    assert_eq!(hop.id, "n7", "the lost mark expired");
-    // 3. Any message from a lost node clears the mark at once.
-    registry.send(NextHop { failed: Some("n7".into()) }).await.unwrap();
-    registry.send(inbound("n7", Ipv4Addr::new(127, 0, 0, 7), Via::Udp, Body::Ping)).await.unwrap();
-    assert_eq!(registry.send(NextHop { failed: None }).await.unwrap().unwrap().id, "n7");
 }

@@ -1,15 +1,17 @@
-//! The protocol core fed arbitrary input sequences (a property test in the
-//! normal suite): random messages from random authors, timers stale and
-//! current, computation and hand-off results for any epoch. The core must
-//! never panic, never shrink its expansion, reply only to the sender, and
-//! arm timers only for its current state.
+//! The protocol node fed arbitrary input sequences (a property test in the
+//! normal suite): random messages from random authors and hosts, timers
+//! stale and current, computation and hand-off results for any epoch and
+//! attempt, planned stops. The node must never panic, never shrink its
+//! expansion, reply only to the sender, and never send the token to itself.
 
 mod sim;
 
-use pi_ring::protocol::machine::{Config, Envelope, Input, Machine, Output, TimerId, TimerKind, Timing};
-use pi_ring::protocol::{Body, Message, StateName, Token};
+use pi_ring::error::SendError;
+use pi_ring::pi::Expansion;
+use pi_ring::protocol::machine::{Config, TimerId, TimerKind, Timing};
+use pi_ring::protocol::{Action, Body, Input, Message, Node, StateName, Token, Via};
 use sim::{pi, Rng};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 fn token(rng: &mut Rng) -> Token {
@@ -42,46 +44,60 @@ fn arbitrary_input_sequences_keep_the_core_sane() {
         let mut rng = Rng::new(seed);
         let timing = Timing { hold: Duration::from_millis(rng.below(3) * 10), ..Timing::default() };
         let max_len = 22 + rng.below(3000) as usize;
-        let mut m = Machine::new(Config { id: "me".into(), timing, max_len });
+        let config = Config { id: "me".into(), timing, max_len };
+        let mut m = Node::new(config, Ipv4Addr::new(10, 0, 0, 1), Expansion::empty(), 0);
         let mut armed: Vec<TimerId> = Vec::new();
+        let mut last_epoch = 0u64;
+        let mut last_attempt = 0u64;
+        let mut now = Duration::ZERO;
         for step in 0..300 {
+            now += Duration::from_millis(rng.below(300));
             let before = m.expansion().len();
-            let input = match rng.below(10) {
+            let input = match rng.below(11) {
                 0 => Input::Start,
                 1..=4 => {
                     let from = Ipv4Addr::new(10, 0, 0, rng.below(4) as u8);
-                    Input::Received(Envelope { message: message(&mut rng), from })
+                    let via = if rng.below(2) == 0 { Via::Udp } else { Via::Tcp };
+                    Input::Received { message: message(&mut rng), from, via }
                 }
                 5 | 6 if !armed.is_empty() => Input::Timer(armed[rng.below(armed.len() as u64) as usize]),
                 5 | 6 => Input::Timer(TimerId { kind: TimerKind::ALL[rng.below(6) as usize], seq: rng.below(50) }),
                 7 => Input::Computed {
-                    epoch: m.epoch().saturating_sub(rng.below(2)),
-                    expansion: pi().expansion(rng.below(3000) as usize),
+                    epoch: last_epoch.saturating_sub(rng.below(2)),
+                    expansion: (rng.below(8) > 0).then(|| pi().expansion(rng.below(3000) as usize)),
                 },
+                8 => Input::Stop,
                 _ => {
-                    let to = (rng.below(2) == 0).then(|| "n9".to_string());
-                    Input::Passed { epoch: m.epoch().saturating_sub(rng.below(2)), to }
+                    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1);
+                    let result = if rng.below(2) == 0 { Ok(()) } else { Err(SendError::ConnectTimeout { addr }) };
+                    Input::TokenSent { attempt: last_attempt.saturating_sub(rng.below(2)), result }
                 }
             };
             let reply_to = match &input {
-                Input::Received(e) => Some(e.from),
+                Input::Received { from, .. } => Some(*from),
                 _ => None,
             };
-            let outputs = m.handle(input);
+            let actions = m.handle(now, input);
             let ctx = format!("seed {seed} step {step}");
             assert!(m.expansion().len() >= before, "{ctx}: expansion shrank");
             assert!(m.expansion().len() <= max_len.max(before).max(3000), "{ctx}: grew past the target");
             if m.holds_token() {
                 assert_eq!(m.state(), StateName::Owner, "{ctx}");
             }
-            for o in &outputs {
-                match o {
-                    Output::Send { to, message } => {
+            for a in &actions {
+                match a {
+                    Action::Send { to, message } => {
                         assert_eq!(Some(*to), reply_to, "{ctx}: a reply to someone else");
                         assert_eq!(message.author, "me", "{ctx}");
                     }
-                    Output::Broadcast(message) => assert_eq!(message.author, "me", "{ctx}"),
-                    Output::SetTimer { timer, .. } => armed.push(*timer),
+                    Action::SendToken { attempt, to, message, .. } => {
+                        assert_ne!(to, "me", "{ctx}: the token sent to ourselves");
+                        assert!(matches!(message.body, Body::TakeToken { .. }), "{ctx}");
+                        last_attempt = *attempt;
+                    }
+                    Action::Broadcast(message) => assert_eq!(message.author, "me", "{ctx}"),
+                    Action::SetTimer { timer, .. } => armed.push(*timer),
+                    Action::Compute { epoch, .. } => last_epoch = *epoch,
                     _ => {}
                 }
             }

@@ -1,14 +1,16 @@
 //! One test per rule of PROTOCOL section 7 (and the parts of sections 2
 //! and 6 the state machine applies), on the pure protocol core.
 
+use pi_ring::error::SendError;
 use pi_ring::pi::{Expansion, PiDigits};
-use pi_ring::protocol::machine::{Config, Envelope, Input, Machine, Output, TimerId, TimerKind, Timing};
-use pi_ring::protocol::{Body, Message, Nodes, StateName, Token};
+use pi_ring::protocol::machine::{Config, TimerId, TimerKind, Timing};
+use pi_ring::protocol::{Action, Body, Input, Message, Node, Nodes, StateName, Time, Token, Via};
 use std::net::Ipv4Addr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 const ME: &str = "n5";
+const ME_HOST: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
 const PEER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 9);
 
 fn pi() -> &'static PiDigits {
@@ -25,29 +27,30 @@ fn timing() -> Timing {
     Timing::default()
 }
 
-/// A machine plus what it last asked for.
-struct Node {
-    machine: Machine,
-    out: Vec<Output>,
+/// A node plus what it last asked for, on a clock the test moves.
+struct Probe {
+    node: Node,
+    now: Time,
+    out: Vec<Action>,
     timers: Vec<TimerId>,
 }
 
-impl Node {
+impl Probe {
     fn with(timing: Timing, max_len: usize) -> Self {
-        let machine = Machine::new(Config { id: ME.into(), timing, max_len });
-        Node { machine, out: Vec::new(), timers: Vec::new() }
+        let node = Node::new(Config { id: ME.into(), timing, max_len }, ME_HOST, Expansion::empty(), 0);
+        Probe { node, now: Time::from_secs(1000), out: Vec::new(), timers: Vec::new() }
     }
 
     /// A started node: in LOOSER.
     fn looser() -> Self {
-        let mut n = Node::with(timing(), 1_000_000);
+        let mut n = Probe::with(timing(), 1_000_000);
         n.input(Input::Start);
         n
     }
 
     /// A node in WAITER (heard TOKEN_IS_HERE while searching).
     fn waiter() -> Self {
-        let mut n = Node::looser();
+        let mut n = Probe::looser();
         n.receive("n1", Body::TokenIsHere { token: Token::new(0, "n1", 1) });
         assert_eq!(n.state(), StateName::Waiter);
         n
@@ -55,7 +58,7 @@ impl Node {
 
     /// A node in GENERATING (nobody answered).
     fn generating() -> Self {
-        let mut n = Node::looser();
+        let mut n = Probe::looser();
         n.fire(TimerKind::LooserAnswer);
         assert_eq!(n.state(), StateName::Generating);
         n
@@ -63,25 +66,46 @@ impl Node {
 
     /// A node in OWNER that received the token with an expansion of `len`.
     fn owner_with(len: usize) -> Self {
-        let mut n = Node::waiter();
+        let mut n = Probe::waiter();
         n.receive("n1", take_token(Token::new(len, "n1", 1), len));
         assert_eq!(n.state(), StateName::Owner);
         n
     }
 
     fn input(&mut self, input: Input) {
-        self.out = self.machine.handle(input);
+        self.out = self.node.handle(self.now, input);
         for o in &self.out {
-            if let Output::SetTimer { timer, .. } = o {
-                self.timers.retain(|t| t.kind != timer.kind);
-                self.timers.push(*timer);
+            match o {
+                Action::SetTimer { timer, .. } => {
+                    self.timers.retain(|t| t.kind != timer.kind);
+                    self.timers.push(*timer);
+                }
+                Action::CancelTimer(kind) => self.timers.retain(|t| t.kind != *kind),
+                _ => {}
             }
         }
     }
 
+    /// Move the clock.
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+
+    /// Receive a message from `author`, who is already a known member (so
+    /// the output is the state's answer alone, without section 6's PING to
+    /// newcomers; see `section_6_*` for that).
     fn receive(&mut self, author: &str, body: Body) {
-        let message = Message::new(author, body);
-        self.input(Input::Received(Envelope { message, from: PEER }));
+        if author != ME && !self.node.members(self.now).iter().any(|m| m.id == author) {
+            let hello = Message::new(author, Body::Ping);
+            self.input(Input::Received { message: hello, from: PEER, via: Via::Tcp });
+        }
+        self.receive_new(author, body);
+    }
+
+    /// Receive a message by its natural path, without introducing `author`.
+    fn receive_new(&mut self, author: &str, body: Body) {
+        let via = if matches!(body, Body::TakeToken { .. }) { Via::Tcp } else { Via::Udp };
+        self.input(Input::Received { message: Message::new(author, body), from: PEER, via });
     }
 
     /// Fire the most recently armed timer of `kind`.
@@ -91,45 +115,61 @@ impl Node {
     }
 
     fn state(&self) -> StateName {
-        self.machine.state()
+        self.node.state()
     }
 
     fn broadcasts(&self) -> Vec<&Body> {
-        self.out.iter().filter_map(|o| if let Output::Broadcast(m) = o { Some(&m.body) } else { None }).collect()
+        self.out.iter().filter_map(|o| if let Action::Broadcast(m) = o { Some(&m.body) } else { None }).collect()
     }
 
     fn sends(&self) -> Vec<(Ipv4Addr, &Body)> {
         self.out
             .iter()
-            .filter_map(|o| if let Output::Send { to, message } = o { Some((*to, &message.body)) } else { None })
+            .filter_map(|o| if let Action::Send { to, message } = o { Some((*to, &message.body)) } else { None })
             .collect()
     }
 
     fn armed(&self) -> Vec<(TimerKind, Duration)> {
         self.out
             .iter()
-            .filter_map(|o| if let Output::SetTimer { timer, after } = o { Some((timer.kind, *after)) } else { None })
+            .filter_map(|o| if let Action::SetTimer { timer, after } = o { Some((timer.kind, *after)) } else { None })
             .collect()
     }
 
     fn compute(&self) -> Option<(u64, usize)> {
-        self.out.iter().find_map(|o| if let Output::Compute { epoch, len } = o { Some((*epoch, *len)) } else { None })
+        self.out.iter().find_map(|o| if let Action::Compute { epoch, len } = o { Some((*epoch, *len)) } else { None })
     }
 
-    fn pass(&self) -> Option<(u64, Token, Expansion)> {
-        self.out.iter().find_map(|o| {
-            if let Output::PassToken { epoch, token, data } = o {
-                Some((*epoch, token.clone(), data.clone()))
-            } else {
-                None
-            }
+    /// The TAKE_TOKEN the node sends: (attempt, to, token, data).
+    fn pass(&self) -> Option<(u64, String, Token, Expansion)> {
+        self.out.iter().find_map(|o| match o {
+            Action::SendToken {
+                attempt,
+                to,
+                message: Message { body: Body::TakeToken { token, data, .. }, .. },
+                ..
+            } => Some((*attempt, to.clone(), token.clone(), data.clone())),
+            _ => None,
         })
+    }
+
+    /// Report the pending TAKE_TOKEN as delivered.
+    fn pass_delivered(&mut self) {
+        let (attempt, ..) = self.pass().expect("a TAKE_TOKEN is being sent");
+        self.input(Input::TokenSent { attempt, result: Ok(()) });
+    }
+
+    /// Report the pending TAKE_TOKEN as failed (connect timed out).
+    fn pass_failed(&mut self) {
+        let (attempt, ..) = self.pass().expect("a TAKE_TOKEN is being sent");
+        let addr = std::net::SocketAddrV4::new(PEER, 8239);
+        self.input(Input::TokenSent { attempt, result: Err(SendError::ConnectTimeout { addr }) });
     }
 
     /// Complete the pending computation.
     fn finish_compute(&mut self) {
         let (epoch, len) = self.compute().expect("a computation was started");
-        self.input(Input::Computed { epoch, expansion: expansion(len) });
+        self.input(Input::Computed { epoch, expansion: Some(expansion(len)) });
     }
 }
 
@@ -146,7 +186,7 @@ fn is_token_is_here(body: &Body) -> bool {
 
 #[test]
 fn start_up_broadcasts_ping_three_times_and_enters_looser() {
-    let mut n = Node::with(timing(), 1000);
+    let mut n = Probe::with(timing(), 1000);
     n.input(Input::Start);
     let pings = n.broadcasts().iter().filter(|b| matches!(b, Body::Ping)).count();
     assert_eq!(pings, 3);
@@ -157,7 +197,7 @@ fn start_up_broadcasts_ping_three_times_and_enters_looser() {
 
 #[test]
 fn owner_on_entry_broadcasts_token_is_here_starts_computation_and_heartbeat() {
-    let n = Node::owner_with(42);
+    let n = Probe::owner_with(42);
     assert!(n.broadcasts().iter().any(|b| matches!(b, Body::TokenIsHere { token } if token.progress == 42)));
     assert_eq!(n.compute().map(|c| c.1), Some(62), "20 more digits");
     assert!(n.armed().contains(&(TimerKind::Heartbeat, Duration::from_millis(500))));
@@ -165,7 +205,7 @@ fn owner_on_entry_broadcasts_token_is_here_starts_computation_and_heartbeat() {
 
 #[test]
 fn owner_heartbeat_fires_broadcasts_token_is_here_and_restarts_the_timer() {
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     n.fire(TimerKind::Heartbeat);
     assert_eq!(n.broadcasts().len(), 1);
     assert!(is_token_is_here(n.broadcasts()[0]));
@@ -174,38 +214,43 @@ fn owner_heartbeat_fires_broadcasts_token_is_here_and_restarts_the_timer() {
 
 #[test]
 fn owner_computation_done_sends_take_token_with_current_token_and_data() {
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     n.finish_compute();
-    let (_, token, data) = n.pass().expect("TAKE_TOKEN is sent");
+    let (_, to, token, data) = n.pass().expect("TAKE_TOKEN is sent");
+    assert_eq!(to, "n1", "the only other member");
     assert_eq!(data.len(), 62);
     assert_eq!(token, Token::new(62, "n1", 1), "progress is the data's length; author and revision are kept");
 }
 
 #[test]
 fn owner_hand_off_success_enters_waiter() {
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     n.finish_compute();
-    let (epoch, ..) = n.pass().unwrap();
-    n.input(Input::Passed { epoch, to: Some("n1".into()) });
+    n.pass_delivered();
     assert_eq!(n.state(), StateName::Waiter);
-    assert_eq!(n.machine.expansion().len(), 62);
+    assert_eq!(n.node.expansion().len(), 62);
 }
 
 #[test]
 fn owner_hand_off_failure_with_nobody_reachable_keeps_the_token_and_computes_again() {
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     n.finish_compute();
-    let (epoch, ..) = n.pass().unwrap();
-    n.input(Input::Passed { epoch, to: None });
+    n.pass_failed();
     assert_eq!(n.state(), StateName::Owner);
     assert_eq!(n.compute().map(|c| c.1), Some(82));
+    // n1 stays marked lost for `waiter`: the node goes on alone...
     n.finish_compute();
-    assert_eq!(n.pass().unwrap().2.len(), 82);
+    assert!(n.pass().is_none());
+    assert_eq!(n.compute().map(|c| c.1), Some(102));
+    // ...and tries n1 again once the mark has expired.
+    n.advance(Duration::from_millis(2000));
+    n.finish_compute();
+    assert_eq!(n.pass().map(|p| (p.1, p.3.len())), Some(("n1".to_string(), 102)));
 }
 
 #[test]
 fn owner_token_is_here_with_better_token_replies_ping_and_enters_waiter() {
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     n.receive("n9", Body::TokenIsHere { token: Token::new(100, "n9", 1) });
     assert_eq!(n.sends(), vec![(PEER, &Body::Ping)]);
     assert_eq!(n.state(), StateName::Waiter);
@@ -213,7 +258,7 @@ fn owner_token_is_here_with_better_token_replies_ping_and_enters_waiter() {
 
 #[test]
 fn owner_token_is_here_with_worse_token_replies_and_broadcasts_token_is_here() {
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     n.receive("n9", Body::TokenIsHere { token: Token::new(22, "n9", 1) });
     let sends = n.sends();
     assert_eq!(sends.len(), 1);
@@ -223,19 +268,35 @@ fn owner_token_is_here_with_worse_token_replies_and_broadcasts_token_is_here() {
 }
 
 #[test]
-fn owner_token_is_here_with_an_equal_token_is_decided_by_holder_id() {
-    // The same token at two holders: the higher holder id keeps it.
-    let mut n = Node::owner_with(42);
+fn owner_ignores_the_late_heartbeat_of_the_node_that_handed_it_the_token() {
+    // n9 handed us (42, n3, r1) by TCP; its last heartbeat, broadcast
+    // before the hand-off, arrives after it. It is not a second holder.
+    let mut n = Probe::waiter();
+    n.receive("n9", take_token(Token::new(42, "n3", 1), 42));
+    assert_eq!(n.state(), StateName::Owner);
+    n.receive("n9", Body::TokenIsHere { token: Token::new(42, "n3", 1) });
+    assert_eq!(n.state(), StateName::Owner, "a stale heartbeat must not drop the only token");
+    // The older implementation counts characters that are not pi, so its
+    // late heartbeat can even claim more progress than we kept.
+    n.receive("n9", Body::TokenIsHere { token: Token::new(43, "n3", 1) });
+    assert_eq!(n.state(), StateName::Owner);
+}
+
+#[test]
+fn owner_token_is_here_with_an_equal_token_from_another_holder_is_decided_by_holder_id() {
+    // The same token at two live holders (a hand-off delivered although
+    // its sender saw it fail): the higher holder id keeps it.
+    let mut n = Probe::owner_with(42);
     n.receive("n9", Body::TokenIsHere { token: Token::new(42, "n1", 1) });
     assert_eq!(n.state(), StateName::Waiter, "n9 > n5 keeps it");
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     n.receive("n0", Body::TokenIsHere { token: Token::new(42, "n1", 1) });
     assert_eq!(n.state(), StateName::Owner, "n0 < n5 yields");
 }
 
 #[test]
 fn owner_where_is_token_replies_token_is_here() {
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     n.receive("n9", Body::WhereIsToken);
     assert_eq!(n.sends(), vec![(PEER, &Body::TokenIsHere { token: Token::new(42, "n1", 1) })]);
     assert!(n.broadcasts().is_empty());
@@ -243,7 +304,7 @@ fn owner_where_is_token_replies_token_is_here() {
 
 #[test]
 fn owner_generating_token_replies_and_broadcasts_token_is_here() {
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     n.receive("n9", Body::GeneratingToken { token: Token::new(500, "n9", 1) });
     assert_eq!(n.sends(), vec![(PEER, &Body::TokenIsHere { token: Token::new(42, "n1", 1) })]);
     assert_eq!(n.broadcasts().len(), 1);
@@ -253,23 +314,23 @@ fn owner_generating_token_replies_and_broadcasts_token_is_here() {
 #[test]
 fn owner_take_token_keeps_the_better_token_and_the_longer_expansion() {
     // Received is better (longer): adopt its author, revision and data.
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     n.receive("n7", take_token(Token::new(102, "n7", 4), 102));
     assert_eq!(n.state(), StateName::Owner);
-    assert_eq!(n.machine.token(), Token::new(102, "n7", 4));
+    assert_eq!(n.node.token(), Token::new(102, "n7", 4));
     // Received is worse: keep ours entirely.
-    let mut n = Node::owner_with(142);
+    let mut n = Probe::owner_with(142);
     n.receive("n7", take_token(Token::new(102, "n9", 4), 102));
-    assert_eq!(n.machine.token(), Token::new(142, "n1", 1));
+    assert_eq!(n.node.token(), Token::new(142, "n1", 1));
     // Progress is recomputed from the data, not trusted.
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     n.receive("n7", take_token(Token::new(9_999, "n7", 4), 22));
-    assert_eq!(n.machine.token(), Token::new(42, "n1", 1));
+    assert_eq!(n.node.token(), Token::new(42, "n1", 1));
 }
 
 #[test]
 fn ping_and_token_was_here_recently_need_no_action_in_any_state() {
-    for mut n in [Node::owner_with(42), Node::waiter(), Node::looser(), Node::generating()] {
+    for mut n in [Probe::owner_with(42), Probe::waiter(), Probe::looser(), Probe::generating()] {
         let before = n.state();
         n.receive("n9", Body::Ping);
         assert!(n.out.is_empty(), "{before}: PING");
@@ -283,7 +344,7 @@ fn ping_and_token_was_here_recently_need_no_action_in_any_state() {
 
 #[test]
 fn owner_keeps_the_token_for_the_minimum_holding_time() {
-    let mut n = Node::with(Timing { hold: Duration::from_millis(300), ..timing() }, 1_000_000);
+    let mut n = Probe::with(Timing { hold: Duration::from_millis(300), ..timing() }, 1_000_000);
     n.input(Input::Start);
     n.receive("n1", take_token(Token::new(22, "n1", 1), 22));
     assert!(n.armed().contains(&(TimerKind::Hold, Duration::from_millis(300))));
@@ -295,27 +356,27 @@ fn owner_keeps_the_token_for_the_minimum_holding_time() {
 
 #[test]
 fn owner_stops_extending_at_the_target_but_still_passes_the_token() {
-    let mut n = Node::with(timing(), 42);
+    let mut n = Probe::with(timing(), 42);
     n.input(Input::Start);
     n.receive("n1", take_token(Token::new(42, "n1", 1), 42));
     assert!(n.compute().is_none(), "target reached: nothing to compute");
     assert!(n.pass().is_none(), "not faster than the heartbeat");
     n.fire(TimerKind::Hold);
-    assert_eq!(n.pass().unwrap().2.len(), 42);
+    assert_eq!(n.pass().unwrap().3.len(), 42);
 }
 
 // ----- WAITER --------------------------------------------------------------
 
 #[test]
 fn waiter_on_entry_starts_the_waiter_timer() {
-    let mut n = Node::looser();
+    let mut n = Probe::looser();
     n.receive("n1", Body::TokenIsHere { token: Token::new(0, "n1", 1) });
     assert_eq!(n.armed(), vec![(TimerKind::Waiter, Duration::from_millis(2000))]);
 }
 
 #[test]
 fn waiter_token_is_here_restarts_the_waiter_timer() {
-    let mut n = Node::waiter();
+    let mut n = Probe::waiter();
     let first = n.timers.clone();
     n.receive("n1", Body::TokenIsHere { token: Token::new(0, "n1", 1) });
     assert_eq!(n.armed(), vec![(TimerKind::Waiter, Duration::from_millis(2000))]);
@@ -327,27 +388,26 @@ fn waiter_token_is_here_restarts_the_waiter_timer() {
 
 #[test]
 fn waiter_take_token_takes_the_token_and_the_longer_expansion_and_enters_owner() {
-    let mut n = Node::owner_with(142);
+    let mut n = Probe::owner_with(142);
     n.finish_compute();
-    let (epoch, ..) = n.pass().unwrap();
-    n.input(Input::Passed { epoch, to: Some("n1".into()) });
+    n.pass_delivered();
     assert_eq!(n.state(), StateName::Waiter);
     // A stale peer hands us a shorter expansion: keep our longer one.
     n.receive("n1", take_token(Token::new(62, "n3", 2), 62));
     assert_eq!(n.state(), StateName::Owner);
-    assert_eq!(n.machine.token(), Token::new(162, "n3", 2));
+    assert_eq!(n.node.token(), Token::new(162, "n3", 2));
 }
 
 #[test]
 fn waiter_where_is_token_replies_token_was_here_recently() {
-    let mut n = Node::waiter();
+    let mut n = Probe::waiter();
     n.receive("n9", Body::WhereIsToken);
     assert_eq!(n.sends(), vec![(PEER, &Body::TokenWasHereRecently)]);
 }
 
 #[test]
 fn waiter_timeout_enters_looser() {
-    let mut n = Node::waiter();
+    let mut n = Probe::waiter();
     n.fire(TimerKind::Waiter);
     assert_eq!(n.state(), StateName::Looser);
 }
@@ -356,7 +416,7 @@ fn waiter_timeout_enters_looser() {
 
 #[test]
 fn looser_on_entry_broadcasts_where_is_token_and_starts_both_timers() {
-    let mut n = Node::waiter();
+    let mut n = Probe::waiter();
     n.fire(TimerKind::Waiter);
     assert_eq!(n.broadcasts(), vec![&Body::WhereIsToken]);
     let armed = n.armed();
@@ -366,7 +426,7 @@ fn looser_on_entry_broadcasts_where_is_token_and_starts_both_timers() {
 
 #[test]
 fn looser_ask_fires_broadcasts_where_is_token_and_restarts() {
-    let mut n = Node::looser();
+    let mut n = Probe::looser();
     n.fire(TimerKind::LooserAsk);
     assert_eq!(n.broadcasts(), vec![&Body::WhereIsToken]);
     assert_eq!(n.armed(), vec![(TimerKind::LooserAsk, Duration::from_millis(500))]);
@@ -375,7 +435,7 @@ fn looser_ask_fires_broadcasts_where_is_token_and_restarts() {
 
 #[test]
 fn looser_token_was_here_recently_restarts_both_timers() {
-    let mut n = Node::looser();
+    let mut n = Probe::looser();
     let old_answer = *n.timers.iter().find(|t| t.kind == TimerKind::LooserAnswer).unwrap();
     n.receive("n9", Body::TokenWasHereRecently);
     assert_eq!(n.armed().len(), 2);
@@ -387,37 +447,56 @@ fn looser_token_was_here_recently_restarts_both_timers() {
 
 #[test]
 fn looser_token_is_here_enters_waiter() {
-    let mut n = Node::looser();
+    let mut n = Probe::looser();
     n.receive("n9", Body::TokenIsHere { token: Token::new(0, "n9", 1) });
     assert_eq!(n.state(), StateName::Waiter);
 }
 
 #[test]
 fn looser_take_token_enters_owner() {
-    let mut n = Node::looser();
+    let mut n = Probe::looser();
     n.receive("n9", take_token(Token::new(22, "n9", 1), 22));
     assert_eq!(n.state(), StateName::Owner);
-    assert_eq!(n.machine.token(), Token::new(22, "n9", 1));
+    assert_eq!(n.node.token(), Token::new(22, "n9", 1));
 }
 
 #[test]
 fn looser_generating_token_with_worse_candidate_enters_generating() {
-    let mut n = Node::looser();
+    let mut n = Probe::looser();
     n.receive("n1", Body::GeneratingToken { token: Token::new(0, "n1", 1) });
     assert_eq!(n.state(), StateName::Generating);
 }
 
 #[test]
 fn looser_generating_token_with_better_candidate_stays_looser() {
-    let mut n = Node::looser();
+    let mut n = Probe::looser();
     n.receive("n9", Body::GeneratingToken { token: Token::new(0, "n9", 1) });
     assert_eq!(n.state(), StateName::Looser);
     assert!(n.out.is_empty());
 }
 
 #[test]
+fn looser_remembers_a_better_claim_and_does_not_answer_a_worse_one_with_its_own() {
+    // The older implementation never answers worse claims: re-entering
+    // GENERATING while a better claimer generates makes a second token.
+    let mut n = Probe::looser();
+    n.receive("n9", Body::GeneratingToken { token: Token::new(0, "n9", 1) });
+    n.receive("n1", Body::GeneratingToken { token: Token::new(0, "n1", 1) });
+    assert_eq!(n.state(), StateName::Looser);
+}
+
+#[test]
+fn generating_backs_off_for_a_better_claim_and_stays_off_for_a_worse_one_after_it() {
+    let mut n = Probe::generating();
+    n.receive("n9", Body::GeneratingToken { token: Token::new(0, "n9", 1) });
+    assert_eq!(n.state(), StateName::Looser);
+    n.receive("n1", Body::GeneratingToken { token: Token::new(0, "n1", 1) });
+    assert_eq!(n.state(), StateName::Looser);
+}
+
+#[test]
 fn looser_answer_fires_enters_generating() {
-    let mut n = Node::looser();
+    let mut n = Probe::looser();
     n.fire(TimerKind::LooserAnswer);
     assert_eq!(n.state(), StateName::Generating);
 }
@@ -426,7 +505,7 @@ fn looser_answer_fires_enters_generating() {
 
 #[test]
 fn generating_on_entry_broadcasts_the_candidate_and_starts_the_timer() {
-    let n = Node::generating();
+    let n = Probe::generating();
     // Candidate: (len(data), own id, own revision + 1).
     assert_eq!(n.broadcasts(), vec![&Body::GeneratingToken { token: Token::new(0, ME, 1) }]);
     assert_eq!(n.armed(), vec![(TimerKind::Generating, Duration::from_millis(2000))]);
@@ -434,28 +513,28 @@ fn generating_on_entry_broadcasts_the_candidate_and_starts_the_timer() {
 
 #[test]
 fn generating_token_is_here_with_better_token_enters_waiter() {
-    let mut n = Node::generating();
+    let mut n = Probe::generating();
     n.receive("n1", Body::TokenIsHere { token: Token::new(22, "n1", 1) });
     assert_eq!(n.state(), StateName::Waiter);
 }
 
 #[test]
 fn generating_token_is_here_with_worse_token_keeps_generating() {
-    let mut n = Node::generating();
+    let mut n = Probe::generating();
     n.receive("n1", Body::TokenIsHere { token: Token::new(0, "n1", 1) });
     assert_eq!(n.state(), StateName::Generating);
 }
 
 #[test]
 fn generating_better_generating_token_enters_looser() {
-    let mut n = Node::generating();
+    let mut n = Probe::generating();
     n.receive("n9", Body::GeneratingToken { token: Token::new(0, "n9", 1) });
     assert_eq!(n.state(), StateName::Looser);
 }
 
 #[test]
 fn generating_worse_generating_token_replies_with_ours() {
-    let mut n = Node::generating();
+    let mut n = Probe::generating();
     n.receive("n1", Body::GeneratingToken { token: Token::new(0, "n1", 1) });
     assert_eq!(n.sends(), vec![(PEER, &Body::GeneratingToken { token: Token::new(0, ME, 1) })]);
     assert_eq!(n.state(), StateName::Generating);
@@ -464,32 +543,32 @@ fn generating_worse_generating_token_replies_with_ours() {
 #[test]
 fn generating_take_token_takes_the_better_of_candidate_and_received() {
     // Received is better.
-    let mut n = Node::generating();
+    let mut n = Probe::generating();
     n.receive("n1", take_token(Token::new(22, "n1", 3), 22));
     assert_eq!(n.state(), StateName::Owner);
-    assert_eq!(n.machine.token(), Token::new(22, "n1", 3));
+    assert_eq!(n.node.token(), Token::new(22, "n1", 3));
     // Our candidate is better (same progress, higher id): it becomes the
     // token, and the longer expansion is kept.
-    let mut n = Node::generating();
+    let mut n = Probe::generating();
     n.receive("n1", take_token(Token::new(0, "n1", 3), 0));
     assert_eq!(n.state(), StateName::Owner);
-    assert_eq!(n.machine.token(), Token::new(0, ME, 1));
+    assert_eq!(n.node.token(), Token::new(0, ME, 1));
 }
 
 #[test]
 fn generating_timeout_increments_the_revision_and_enters_owner() {
-    let mut n = Node::generating();
+    let mut n = Probe::generating();
     n.fire(TimerKind::Generating);
     assert_eq!(n.state(), StateName::Owner);
-    assert_eq!(n.machine.token(), Token::new(0, ME, 1));
-    assert_eq!(n.machine.candidate(), Token::new(0, ME, 2));
+    assert_eq!(n.node.token(), Token::new(0, ME, 1));
+    assert_eq!(n.node.candidate(), Token::new(0, ME, 2));
 }
 
 // ----- timers, section 6 ----------------------------------------------------
 
 #[test]
 fn timers_of_a_left_state_never_fire() {
-    let mut n = Node::looser();
+    let mut n = Probe::looser();
     let looser_timers = n.timers.clone();
     n.receive("n9", Body::TokenIsHere { token: Token::new(0, "n9", 1) });
     assert_eq!(n.state(), StateName::Waiter);
@@ -502,19 +581,19 @@ fn timers_of_a_left_state_never_fire() {
 
 #[test]
 fn results_of_work_from_a_left_state_are_ignored() {
-    let mut n = Node::owner_with(42);
+    let mut n = Probe::owner_with(42);
     let (epoch, len) = n.compute().unwrap();
     n.receive("n9", Body::TokenIsHere { token: Token::new(1000, "n9", 1) });
     assert_eq!(n.state(), StateName::Waiter);
-    n.input(Input::Computed { epoch, expansion: expansion(len) });
-    n.input(Input::Passed { epoch, to: Some("n9".into()) });
+    n.input(Input::Computed { epoch, expansion: Some(expansion(len)) });
+    assert!(n.pass().is_none(), "a computation of a left state does not pass the token");
     assert!(n.out.is_empty());
     assert_eq!(n.state(), StateName::Waiter);
 }
 
 #[test]
 fn own_messages_are_ignored() {
-    let mut n = Node::looser();
+    let mut n = Probe::looser();
     n.receive(ME, Body::TokenIsHere { token: Token::new(0, ME, 1) });
     assert_eq!(n.state(), StateName::Looser);
     assert!(n.out.is_empty());
@@ -522,25 +601,172 @@ fn own_messages_are_ignored() {
 
 #[test]
 fn every_state_change_is_reported_for_the_monitor() {
-    let mut n = Node::with(timing(), 1000);
+    let mut n = Probe::with(timing(), 1000);
     n.input(Input::Start);
     let changes: Vec<(StateName, StateName)> = n
         .out
         .iter()
-        .filter_map(|o| if let Output::StateChanged { old, new, .. } = o { Some((*old, *new)) } else { None })
+        .filter_map(|o| if let Action::StateChanged { old, new, .. } = o { Some((*old, *new)) } else { None })
         .collect();
     assert_eq!(changes, vec![(StateName::None, StateName::Looser)]);
 }
 
-// ----- wrong content that parses -------------------------------------------
+#[test]
+fn section_6_a_newcomer_heard_by_broadcast_gets_a_ping_and_joins_the_ring() {
+    let mut n = Probe::looser();
+    n.receive_new("n7", Body::WhereIsToken);
+    assert_eq!(n.sends(), vec![(PEER, &Body::Ping)]);
+    assert!(n.out.iter().any(|a| matches!(a, Action::Members(m) if m.iter().any(|m| m.id == "n7"))));
+    n.receive_new("n7", Body::WhereIsToken);
+    assert!(n.sends().is_empty(), "only newcomers are answered");
+}
 
 #[test]
-fn a_token_claiming_more_than_the_rings_maximum_is_ignored() {
-    let mut n = Node::owner_with(42);
-    n.receive("n9", Body::TokenIsHere { token: Token::new(usize::MAX / 2, "n9", 1) });
-    assert_eq!(n.state(), StateName::Owner, "a lie must not make the holder yield");
+fn section_6_a_message_from_a_known_id_at_another_address_is_dropped() {
+    let mut n = Probe::waiter(); // n1 is known at PEER
+    let forged = Message::new(
+        "n1",
+        Body::TakeToken { token: Token::new(42, "n1", 1), nodes: Nodes::new(), data: expansion(42) },
+    );
+    n.input(Input::Received { message: forged, from: Ipv4Addr::new(127, 0, 0, 66), via: Via::Tcp });
+    assert_eq!(n.state(), StateName::Waiter);
     assert!(n.out.is_empty());
-    let mut n = Node::generating();
-    n.receive("n9", Body::GeneratingToken { token: Token::new(usize::MAX / 2, "n9", 1) });
+}
+
+// ----- claims beyond the target -------------------------------------------
+
+#[test]
+fn a_heartbeat_is_evidence_of_a_token_whatever_progress_it_claims() {
+    // The older implementation's progress counts characters that are not
+    // pi and runs past this ring's target (section 9): its heartbeats still
+    // prove that a token lives.
+    let mut n = Probe::with(timing(), 42);
+    n.input(Input::Start);
+    n.receive("n1", Body::TokenIsHere { token: Token::new(40, "n1", 1) });
+    assert_eq!(n.state(), StateName::Waiter);
+    n.receive("n1", Body::TokenIsHere { token: Token::new(50, "n1", 1) });
+    assert_eq!(n.armed(), vec![(TimerKind::Waiter, Duration::from_millis(2000))]);
+    let mut n = Probe::with(timing(), 42);
+    n.input(Input::Start);
+    n.fire(TimerKind::LooserAnswer);
     assert_eq!(n.state(), StateName::Generating);
+    n.receive("n1", Body::TokenIsHere { token: Token::new(50, "n1", 1) });
+    assert_eq!(n.state(), StateName::Waiter);
+}
+
+// ----- the node: hand-off, stop, failures, timers, persistence --------------
+
+/// An OWNER that knows `others` (learnt from the TAKE_TOKEN's table) and
+/// has computed its digits, so it is handing the token on.
+fn owner_passing(others: &[(&str, u8)]) -> Probe {
+    let mut n = Probe::waiter();
+    let mut nodes: Nodes = others.iter().map(|(id, last)| (id.to_string(), format!("127.0.0.{last}"))).collect();
+    nodes.insert("n1".into(), PEER.to_string());
+    let body = Body::TakeToken { token: Token::new(22, "n1", 1), nodes, data: expansion(22) };
+    n.receive("n1", body);
+    n.finish_compute();
+    n
+}
+
+#[test]
+fn a_failed_hand_off_tries_the_next_member_in_ring_order() {
+    let mut n = owner_passing(&[("n6", 6), ("n7", 7)]);
+    assert_eq!(n.pass().unwrap().1, "n6");
+    n.pass_failed();
+    assert_eq!(n.state(), StateName::Owner);
+    assert_eq!(n.pass().unwrap().1, "n7", "n6 is marked lost; the next one is tried");
+    n.pass_delivered();
+    assert_eq!(n.state(), StateName::Waiter);
+}
+
+#[test]
+fn a_hand_off_tries_every_member_once_then_keeps_the_token_and_computes_again() {
+    let mut n = owner_passing(&[("n6", 6), ("n7", 7)]);
+    for expected in ["n6", "n7", "n1"] {
+        assert_eq!(n.pass().unwrap().1, expected);
+        n.pass_failed();
+    }
+    assert!(n.pass().is_none());
+    assert_eq!(n.state(), StateName::Owner);
+    assert_eq!(n.compute().map(|c| c.1), Some(62), "the expansion keeps growing");
+}
+
+#[test]
+fn members_that_stay_down_cost_a_later_hand_off_at_most_one_attempt() {
+    // Round 1 discovers that n6 and n7 are down.
+    let mut n = owner_passing(&[("n6", 6), ("n7", 7)]);
+    n.pass_failed();
+    n.pass_failed();
+    assert_eq!(n.pass().unwrap().1, "n1");
+    n.pass_delivered();
+    // Later, both lost marks have expired: one of them is tried again,
+    // the other is skipped in this round.
+    n.advance(Duration::from_secs(5));
+    n.receive("n1", take_token(Token::new(62, "n1", 1), 62));
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().1, "n6");
+    n.pass_failed();
+    assert_eq!(n.pass().unwrap().1, "n1", "n7, also a suspect, is skipped this round");
+}
+
+#[test]
+fn a_failed_computation_passes_the_token_on_as_it_is() {
+    let mut n = Probe::owner_with(42);
+    let (epoch, _) = n.compute().unwrap();
+    n.input(Input::Computed { epoch, expansion: None });
+    assert_eq!(n.pass().unwrap().3.len(), 42);
+}
+
+#[test]
+fn a_planned_stop_hands_the_token_on_at_once_then_exits() {
+    let mut n = Probe::with(Timing { hold: Duration::from_secs(10), ..timing() }, 1_000_000);
+    n.input(Input::Start);
+    n.receive("n1", take_token(Token::new(42, "n1", 1), 42));
+    assert!(n.pass().is_none(), "computing and holding");
+    n.input(Input::Stop);
+    assert_eq!(n.pass().unwrap().3.len(), 42, "handed on with what it has");
+    assert!(!n.out.contains(&Action::Exit), "not before the hand-off is done");
+    n.pass_delivered();
+    assert!(n.out.contains(&Action::Exit));
+    assert_eq!(n.state(), StateName::Waiter);
+}
+
+#[test]
+fn a_planned_stop_of_a_node_without_the_token_exits_at_once() {
+    let mut n = Probe::waiter();
+    n.input(Input::Stop);
+    assert_eq!(n.out, vec![Action::Exit]);
+}
+
+#[test]
+fn looser_memory_of_a_better_claim_lasts_one_generating_period() {
+    let mut n = Probe::looser();
+    n.receive("n9", Body::GeneratingToken { token: Token::new(0, "n9", 1) });
+    n.advance(Duration::from_millis(1999));
+    n.receive("n1", Body::GeneratingToken { token: Token::new(0, "n1", 1) });
+    assert_eq!(n.state(), StateName::Looser);
+    n.advance(Duration::from_millis(1));
+    n.receive("n1", Body::GeneratingToken { token: Token::new(0, "n1", 1) });
+    assert_eq!(n.state(), StateName::Generating, "the better claimer had its chance");
+}
+
+#[test]
+fn leaving_a_state_cancels_its_timers_explicitly() {
+    let mut n = Probe::looser();
+    n.receive("n1", Body::TokenIsHere { token: Token::new(0, "n1", 1) });
+    let cancelled: Vec<&Action> = n.out.iter().filter(|a| matches!(a, Action::CancelTimer(_))).collect();
+    assert_eq!(
+        cancelled,
+        vec![&Action::CancelTimer(TimerKind::LooserAsk), &Action::CancelTimer(TimerKind::LooserAnswer)]
+    );
+}
+
+#[test]
+fn the_node_asks_to_persist_whenever_the_expansion_or_revision_changes() {
+    let mut n = Probe::owner_with(42);
+    assert!(n.out.iter().any(|a| matches!(a, Action::Persist { expansion, .. } if expansion.len() == 42)));
+    n.finish_compute();
+    assert!(n.out.iter().any(|a| matches!(a, Action::Persist { expansion, .. } if expansion.len() == 62)));
+    n.receive("n1", Body::Ping);
+    assert!(!n.out.iter().any(|a| matches!(a, Action::Persist { .. })), "nothing changed");
 }

@@ -1,25 +1,18 @@
 //! The typed messages the node's actors exchange.
 //!
 //! ```text
-//! UdpEndpoint --Inbound--> RegistryActor --Deliver--> StateMachine
-//! TcpEndpoint --Inbound--/      ^                        |
-//!      ^                        +------- NextHop --------+
-//!      +------------ SendTo ----------------------------+ (and Broadcast to UdpEndpoint)
+//! UdpEndpoint --Inbound--> StateMachine (owns the protocol Node) --Members--> RegistryActor
+//! TcpEndpoint --Inbound--/      |                                                ^
+//!      ^                        |                                     GetMembers (summaries)
+//!      +------- SendTo ---------+------ Broadcast ------> UdpEndpoint
 //! ```
 
-use crate::protocol::machine::Envelope;
-use crate::protocol::{Message, NodeId, Nodes};
+use crate::protocol::registry::Member;
+use crate::protocol::Message;
 use actix::prelude::*;
 use std::net::Ipv4Addr;
 
-/// How a message reached us.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
-    /// A UDP datagram (normally a broadcast).
-    Udp,
-    /// A TCP connection.
-    Tcp,
-}
+pub use crate::protocol::Via;
 
 /// A decoded, verified message from the network, before section 6.
 #[derive(Message, Clone, Debug)]
@@ -29,11 +22,6 @@ pub struct Inbound {
     pub from: Ipv4Addr,
     pub via: Via,
 }
-
-/// A message that passed section 6, for the state machine.
-#[derive(Message, Clone, Debug)]
-#[rtype(result = "()")]
-pub struct Deliver(pub Envelope);
 
 /// Which UDP port a broadcast goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,23 +48,12 @@ pub struct SendTo {
     pub message: Message,
 }
 
-/// Ask the registry for the next reachable node, first marking `failed`
-/// lost when the previous attempt to reach it failed.
+/// The ring's membership changed: every member in ring order.
 #[derive(Message, Clone, Debug)]
-#[rtype(result = "Option<Hop>")]
-pub struct NextHop {
-    pub failed: Option<NodeId>,
-}
-
-/// Where to pass the token, and the node table to send with it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Hop {
-    pub id: NodeId,
-    pub host: Ipv4Addr,
-    pub nodes: Nodes,
-}
+#[rtype(result = "()")]
+pub struct Members(pub Vec<Member>);
 
 /// Ask the registry for the ring's members (for summaries).
 #[derive(Message, Clone, Debug)]
-#[rtype(result = "Vec<crate::protocol::registry::Member>")]
+#[rtype(result = "Vec<Member>")]
 pub struct GetMembers;

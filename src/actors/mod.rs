@@ -12,17 +12,17 @@ pub mod udp;
 
 use crate::auth::Authenticator;
 use crate::error::StartError;
+use crate::pi::Expansion;
 use crate::pi::PiDigits;
-use crate::protocol::machine::{Config, Machine, Timing};
-use crate::protocol::registry::Registry;
-use crate::protocol::NodeId;
+use crate::protocol::machine::{Config, Timing};
+use crate::protocol::{Node, NodeId};
 use actix::prelude::*;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use registry::RegistryActor;
-pub use state::{GetStatus, Peers, StateMachine, Status};
+pub use state::{GetStatus, Peers, StateMachine, Status, Stop};
 pub use tcp::{TcpConfig, TcpEndpoint};
 pub use udp::{UdpConfig, UdpEndpoint};
 
@@ -85,10 +85,10 @@ pub struct RunningNode {
 /// Open the sockets and start the four actors. Must be called inside a
 /// running actix system.
 pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, StartError> {
-    // The registry sits between the endpoints and the state machine, which
-    // in turn needs the endpoints: create its context first to break the cycle.
-    let registry_ctx = Context::<RegistryActor>::new();
-    let registry_addr = registry_ctx.address();
+    // The endpoints deliver to the state machine, which in turn needs the
+    // endpoints: create its context first to break the cycle.
+    let state_ctx = Context::<StateMachine>::new();
+    let state_addr = state_ctx.address();
 
     // Messages within 10 s of our clock are accepted; replays within it are
     // remembered and refused.
@@ -101,7 +101,7 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
             monitor_port: config.monitor_port,
             auth: auth.clone(),
         },
-        registry_addr.clone().recipient(),
+        state_addr.clone().recipient(),
     )?;
     let tcp = TcpEndpoint::bind(
         TcpConfig {
@@ -114,7 +114,7 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
             backlog: 1024,
             auth,
         },
-        registry_addr.clone().recipient(),
+        state_addr.clone().recipient(),
         Arc::clone(&pi),
     )?;
     let udp = udp.start();
@@ -125,8 +125,8 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
         timing: config.timing.clone(),
         max_len: config.target_digits.saturating_add(2),
     };
-    let (machine, persister) = match &config.data_dir {
-        None => (Machine::new(machine_config), None),
+    let (node, persister) = match &config.data_dir {
+        None => (Node::new(machine_config, config.bind, Expansion::empty(), 0), None),
         Some(dir) => {
             let (saved, wrong_from) = persist::load(dir, &pi)?;
             if let Some(correct) = wrong_from {
@@ -139,22 +139,20 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
                 dir.display()
             );
             let persister = persist::Persister::start(dir.clone(), &saved);
-            (Machine::with_expansion(machine_config, saved.expansion, saved.own_revision), Some(persister))
+            (Node::new(machine_config, config.bind, saved.expansion, saved.own_revision), Some(persister))
         }
     };
+    let registry = RegistryActor::new().start();
     let peers = Peers {
         udp: udp.clone().recipient(),
         tcp: tcp.clone().recipient(),
-        next_hop: registry_addr.clone().recipient(),
-        members: registry_addr.clone().recipient(),
+        members: registry.clone().recipient(),
+        get_members: registry.clone().recipient(),
     };
-    let mut state = StateMachine::new(machine, peers, Arc::clone(&pi), config.bind, config.summary_every);
+    let mut state = StateMachine::new(node, peers, Arc::clone(&pi), config.bind, config.summary_every);
     if let Some(persister) = persister {
         state = state.with_persister(persister);
     }
-    let state = state.start();
-
-    let registry = Registry::new(&config.id, config.bind, config.timing.waiter);
-    registry_ctx.run(RegistryActor::new(registry, state.clone().recipient(), tcp.clone().recipient()));
-    Ok(RunningNode { state, registry: registry_addr, udp, tcp, pi })
+    let state = state_ctx.run(state);
+    Ok(RunningNode { state, registry, udp, tcp, pi })
 }

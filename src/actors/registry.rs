@@ -1,32 +1,23 @@
-//! The registry actor: applies PROTOCOL section 6 to every inbound message
-//! and answers "who is next" for hand-offs.
+//! The registry actor: the node's published view of the ring's membership.
+//!
+//! The registry itself (PROTOCOL sections 1 and 6) lives in the pure
+//! protocol [`Node`](crate::protocol::Node), which decides everything about
+//! it; this actor receives each change the node reports, logs the ring's
+//! members when they change, and answers "who is in the ring" for
+//! summaries without disturbing the state machine.
 
-use super::messages::{Deliver, GetMembers, Hop, Inbound, NextHop, SendTo, Via};
-use crate::protocol::machine::Envelope;
-use crate::protocol::registry::{Member, Registry};
-use crate::protocol::{Body, Message};
-use crate::warn_limit::WarnLimiter;
-use crate::warn_limited;
+use super::messages::{GetMembers, Members};
+use crate::protocol::registry::Member;
 use actix::prelude::*;
-use tokio::time::Instant;
 
+#[derive(Default)]
 pub struct RegistryActor {
-    registry: Registry,
-    warnings: WarnLimiter,
-    /// The state machine, which acts on messages after section 6.
-    state: Recipient<Deliver>,
-    /// For the PING that answers a newcomer.
-    tcp: Recipient<SendTo>,
+    members: Vec<Member>,
 }
 
 impl RegistryActor {
-    pub fn new(registry: Registry, state: Recipient<Deliver>, tcp: Recipient<SendTo>) -> Self {
-        RegistryActor { registry, state, tcp, warnings: WarnLimiter::new(5) }
-    }
-
-    fn log_members(&self) {
-        let members: Vec<String> = self.registry.members(Instant::now()).into_iter().map(|m| m.id).collect();
-        log::info!("ring members ({}): {}", members.len(), members.join(" "));
+    pub fn new() -> Self {
+        RegistryActor::default()
     }
 }
 
@@ -34,56 +25,20 @@ impl Actor for RegistryActor {
     type Context = Context<Self>;
 }
 
-impl Handler<Inbound> for RegistryActor {
+impl Handler<Members> for RegistryActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Inbound, _ctx: &mut Context<Self>) {
-        let Inbound { message, from, via } = msg;
-        let reception = self.registry.receive(&message, from, via == Via::Udp);
-        if let Some(known) = reception.impostor {
-            warn_limited!(
-                self.warnings,
-                "dropped a {} message from {from} claiming to be {}, which is at {known}",
-                message.body.kind(),
-                message.author
-            );
-            return;
+    fn handle(&mut self, Members(members): Members, _ctx: &mut Context<Self>) {
+        let ids = |m: &[Member]| m.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+        if ids(&members) != ids(&self.members) {
+            log::info!("ring members ({}): {}", members.len(), ids(&members).join(" "));
         }
-        if !reception.deliver {
-            return;
+        let lost: Vec<&str> = members.iter().filter(|m| m.lost).map(|m| m.id.as_str()).collect();
+        let lost_before: Vec<&str> = self.members.iter().filter(|m| m.lost).map(|m| m.id.as_str()).collect();
+        if lost != lost_before && !lost.is_empty() {
+            log::info!("unreachable for now: {}", lost.join(" "));
         }
-        if reception.newcomer {
-            log::info!("{} joined at {from} (heard by {via:?})", message.author);
-        }
-        if reception.ping_back {
-            let ping = Message::new(self.registry.own_id(), Body::Ping);
-            self.tcp.do_send(SendTo { to: from, message: ping });
-        }
-        for (id, host) in &reception.rejected {
-            log::warn!(
-                "ignoring node {id:?} at {host:?} in the table from {}: not a valid id and IPv4 address",
-                message.author
-            );
-        }
-        if reception.newcomer || reception.learnt > 0 {
-            self.log_members();
-        }
-        // Step 5: the state acts.
-        self.state.do_send(Deliver(Envelope { message, from }));
-    }
-}
-
-impl Handler<NextHop> for RegistryActor {
-    type Result = Option<Hop>;
-
-    fn handle(&mut self, msg: NextHop, _ctx: &mut Context<Self>) -> Option<Hop> {
-        let now = Instant::now();
-        if let Some(failed) = msg.failed {
-            log::warn!("could not reach {failed}; marking it lost for now");
-            self.registry.mark_lost(&failed, now);
-        }
-        let (id, host) = self.registry.next(now)?;
-        Some(Hop { id, host, nodes: self.registry.nodes() })
+        self.members = members;
     }
 }
 
@@ -91,6 +46,6 @@ impl Handler<GetMembers> for RegistryActor {
     type Result = Vec<Member>;
 
     fn handle(&mut self, _msg: GetMembers, _ctx: &mut Context<Self>) -> Vec<Member> {
-        self.registry.members(Instant::now())
+        self.members.clone()
     }
 }

@@ -1,30 +1,34 @@
-//! The state machine actor: feeds inputs to the pure protocol
-//! [`Machine`] and carries out its outputs with the peer actors.
+//! The state machine actor: feeds every input to the pure protocol
+//! [`Node`] and carries out the [`Action`]s it returns with the peer actors.
 //!
-//! It holds no protocol rules of its own. Timers are `run_later`s whose
-//! firings the machine checks against the armed [`TimerId`]; digit
+//! It holds no protocol rules of its own. Time is tokio's clock since the
+//! actor started. Timers are `run_later`s, armed and cancelled as the node
+//! says (a firing the node no longer expects is ignored by the node); digit
 //! computation runs on a blocking thread unless the cache already has the
-//! digits; a hand-off asks the registry for the next node and tries the
-//! following ones when a node cannot be reached (PROTOCOL section 7, OWNER).
+//! digits; TCP sends run as tasks whose results go back to the node.
 
-use super::messages::{Broadcast, Deliver, GetMembers, NextHop, Port, SendTo};
+use super::messages::{Broadcast, GetMembers, Inbound, Members, Port, SendTo};
 use super::persist::Persister;
 use crate::pi::{Expansion, PiDigits};
-use crate::protocol::machine::{Input, Machine, Output, TimerKind};
-use crate::protocol::{Body, Message, MyState, NodeId, StateName, Token};
+use crate::protocol::machine::TimerKind;
+use crate::protocol::registry::Member;
+use crate::protocol::{Action, Body, Input, Message, MyState, Node, StateName, Time, Token};
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// The actors the state machine talks to. Tests substitute recorders.
 #[derive(Clone)]
 pub struct Peers {
     pub udp: Recipient<Broadcast>,
     pub tcp: Recipient<SendTo>,
-    pub next_hop: Recipient<NextHop>,
-    pub members: Recipient<GetMembers>,
+    /// The registry actor: membership changes, and the members for summaries.
+    pub members: Recipient<Members>,
+    pub get_members: Recipient<GetMembers>,
 }
 
 /// A snapshot of the node for tests, summaries and the binary.
@@ -41,64 +45,72 @@ pub struct Status {
 #[rtype(result = "Status")]
 pub struct GetStatus;
 
-/// An input for the machine, queued through the mailbox.
+/// A planned stop: the node hands the token on if it holds it; the answer
+/// comes when it is done and the process may exit.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+/// An input for the node, queued through the mailbox.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Feed(Input);
 
 pub struct StateMachine {
-    machine: Machine,
+    node: Node,
     peers: Peers,
     pi: Arc<PiDigits>,
     host: Ipv4Addr,
+    origin: Instant,
     timers: HashMap<TimerKind, SpawnHandle>,
     holdings: u64,
     summary_every: Option<Duration>,
-    last_summary: (tokio::time::Instant, u64, usize),
+    last_summary: (Instant, u64, usize),
     persister: Option<Persister>,
+    /// Who waits for the planned stop to complete.
+    stopped: Vec<oneshot::Sender<()>>,
+    exited: bool,
 }
 
 impl StateMachine {
-    pub fn new(
-        machine: Machine,
-        peers: Peers,
-        pi: Arc<PiDigits>,
-        host: Ipv4Addr,
-        summary_every: Option<Duration>,
-    ) -> Self {
-        let progress = machine.expansion().len();
+    pub fn new(node: Node, peers: Peers, pi: Arc<PiDigits>, host: Ipv4Addr, summary_every: Option<Duration>) -> Self {
+        let progress = node.expansion().len();
         StateMachine {
-            machine,
+            node,
             peers,
             pi,
             host,
+            origin: Instant::now(),
             timers: HashMap::new(),
             holdings: 0,
             summary_every,
-            last_summary: (tokio::time::Instant::now(), 0, progress),
+            last_summary: (Instant::now(), 0, progress),
             persister: None,
+            stopped: Vec::new(),
+            exited: false,
         }
     }
 
-    /// Save the expansion (and revision) whenever they change.
+    /// Save the expansion (and revision) whenever the node says so.
     pub fn with_persister(mut self, persister: Persister) -> Self {
         self.persister = Some(persister);
         self
     }
 
+    fn now(&self) -> Time {
+        Instant::now().saturating_duration_since(self.origin)
+    }
+
     fn feed(&mut self, input: Input, ctx: &mut Context<Self>) {
-        for output in self.machine.handle(input) {
-            self.carry_out(output, ctx);
-        }
-        if let Some(persister) = &mut self.persister {
-            persister.save(self.machine.expansion(), self.machine.own_revision());
+        for action in self.node.handle(self.now(), input) {
+            self.carry_out(action, ctx);
         }
     }
 
-    fn carry_out(&mut self, output: Output, ctx: &mut Context<Self>) {
-        match output {
-            Output::Broadcast(message) => self.peers.udp.do_send(Broadcast { message, port: Port::Ring }),
-            Output::Send { to, message } => {
+    fn carry_out(&mut self, action: Action, ctx: &mut Context<Self>) {
+        match action {
+            Action::Broadcast(message) => self.peers.udp.do_send(Broadcast { message, port: Port::Ring }),
+            Action::Send { to, message } => {
                 let tcp = self.peers.tcp.clone();
                 ctx.spawn(
                     async move {
@@ -112,36 +124,39 @@ impl StateMachine {
                     .into_actor(self),
                 );
             }
-            Output::SetTimer { timer, after } => {
+            Action::SendToken { attempt, to: _, host, message } => {
+                let send = self.peers.tcp.send(SendTo { to: host, message });
+                ctx.spawn(send.into_actor(self).map(move |result, act, ctx| {
+                    let result = result.unwrap_or(Err(crate::error::SendError::EndpointGone));
+                    act.feed(Input::TokenSent { attempt, result }, ctx);
+                }));
+            }
+            Action::SetTimer { timer, after } => {
                 let handle = ctx.run_later(after, move |act, ctx| act.feed(Input::Timer(timer), ctx));
                 if let Some(old) = self.timers.insert(timer.kind, handle) {
                     ctx.cancel_future(old);
                 }
             }
-            Output::Compute { epoch, len } => match self.pi.cached_expansion(len) {
-                Some(expansion) => ctx.notify(Feed(Input::Computed { epoch, expansion })),
+            Action::CancelTimer(kind) => {
+                if let Some(handle) = self.timers.remove(&kind) {
+                    ctx.cancel_future(handle);
+                }
+            }
+            Action::Compute { epoch, len } => match self.pi.cached_expansion(len) {
+                Some(expansion) => ctx.notify(Feed(Input::Computed { epoch, expansion: Some(expansion) })),
                 None => {
                     let pi = Arc::clone(&self.pi);
                     ctx.spawn(
                         async move { tokio::task::spawn_blocking(move || pi.expansion(len)).await }
                             .into_actor(self)
-                            .map(move |result, act, ctx| match result {
-                                Ok(expansion) => act.feed(Input::Computed { epoch, expansion }, ctx),
-                                Err(e) => log::error!("digit computation failed: {e}"),
+                            .map(move |result, act, ctx| {
+                                let expansion = result.map_err(|e| log::error!("digit computation failed: {e}")).ok();
+                                act.feed(Input::Computed { epoch, expansion }, ctx)
                             }),
                     );
                 }
             },
-            Output::PassToken { epoch, token, data } => {
-                let hand_off = hand_off(self.peers.clone(), self.machine.id().to_owned(), token, data);
-                ctx.spawn(
-                    hand_off.into_actor(self).map(move |to, act, ctx| act.feed(Input::Passed { epoch, to }, ctx)),
-                );
-            }
-            Output::StateChanged { old, new, token, progress } => {
-                for (_, handle) in self.timers.drain() {
-                    ctx.cancel_future(handle);
-                }
+            Action::StateChanged { old, new, token, progress } => {
                 if new == StateName::Owner {
                     self.holdings += 1;
                 }
@@ -152,10 +167,24 @@ impl StateMachine {
                 log::log!(
                     level,
                     "{}: {old} -> {new}, token {token}, {} digits",
-                    self.machine.id(),
+                    self.node.id(),
                     progress.saturating_sub(2)
                 );
                 self.announce(old, new, token, progress);
+            }
+            Action::Persist { expansion, own_revision } => {
+                if let Some(persister) = &mut self.persister {
+                    persister.save(&expansion, own_revision);
+                }
+            }
+            Action::Members(members) => self.peers.members.do_send(Members(members)),
+            Action::Exit => {
+                let how = if self.node.holds_token() { "with the token (nobody else to take it)" } else { "" };
+                log::info!("{}: stopped {how}after {} holdings", self.node.id(), self.holdings);
+                self.exited = true;
+                for waiter in self.stopped.drain(..) {
+                    let _ = waiter.send(());
+                }
             }
         }
     }
@@ -170,48 +199,30 @@ impl StateMachine {
             token: Some(token),
             timestamp_ms: Some(timestamp_ms),
             host: Some(self.host.to_string()),
-            digits_tail: Some(self.machine.expansion().tail(20).to_owned()),
+            digits_tail: Some(self.node.expansion().tail(20).to_owned()),
         };
-        let message = Message::new(self.machine.id(), Body::MyState(Box::new(state)));
+        let message = Message::new(self.node.id(), Body::MyState(Box::new(state)));
         self.peers.udp.do_send(Broadcast { message, port: Port::Monitor });
     }
 
     fn summarise(&mut self, ctx: &mut Context<Self>) {
-        let now = tokio::time::Instant::now();
+        let now = Instant::now();
         let (since, holdings_then, progress_then) = self.last_summary;
         let secs = now.duration_since(since).as_secs_f64().max(1e-9);
-        let progress = self.machine.expansion().len();
+        let progress = self.node.expansion().len();
         let line = format!(
             "{}: {} | {} digits (+{:.0}/s) | held {:.1}/s",
-            self.machine.id(),
-            self.machine.state(),
+            self.node.id(),
+            self.node.state(),
             progress.saturating_sub(2),
             (progress.saturating_sub(progress_then)) as f64 / secs,
             (self.holdings - holdings_then) as f64 / secs,
         );
         self.last_summary = (now, self.holdings, progress);
-        ctx.spawn(self.peers.members.send(GetMembers).into_actor(self).map(move |members, _, _| {
-            let members = members.map(|m| m.iter().filter(|m| !m.lost).count()).unwrap_or(0);
+        ctx.spawn(self.peers.get_members.send(GetMembers).into_actor(self).map(move |members, _, _| {
+            let members = members.map(|m: Vec<Member>| m.iter().filter(|m| !m.lost).count()).unwrap_or(0);
             log::info!("{line} | {members} nodes in the ring");
         }));
-    }
-}
-
-/// TAKE_TOKEN to the next reachable node: on failure the registry marks
-/// that node lost and names the following one. Returns who got the token,
-/// or `None` when nobody else is reachable.
-async fn hand_off(peers: Peers, own_id: NodeId, token: Token, data: Expansion) -> Option<NodeId> {
-    let mut failed = None;
-    loop {
-        let hop = peers.next_hop.send(NextHop { failed: failed.take() }).await.ok()??;
-        let body = Body::TakeToken { token: token.clone(), nodes: hop.nodes, data: data.clone() };
-        let message = Message::new(&own_id, body);
-        match peers.tcp.send(SendTo { to: hop.host, message }).await {
-            Ok(Ok(())) => return Some(hop.id),
-            Ok(Err(e)) => log::warn!("hand-off to {} failed: {e}", hop.id),
-            Err(e) => log::warn!("hand-off to {} failed: {e}", hop.id),
-        }
-        failed = Some(hop.id);
     }
 }
 
@@ -226,11 +237,12 @@ impl Actor for StateMachine {
     }
 }
 
-impl Handler<Deliver> for StateMachine {
+impl Handler<Inbound> for StateMachine {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
-        self.feed(Input::Received(msg.0), ctx);
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        let Inbound { message, from, via } = msg;
+        self.feed(Input::Received { message, from, via }, ctx);
     }
 }
 
@@ -242,14 +254,31 @@ impl Handler<Feed> for StateMachine {
     }
 }
 
+impl Handler<Stop> for StateMachine {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: Stop, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, wait) = oneshot::channel();
+        if self.exited {
+            let _ = done.send(());
+        } else {
+            self.stopped.push(done);
+            self.feed(Input::Stop, ctx);
+        }
+        Box::pin(async move {
+            let _ = wait.await;
+        })
+    }
+}
+
 impl Handler<GetStatus> for StateMachine {
     type Result = MessageResult<GetStatus>;
 
     fn handle(&mut self, _msg: GetStatus, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(Status {
-            state: self.machine.state(),
-            token: self.machine.token(),
-            expansion: self.machine.expansion().clone(),
+            state: self.node.state(),
+            token: self.node.token(),
+            expansion: self.node.expansion().clone(),
             holdings: self.holdings,
         })
     }

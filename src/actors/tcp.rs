@@ -56,19 +56,19 @@ pub struct TcpConfig {
 pub struct TcpEndpoint {
     listener: Option<TcpListener>,
     config: TcpConfig,
-    registry: Recipient<Inbound>,
+    inbound: Recipient<Inbound>,
     pi: Arc<PiDigits>,
 }
 
 impl TcpEndpoint {
     /// Bind the listener (must run inside the actor system).
-    pub fn bind(config: TcpConfig, registry: Recipient<Inbound>, pi: Arc<PiDigits>) -> Result<Self, StartError> {
+    pub fn bind(config: TcpConfig, inbound: Recipient<Inbound>, pi: Arc<PiDigits>) -> Result<Self, StartError> {
         let addr = SocketAddrV4::new(config.bind, config.port);
         // Address reuse: a restarted node must not wait for TIME_WAIT.
         let socket = bound_socket(Type::STREAM, addr, |s| s.set_reuse_address(true))?;
         socket.listen(config.backlog as i32).map_err(socket_error(addr, "listen on"))?;
         let listener = TcpListener::from_std(socket.into()).map_err(socket_error(addr, "register"))?;
-        Ok(TcpEndpoint { listener: Some(listener), config, registry, pi })
+        Ok(TcpEndpoint { listener: Some(listener), config, inbound, pi })
     }
 }
 
@@ -81,7 +81,7 @@ impl Actor for TcpEndpoint {
         };
         let server = Server {
             config: self.config.clone(),
-            registry: self.registry.clone(),
+            inbound: self.inbound.clone(),
             pi: Arc::clone(&self.pi),
             warnings: Rc::new(RefCell::new(WarnLimiter::new(5))),
             slots: Arc::new(Semaphore::new(self.config.max_connections)),
@@ -94,7 +94,7 @@ impl Actor for TcpEndpoint {
 #[derive(Clone)]
 struct Server {
     config: TcpConfig,
-    registry: Recipient<Inbound>,
+    inbound: Recipient<Inbound>,
     pi: Arc<PiDigits>,
     warnings: Rc<RefCell<WarnLimiter>>,
     slots: Arc<Semaphore>,
@@ -133,7 +133,7 @@ impl Server {
         let Some(message) = self.decode(buf, from).await else {
             return;
         };
-        self.registry.do_send(Inbound { message, from, via: Via::Tcp });
+        self.inbound.do_send(Inbound { message, from, via: Via::Tcp });
     }
 
     /// Read one message until end of stream. A connection that sends more
@@ -235,6 +235,12 @@ impl Server {
 }
 
 /// Deliver one message: connect from `bind` with a timeout, write, close.
+///
+/// Every step is bounded, so a receiver that accepts but does not read (a
+/// stopped process, a frozen machine, a hostile member) cannot hold the
+/// sender for ever: the connect by `connect_timeout`; each write by
+/// `connect_timeout` without progress; the whole transfer by the time it
+/// takes at [`MIN_RATE`] (the rate receivers demand too), plus that much.
 pub async fn send_message(
     bind: Ipv4Addr,
     to: SocketAddrV4,
@@ -252,9 +258,23 @@ pub async fn send_message(
     };
     let _ = stream.set_nodelay(true);
     let write_error = |e: std::io::Error| SendError::Write { addr: to, reason: e.to_string() };
-    stream.write_all(bytes).await.map_err(write_error)?;
-    stream.shutdown().await.map_err(write_error)?;
-    Ok(())
+    let stalled = |written: usize| SendError::WriteStalled { addr: to, written, total: bytes.len() };
+    let deadline =
+        tokio::time::Instant::now() + connect_timeout + Duration::from_secs_f64(bytes.len() as f64 / MIN_RATE);
+    let mut written = 0;
+    while written < bytes.len() {
+        let limit = deadline.min(tokio::time::Instant::now() + connect_timeout);
+        match tokio::time::timeout_at(limit, stream.write(&bytes[written..])).await {
+            Err(_) => return Err(stalled(written)),
+            Ok(Err(e)) => return Err(write_error(e)),
+            Ok(Ok(0)) => return Err(write_error(std::io::ErrorKind::WriteZero.into())),
+            Ok(Ok(n)) => written += n,
+        }
+    }
+    match tokio::time::timeout(connect_timeout, stream.shutdown()).await {
+        Err(_) => Err(stalled(written)),
+        Ok(result) => result.map_err(write_error),
+    }
 }
 
 /// Let the kernel pick the source port at `connect` rather than at `bind`

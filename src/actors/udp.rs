@@ -72,7 +72,7 @@ pub struct UdpEndpoint {
     sender: Arc<UdpSocket>,
     ring: SocketAddrV4,
     monitor: SocketAddrV4,
-    registry: Recipient<Inbound>,
+    inbound: Recipient<Inbound>,
     warnings: WarnLimiter,
     auth: Option<Arc<Authenticator>>,
 }
@@ -92,7 +92,7 @@ pub fn shared_listener(bind: Ipv4Addr, port: u16) -> Result<UdpSocket, StartErro
 
 impl UdpEndpoint {
     /// Open both sockets (must run inside the actor system).
-    pub fn bind(config: &UdpConfig, registry: Recipient<Inbound>) -> Result<Self, StartError> {
+    pub fn bind(config: &UdpConfig, inbound: Recipient<Inbound>) -> Result<Self, StartError> {
         let receiver = shared_listener(Ipv4Addr::UNSPECIFIED, config.ring_port)?;
         let addr = SocketAddrV4::new(config.bind, 0);
         let socket = bound_socket(Type::DGRAM, addr, |s| s.set_broadcast(true))?;
@@ -102,7 +102,7 @@ impl UdpEndpoint {
             sender: Arc::new(sender),
             ring: SocketAddrV4::new(config.broadcast, config.ring_port),
             monitor: SocketAddrV4::new(config.broadcast, config.monitor_port),
-            registry,
+            inbound,
             warnings: WarnLimiter::new(5),
             auth: config.auth.clone(),
         })
@@ -140,7 +140,7 @@ impl StreamHandler<Datagram> for UdpEndpoint {
         };
         match raw.without_data() {
             Ok(Message { body: Body::MyState(_), .. }) => {} // monitors' traffic, not the ring's
-            Ok(message) => self.registry.do_send(Inbound { message, from: *from.ip(), via: Via::Udp }),
+            Ok(message) => self.inbound.do_send(Inbound { message, from: *from.ip(), via: Via::Udp }),
             Err(_) => {
                 warn_limited!(
                     self.warnings,

@@ -1,7 +1,7 @@
 //! `pi-ring-node`: one node of a pi-ring. See `--help` and README.md.
 
 use clap::Parser;
-use pi_ring::actors::{start_node, NodeConfig};
+use pi_ring::actors::{start_node, NodeConfig, Stop};
 use pi_ring::error::StartError;
 use pi_ring::pi::PiDigits;
 use pi_ring::protocol::machine::Timing;
@@ -129,11 +129,24 @@ fn main() -> ExitCode {
             config.udp_port,
             config.monitor_port
         );
+        // A planned stop hands the token on; give it a few connect
+        // timeouts, and stop at once on a second signal.
+        let grace = config.connect_timeout * 3 + Duration::from_secs(1);
         let node = start_node(config, pi)?;
         actix::spawn(async move {
-            let _keep = node;
-            if tokio::signal::ctrl_c().await.is_ok() {
-                log::info!("interrupted; stopping");
+            let Ok(mut signals) = StopSignals::new() else {
+                log::error!("cannot listen for SIGINT/SIGTERM; stop the node with SIGKILL");
+                return;
+            };
+            let name = signals.next().await;
+            log::info!("{name}: stopping (a holder hands the token on first; signal again to stop at once)");
+            tokio::select! {
+                done = tokio::time::timeout(grace, node.state.send(Stop)) => {
+                    if done.is_err() {
+                        log::warn!("the token hand-off did not finish within {grace:?}; stopping anyway");
+                    }
+                }
+                name = signals.next() => log::warn!("{name} again: stopping at once"),
             }
             actix::System::current().stop();
         });
@@ -155,6 +168,27 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("pi-ring-node: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    /// Wait for the next one; its name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
     }
 }

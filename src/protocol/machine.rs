@@ -1,9 +1,11 @@
 //! The protocol state machine of PROTOCOL section 7, without IO or clocks.
 //!
-//! [`Machine::handle`] takes one [`Input`] (a message that passed section 6,
-//! a timer, the end of a digit computation or of a hand-off) and returns the
-//! [`Output`]s the node must carry out (broadcasts, replies, the hand-off,
-//! timers to arm, computations to start). The behaviour is one of
+//! [`Machine::handle`] takes the time and one [`Input`] (a message that
+//! passed section 6, a timer, the end of a digit computation or of a
+//! hand-off, a planned stop) and returns the [`Output`]s the node must carry
+//! out (broadcasts, replies, the hand-off, timers to arm and cancel,
+//! computations to start). The [`Node`](super::node::Node) wraps it with the
+//! registry and the hand-off's progress; nothing else drives it. The behaviour is one of
 //! [`Behaviour`]'s variants and is swapped on every transition; each state's
 //! rules are in its own `*_on_message` / `*_on_timer` functions, so "what
 //! does WAITER do on TAKE_TOKEN" is answered by [`Machine::waiter_on_message`].
@@ -14,7 +16,9 @@
 
 use super::message::{Body, Message, StateName};
 use super::token::{NodeId, Token};
+use super::Time;
 use crate::pi::{extended_len, Expansion};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -102,10 +106,11 @@ pub enum Input {
     Start,
     Received(Envelope),
     Timer(TimerId),
-    /// The digit computation started by [`Output::Compute`] finished.
+    /// The digit computation started by [`Output::Compute`] finished
+    /// (`None`: it failed; the token goes on without this holding's digits).
     Computed {
         epoch: u64,
-        expansion: Expansion,
+        expansion: Option<Expansion>,
     },
     /// The hand-off started by [`Output::PassToken`] finished: delivered to
     /// `to`, or `None` when no other node was reachable.
@@ -113,6 +118,8 @@ pub enum Input {
         epoch: u64,
         to: Option<NodeId>,
     },
+    /// A planned stop: a holder hands the token on at once.
+    Stop,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -121,13 +128,15 @@ pub enum Output {
     Broadcast(Message),
     /// TCP unicast to one host (replies).
     Send { to: Ipv4Addr, message: Message },
-    /// TAKE_TOKEN to the next reachable node (the carrier adds the node
-    /// table, marks unreachable nodes lost and tries the following ones).
+    /// TAKE_TOKEN to the next reachable node (the node adds the table,
+    /// marks unreachable nodes lost and tries the following ones).
     PassToken { epoch: u64, token: Token, data: Expansion },
     /// Compute the expansion of length `len` (off the event loop).
     Compute { epoch: u64, len: usize },
-    /// Arm a timer; disarm the previous one of the same kind.
+    /// Arm a timer; it replaces the previous one of the same kind.
     SetTimer { timer: TimerId, after: Duration },
+    /// Disarm the timer of this kind (its state was left).
+    CancelTimer(TimerKind),
     /// The behaviour changed (for MY_STATE and logs).
     StateChanged { old: StateName, new: StateName, token: Token, progress: usize },
 }
@@ -181,8 +190,15 @@ pub struct Machine {
     own_revision: u64,
     timers: [Option<u64>; TIMER_KINDS],
     timer_seq: u64,
+    /// Nodes that handed us the token we hold, in this holding: their
+    /// heartbeats, sent before the hand-off, may arrive after it.
+    handed_by: BTreeSet<NodeId>,
+    /// When a candidate better than ours was last claimed (LOOSER's and
+    /// GENERATING's memory of better claims).
+    better_claim_at: Option<Time>,
+    /// The time of the input being handled.
+    now: Time,
     out: Vec<Output>,
-    warnings: crate::warn_limit::WarnLimiter,
 }
 
 impl Machine {
@@ -203,8 +219,10 @@ impl Machine {
             own_revision,
             timers: [None; TIMER_KINDS],
             timer_seq: 0,
+            handed_by: BTreeSet::new(),
+            better_claim_at: None,
+            now: Time::ZERO,
             out: Vec::new(),
-            warnings: crate::warn_limit::WarnLimiter::new(5),
         }
     }
 
@@ -249,8 +267,14 @@ impl Machine {
         Token::new(self.expansion.len(), &self.config.id, self.own_revision + 1)
     }
 
-    /// Handle one input; returns what the node must do.
-    pub fn handle(&mut self, input: Input) -> Vec<Output> {
+    /// Whether a hand-off is in progress.
+    pub fn is_passing(&self) -> bool {
+        matches!(self.behaviour, Behaviour::Owner(Holding { passing: true, .. }))
+    }
+
+    /// Handle one input at time `now`; returns what the node must do.
+    pub fn handle(&mut self, now: Time, input: Input) -> Vec<Output> {
+        self.now = now;
         match input {
             Input::Start => self.start(),
             Input::Received(envelope) => self.on_message(envelope),
@@ -272,6 +296,7 @@ impl Machine {
                     self.owner_on_passed(to);
                 }
             }
+            Input::Stop => self.owner_on_stop(),
         }
         std::mem::take(&mut self.out)
     }
@@ -292,23 +317,10 @@ impl Machine {
         if message.author == self.config.id {
             return; // section 6, step 1 (the registry filters these too)
         }
-        // A token claiming more than this ring may ever compute is a lie
-        // (or a ring with another --target-digits): believing it would make
-        // holders yield and searchers back off for a token nobody has.
-        if let Body::TokenIsHere { token } | Body::GeneratingToken { token } = &message.body {
-            if token.progress > self.config.max_len as u64 {
-                crate::warn_limited!(
-                    self.warnings,
-                    "{}: ignoring {} from {} claiming progress {} beyond this ring's maximum {}",
-                    self.config.id,
-                    message.body.kind(),
-                    message.author,
-                    token.progress,
-                    self.config.max_len
-                );
-                return;
-            }
-        }
+        // Claims are taken at face value, whatever their progress: a
+        // heartbeat is evidence that a token lives even when it claims more
+        // than this ring computes (the older implementation counts
+        // characters that are not pi, PROTOCOL section 9).
         match self.behaviour {
             Behaviour::Idle => {}
             Behaviour::Owner(_) => self.owner_on_message(message, from),
@@ -370,7 +382,9 @@ impl Machine {
         let sender = message.author;
         match message.body {
             Body::TokenIsHere { token } => {
-                if self.beats_ours(&token, &sender) {
+                if self.is_late_heartbeat_of_our_predecessor(&token, &sender) {
+                    log::debug!("{}: late heartbeat {token} from {sender}, who handed us this token", self.config.id);
+                } else if self.beats_ours(&token, &sender) {
                     // A better token exists: yield to it.
                     log::info!("{}: yielding to better token {token} held by {sender}", self.config.id);
                     self.send(from, Body::Ping);
@@ -394,6 +408,7 @@ impl Machine {
                 // expansion; stay OWNER.
                 let theirs = Token::new(data.len(), &token.author_node_id, token.author_token_revision);
                 log::info!("{}: token {theirs} from {sender} met ours {}; merging", self.config.id, self.token());
+                self.handed_by.insert(sender);
                 if theirs.is_better_than(&self.token()) {
                     self.token_author = theirs.author_node_id;
                     self.token_revision = theirs.author_token_revision;
@@ -421,8 +436,9 @@ impl Machine {
     }
 
     /// The extension is computed: adopt it and pass the token when the
-    /// minimum holding time is over.
-    fn owner_on_computed(&mut self, expansion: Expansion) {
+    /// minimum holding time is over. A failed computation passes the token
+    /// on without new digits: the next holder computes them.
+    fn owner_on_computed(&mut self, expansion: Option<Expansion>) {
         let Behaviour::Owner(holding) = &mut self.behaviour else {
             return;
         };
@@ -430,8 +446,21 @@ impl Machine {
             return;
         }
         holding.computed = true;
-        self.adopt_longer(expansion);
+        match expansion {
+            Some(expansion) => self.adopt_longer(expansion),
+            None => log::error!("{}: the digit computation failed; passing the token on as it is", self.config.id),
+        }
         self.pass_if_ready();
+    }
+
+    /// A planned stop: a holder passes the token now, with what it has,
+    /// without waiting for its computation or its minimum holding time.
+    fn owner_on_stop(&mut self) {
+        if let Behaviour::Owner(holding) = &mut self.behaviour {
+            holding.computed = true;
+            holding.held = true;
+            self.pass_if_ready();
+        }
     }
 
     fn pass_if_ready(&mut self) {
@@ -472,7 +501,7 @@ impl Machine {
         match message.body {
             Body::TokenIsHere { .. } => self.arm(TimerKind::Waiter, self.config.timing.waiter),
             Body::TakeToken { token, data, .. } => {
-                self.take_token(token, data);
+                self.take_token(&message.author, token, data);
                 self.enter_owner();
             }
             Body::WhereIsToken => self.send(from, Body::TokenWasHereRecently),
@@ -495,6 +524,7 @@ impl Machine {
     }
 
     fn looser_on_message(&mut self, message: Message, _from: Ipv4Addr) {
+        let sender = message.author;
         match message.body {
             Body::TokenWasHereRecently => {
                 self.arm(TimerKind::LooserAsk, self.config.timing.looser_ask);
@@ -502,14 +532,22 @@ impl Machine {
             }
             Body::TokenIsHere { .. } => self.enter(Behaviour::Waiter),
             Body::TakeToken { token, data, .. } => {
-                self.take_token(token, data);
+                self.take_token(&sender, token, data);
                 self.enter_owner();
             }
             Body::GeneratingToken { token } => {
-                if self.candidate().is_better_than(&token) {
+                if token.is_better_than(&self.candidate()) {
+                    // A better candidate is being generated elsewhere: stay,
+                    // and remember it.
+                    self.better_claim_at = Some(self.now);
+                } else if self.better_claim_is_recent() {
+                    // Someone better is generating; the older implementation
+                    // does not answer worse claims, so claiming now would
+                    // make a second token.
+                    log::debug!("{}: not claiming against {token}: a better claim is pending", self.config.id);
+                } else {
                     self.enter(Behaviour::Generating);
                 }
-                // A better candidate is being generated elsewhere: stay.
             }
             Body::Ping | Body::WhereIsToken | Body::MyState(_) => {}
         }
@@ -545,6 +583,7 @@ impl Machine {
             }
             Body::GeneratingToken { token } => {
                 if token.is_better_than(&self.candidate()) {
+                    self.better_claim_at = Some(self.now);
                     self.enter(Behaviour::Looser);
                 } else {
                     self.send(from, Body::GeneratingToken { token: self.candidate() });
@@ -557,8 +596,9 @@ impl Machine {
                 if self.candidate().is_better_than(&theirs) {
                     self.generate_token();
                     self.adopt_longer(data);
+                    self.handed_by.insert(message.author);
                 } else {
-                    self.take_token(token, data);
+                    self.take_token(&message.author, token, data);
                 }
                 self.enter_owner();
             }
@@ -576,10 +616,12 @@ impl Machine {
 
     // ----- shared helpers ----------------------------------------------
 
-    /// Take a token received with TAKE_TOKEN, keeping the longer expansion.
-    fn take_token(&mut self, token: Token, data: Expansion) {
+    /// Take a token `sender` handed us with TAKE_TOKEN, keeping the longer
+    /// expansion.
+    fn take_token(&mut self, sender: &str, token: Token, data: Expansion) {
         self.token_author = token.author_node_id;
         self.token_revision = token.author_token_revision;
+        self.handed_by = BTreeSet::from([sender.to_owned()]);
         self.adopt_longer(data);
     }
 
@@ -587,6 +629,13 @@ impl Machine {
         self.own_revision += 1;
         self.token_author = self.config.id.clone();
         self.token_revision = self.own_revision;
+        self.handed_by.clear();
+    }
+
+    /// Whether a candidate better than ours was claimed within the last
+    /// `generating` period.
+    fn better_claim_is_recent(&self) -> bool {
+        self.better_claim_at.is_some_and(|at| self.now.saturating_sub(at) < self.config.timing.generating)
     }
 
     fn adopt_longer(&mut self, other: Expansion) {
@@ -594,9 +643,23 @@ impl Machine {
         self.expansion = ours.longer(other);
     }
 
-    /// Whether a token announced by `holder` beats ours. Equal tokens (one
-    /// token seen at two holders) are broken by the holder's id, so two
-    /// holders never both consider themselves the winner.
+    /// Whether a TOKEN_IS_HERE is the last heartbeat of a node that handed
+    /// us this very token (same author and revision), sent before the
+    /// hand-off and delivered after it: UDP and TCP are not ordered with
+    /// each other. Its progress does not matter: ours may be the same (the
+    /// target is reached, or the holding added nothing yet), or smaller
+    /// (the older implementation counts characters that are not pi, and we
+    /// kept only the correct prefix).
+    fn is_late_heartbeat_of_our_predecessor(&self, token: &Token, holder: &str) -> bool {
+        self.handed_by.contains(holder)
+            && token.author_node_id == self.token_author
+            && token.author_token_revision == self.token_revision
+    }
+
+    /// Whether a token announced by `holder` beats ours. Equal tokens at
+    /// two live holders (a hand-off that arrived although its sender saw it
+    /// fail, then retried elsewhere) are broken by the holder's id, so
+    /// exactly one of them keeps it.
     fn beats_ours(&self, token: &Token, holder: &str) -> bool {
         let ours = self.token();
         token.is_better_than(&ours) || (*token == ours && holder > self.config.id.as_str())
@@ -609,7 +672,11 @@ impl Machine {
     /// Leave the current state (disarming its timers) and enter `next`.
     fn enter(&mut self, next: Behaviour) {
         let old = self.behaviour.name();
-        self.timers = [None; TIMER_KINDS];
+        for kind in TimerKind::ALL {
+            if self.timers[kind.index()].take().is_some() {
+                self.out.push(Output::CancelTimer(kind));
+            }
+        }
         self.epoch += 1;
         self.behaviour = next;
         let new = self.behaviour.name();

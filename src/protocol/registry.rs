@@ -1,20 +1,44 @@
 //! The node registry (PROTOCOL sections 1 and 6): who is in the ring, where
 //! they are, which of them are marked lost, and who comes next.
 //!
-//! Pure data; the registry actor wraps it. Time is passed in, so tests
-//! drive it with any clock.
+//! Pure data, owned by the protocol [`Node`](super::node::Node). Time is
+//! passed in (the node's clock, see [`Time`]), so the simulation and the
+//! tests drive it with any clock.
 
 use super::message::{Body, Message, Nodes};
 use super::token::NodeId;
-use std::collections::BTreeMap;
+use super::Time;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use tokio::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
     host: Ipv4Addr,
     /// Set when a TCP send to the node failed; the mark expires then.
-    lost_until: Option<Instant>,
+    lost_until: Option<Time>,
+    /// A send to the node failed and nothing was heard from it since. Once
+    /// the lost mark expires it is tried again, but a hand-off tries at
+    /// most one such node, so members that are down for good cost a round
+    /// at most one failed attempt.
+    suspect: bool,
+    /// Sends that failed in a row, nothing heard in between.
+    failures: u32,
+}
+
+/// A lost mark lasts `lost_for` (the `waiter` timeout), doubled for every
+/// failure in a row up to this many doublings: a member that stays down is
+/// retried less and less often (at most every 8 `waiter`s), one that comes
+/// back is unmarked by its first message (PROTOCOL section 6, step 3).
+const MAX_BACKOFF_DOUBLINGS: u32 = 3;
+
+/// A node a hand-off may try.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub id: NodeId,
+    pub host: Ipv4Addr,
+    /// A send to it failed before and it has not been heard from since.
+    pub suspect: bool,
 }
 
 /// A ring member as the registry reports it.
@@ -49,6 +73,8 @@ pub struct Reception {
     pub newcomer: bool,
     /// Answer the author with a unicast PING (a newcomer heard by broadcast).
     pub ping_back: bool,
+    /// The author was marked lost or suspect, and no longer is.
+    pub unmarked: bool,
     /// Nodes added from a TAKE_TOKEN's table.
     pub learnt: usize,
     /// Entries of that table that are not a valid id and IPv4 address, or
@@ -71,7 +97,7 @@ impl Registry {
     /// `lost_for` (the protocol uses the `waiter` timeout).
     pub fn new(own_id: &str, own_host: Ipv4Addr, lost_for: Duration) -> Self {
         let mut nodes = BTreeMap::new();
-        nodes.insert(own_id.to_owned(), Entry { host: own_host, lost_until: None });
+        nodes.insert(own_id.to_owned(), Entry { host: own_host, lost_until: None, suspect: false, failures: 0 });
         Registry { own_id: own_id.to_owned(), nodes, lost_for }
     }
 
@@ -90,6 +116,7 @@ impl Registry {
             reception.impostor = Some(known);
             return reception;
         }
+        reception.unmarked = self.nodes.get(&message.author).is_some_and(|e| e.suspect || e.lost_until.is_some());
         match self.observe(&message.author, from) {
             Observed::Own => return reception,
             Observed::Known => {}
@@ -115,10 +142,12 @@ impl Registry {
         match self.nodes.get_mut(author) {
             Some(entry) => {
                 entry.lost_until = None;
+                entry.suspect = false;
+                entry.failures = 0;
                 Observed::Known
             }
             None => {
-                self.nodes.insert(author.to_owned(), Entry { host, lost_until: None });
+                self.nodes.insert(author.to_owned(), Entry { host, lost_until: None, suspect: false, failures: 0 });
                 Observed::Newcomer
             }
         }
@@ -135,7 +164,7 @@ impl Registry {
             }
             match host.parse::<Ipv4Addr>() {
                 Ok(host) if !id.is_empty() && self.nodes.len() < MAX_NODES => {
-                    self.nodes.insert(id.clone(), Entry { host, lost_until: None });
+                    self.nodes.insert(id.clone(), Entry { host, lost_until: None, suspect: false, failures: 0 });
                 }
                 _ => rejected.push((id.clone(), host.clone())),
             }
@@ -144,24 +173,43 @@ impl Registry {
     }
 
     /// A TCP send to `id` failed (section 1).
-    pub fn mark_lost(&mut self, id: &str, now: Instant) {
-        let until = now + self.lost_for;
+    /// The mark lasts `lost_for`, longer after repeated failures.
+    pub fn mark_lost(&mut self, id: &str, now: Time) {
         if let Some(entry) = self.nodes.get_mut(id) {
-            entry.lost_until = Some(until);
+            let doublings = entry.failures.min(MAX_BACKOFF_DOUBLINGS);
+            entry.lost_until = Some(now + self.lost_for * (1 << doublings));
+            entry.suspect = true;
+            entry.failures = entry.failures.saturating_add(1);
         }
     }
 
-    fn is_lost(entry: &Entry, now: Instant) -> bool {
+    fn is_lost(entry: &Entry, now: Time) -> bool {
         entry.lost_until.is_some_and(|until| now < until)
+    }
+
+    /// The other nodes in ring order, starting after us and wrapping.
+    fn after_us(&self) -> impl Iterator<Item = (&NodeId, &Entry)> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let after = self.nodes.range::<str, _>((Excluded(self.own_id.as_str()), Unbounded));
+        let before = self.nodes.range::<str, _>((Unbounded, Excluded(self.own_id.as_str())));
+        after.chain(before)
     }
 
     /// The next node after us in ring order that is not marked lost, or
     /// `None` if we are alone.
-    pub fn next(&self, now: Instant) -> Option<(NodeId, Ipv4Addr)> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let after = self.nodes.range::<str, _>((Excluded(self.own_id.as_str()), Unbounded));
-        let before = self.nodes.range::<str, _>((Unbounded, Excluded(self.own_id.as_str())));
-        after.chain(before).find(|(_, entry)| !Self::is_lost(entry, now)).map(|(id, entry)| (id.clone(), entry.host))
+    pub fn next(&self, now: Time) -> Option<(NodeId, Ipv4Addr)> {
+        self.after_us().find(|(_, entry)| !Self::is_lost(entry, now)).map(|(id, entry)| (id.clone(), entry.host))
+    }
+
+    /// The node a hand-off tries next: the first after us in ring order
+    /// that is not marked lost and was not `tried` in this hand-off, and
+    /// not a suspect unless `suspect_allowed`.
+    pub fn next_candidate(&self, now: Time, tried: &BTreeSet<NodeId>, suspect_allowed: bool) -> Option<Candidate> {
+        self.after_us()
+            .find(|(id, entry)| {
+                !Self::is_lost(entry, now) && !tried.contains(*id) && (suspect_allowed || !entry.suspect)
+            })
+            .map(|(id, entry)| Candidate { id: id.clone(), host: entry.host, suspect: entry.suspect })
     }
 
     /// The table TAKE_TOKEN carries: every node, ourselves included.
@@ -174,7 +222,7 @@ impl Registry {
     }
 
     /// Every member in ring order.
-    pub fn members(&self, now: Instant) -> Vec<Member> {
+    pub fn members(&self, now: Time) -> Vec<Member> {
         self.nodes.iter().map(|(id, e)| Member { id: id.clone(), host: e.host, lost: Self::is_lost(e, now) }).collect()
     }
 
@@ -213,12 +261,12 @@ mod tests {
     #[test]
     fn alone_there_is_no_next() {
         let r = ring("n1", &[]);
-        assert_eq!(r.next(Instant::now()), None);
+        assert_eq!(r.next(Time::ZERO), None);
     }
 
     #[test]
     fn next_is_the_following_id_byte_wise_and_wraps() {
-        let now = Instant::now();
+        let now = Time::from_secs(100);
         let r = ring("n2", &["n1", "n3", "n10"]);
         // Byte-wise order: n1 < n10 < n2 < n3.
         assert_eq!(r.next(now).unwrap().0, "n3");
@@ -230,7 +278,7 @@ mod tests {
 
     #[test]
     fn lost_nodes_are_skipped_until_the_mark_expires() {
-        let now = Instant::now();
+        let now = Time::from_secs(100);
         let mut r = ring("a", &["b", "c"]);
         r.mark_lost("b", now);
         assert_eq!(r.next(now).unwrap().0, "c");
@@ -239,8 +287,24 @@ mod tests {
     }
 
     #[test]
+    fn repeated_failures_lengthen_the_lost_mark_up_to_eight_times() {
+        let mut now = Time::from_secs(100);
+        let mut r = ring("a", &["b", "c"]);
+        for expected_secs in [2, 4, 8, 16, 16] {
+            r.mark_lost("b", now);
+            let expires = now + Duration::from_secs(expected_secs);
+            assert_eq!(r.next(expires - Duration::from_millis(1)).unwrap().0, "c");
+            assert_eq!(r.next(expires).unwrap().0, "b");
+            now = expires;
+        }
+        r.observe("b", ip(10));
+        r.mark_lost("b", now);
+        assert_eq!(r.next(now + Duration::from_secs(2)).unwrap().0, "b", "heard from: back to one period");
+    }
+
+    #[test]
     fn any_message_clears_the_lost_mark() {
-        let now = Instant::now();
+        let now = Time::from_secs(100);
         let mut r = ring("a", &["b", "c"]);
         r.mark_lost("b", now);
         assert_eq!(r.observe("b", ip(10)), Observed::Known);
@@ -249,10 +313,31 @@ mod tests {
 
     #[test]
     fn all_others_lost_means_alone() {
-        let now = Instant::now();
+        let now = Time::from_secs(100);
         let mut r = ring("a", &["b"]);
         r.mark_lost("b", now);
         assert_eq!(r.next(now), None);
+    }
+
+    #[test]
+    fn a_hand_off_tries_each_node_once_and_at_most_one_suspect() {
+        let now = Time::from_secs(100);
+        let mut r = ring("c", &["a", "d", "e"]);
+        r.mark_lost("d", now);
+        r.mark_lost("e", now);
+        let later = now + Duration::from_secs(3); // both marks expired
+        let mut tried = BTreeSet::new();
+        let first = r.next_candidate(later, &tried, true).unwrap();
+        assert_eq!((first.id.as_str(), first.suspect), ("d", true));
+        tried.insert(first.id);
+        // d failed again: e is a suspect too and is skipped; a is tried.
+        let second = r.next_candidate(later, &tried, false).unwrap();
+        assert_eq!((second.id.as_str(), second.suspect), ("a", false));
+        tried.insert(second.id);
+        assert_eq!(r.next_candidate(later, &tried, false), None);
+        // Hearing from e clears its suspicion.
+        r.observe("e", ip(12));
+        assert_eq!(r.next_candidate(later, &tried, false).unwrap().id, "e");
     }
 
     #[test]

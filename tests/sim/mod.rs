@@ -1,23 +1,30 @@
-//! A deterministic simulation of a pi-ring: N protocol cores (the same
-//! `Machine` and `Registry` the node runs) on a simulated network driven by
-//! a seeded random schedule, in virtual time that jumps to the next event.
+//! A deterministic simulation of a pi-ring: N shipping protocol
+//! [`Node`]s (and optionally models of the older implementation, see
+//! `legacy.rs`) on a simulated network driven by a seeded random schedule,
+//! in virtual time that jumps to the next event.
 //!
-//! The network delays every message by a random amount (so messages are
-//! reordered), loses and duplicates datagrams, partitions the nodes in two
-//! and heals; nodes crash and restart with the expansion they persisted or
-//! with nothing. TCP messages are not lost or duplicated, but a connection
-//! to a crashed node is refused at once and one across a partition times
-//! out. Everything is a function of the seed, so a failing seed replays
-//! exactly.
+//! The simulation only delivers: every rule, section 6 and the hand-off's
+//! retries included, is the node's own code. The network delays every
+//! message by a random amount, UDP and TCP separately, so they reorder with
+//! each other (a heartbeat may arrive after the TAKE_TOKEN that followed
+//! it); it loses and duplicates datagrams, partitions the nodes and heals;
+//! nodes crash and restart with the expansion they persisted or with
+//! nothing, or are powered off (connects to them time out rather than being
+//! refused). A hand-off can be delivered although its sender sees it fail
+//! (a *ghost failure*), which makes equal duplicate tokens. Everything is a
+//! function of the seed, so a failing seed replays exactly.
 
 #![allow(dead_code)]
 
+pub mod legacy;
+
+use legacy::{Legacy, LegacyAction, LegacyTimer};
+use pi_ring::error::SendError;
 use pi_ring::pi::{Expansion, PiDigits};
-use pi_ring::protocol::machine::{Config, Envelope, Input, Machine, Output, TimerId, Timing};
-use pi_ring::protocol::registry::Registry;
-use pi_ring::protocol::{Body, Message, NodeId, StateName, Token};
+use pi_ring::protocol::machine::{Config, TimerId, Timing};
+use pi_ring::protocol::{Action, Body, Input, Message, Node, NodeId, StateName, Token, Via};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -61,21 +68,35 @@ pub enum Fault {
         node: usize,
         keep_data: bool,
     },
+    /// The host goes down without a reset: connects to it time out.
+    PowerOff(usize),
     /// Nodes with `true` on one side, the others on the other.
     Partition(Vec<bool>),
     Heal,
     Loss(f64),
     Duplication(f64),
+    /// Chance that a delivered TAKE_TOKEN is reported failed to its sender.
+    GhostFailures(f64),
+}
+
+/// What kind of node runs at a place of the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    PiRing,
+    Legacy,
 }
 
 #[derive(Clone, Debug)]
 enum Event {
+    /// `raw`: an older node's TAKE_TOKEN data as it sent it (with its
+    /// characters that are not pi), for an older receiver.
     Deliver {
         to: usize,
         incarnation: u64,
         message: Message,
         from: usize,
-        broadcast: bool,
+        via: Via,
+        raw: Option<String>,
     },
     Timer {
         node: usize,
@@ -88,32 +109,90 @@ enum Event {
         epoch: u64,
         len: usize,
     },
-    /// One attempt of a hand-off: ask the registry for the next node.
-    PassStep {
+    TokenSent {
         node: usize,
         incarnation: u64,
-        epoch: u64,
-        token: Token,
-        data: Expansion,
-        failed: Option<NodeId>,
+        attempt: u64,
+        delivered: bool,
+        timed_out: bool,
     },
-    Passed {
+    LegacyTimer {
         node: usize,
         incarnation: u64,
-        epoch: u64,
-        to: Option<NodeId>,
+        timer: LegacyTimer,
+        seq: u64,
+    },
+    LegacySent {
+        node: usize,
+        incarnation: u64,
+        delivered: bool,
     },
     Fault(Fault),
+}
+
+enum Running {
+    Down,
+    PiRing(Box<Node>),
+    Legacy(Box<Legacy>),
 }
 
 pub struct SimNode {
     pub id: NodeId,
     pub host: Ipv4Addr,
-    pub machine: Option<Machine>,
-    registry: Registry,
+    pub kind: Kind,
+    running: Running,
+    /// Powered off: down, and connects to it time out.
+    powered_off: bool,
     incarnation: u64,
-    /// What `--data-dir` would hold: the state after every change.
+    /// What `--data-dir` would hold: the last state the node asked to persist.
     saved: (Expansion, u64),
+}
+
+impl SimNode {
+    pub fn node(&self) -> Option<&Node> {
+        match &self.running {
+            Running::PiRing(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        !matches!(self.running, Running::Down)
+    }
+
+    pub fn holds_token(&self) -> bool {
+        match &self.running {
+            Running::Down => false,
+            Running::PiRing(n) => n.holds_token(),
+            Running::Legacy(l) => l.holds_token(),
+        }
+    }
+
+    pub fn state(&self) -> Option<StateName> {
+        match &self.running {
+            Running::Down => None,
+            Running::PiRing(n) => Some(n.state()),
+            Running::Legacy(l) => Some(l.state),
+        }
+    }
+
+    /// The length of the expansion (for a legacy node, of its data).
+    pub fn progress(&self) -> usize {
+        match &self.running {
+            Running::Down => 0,
+            Running::PiRing(n) => n.expansion().len(),
+            Running::Legacy(l) => l.data.len(),
+        }
+    }
+}
+
+/// Churn counters: what a healthy ring never does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Churn {
+    /// Tokens generated (GENERATING -> OWNER on the timer).
+    pub generated: u64,
+    /// WAITER -> LOOSER: a node declared the token lost.
+    pub lost: u64,
 }
 
 pub struct Sim {
@@ -124,38 +203,47 @@ pub struct Sim {
     rng: Rng,
     loss: f64,
     duplication: f64,
+    ghost_failures: f64,
     side: Option<Vec<bool>>,
     pub timing: Timing,
-    pub min_delay: Duration,
-    pub max_delay: Duration,
+    pub max_len: usize,
+    /// Datagram delays.
+    pub udp_delay: (Duration, Duration),
+    /// TCP delivery delays.
+    pub tcp_delay: (Duration, Duration),
     pub connect_timeout: Duration,
-    base: tokio::time::Instant,
     pub trace: Vec<String>,
     /// Safety violations seen at any time (faults or not).
     pub violations: Vec<String>,
-    /// The longest expansion any live node holds, after the last event.
+    pub churn: Churn,
+    /// When each node last became OWNER (while it is), and the longest
+    /// holding (OWNER entry to leaving, or to now) seen since `measure_from`.
+    owner_since: Vec<Option<Duration>>,
+    pub measure_from: Duration,
+    pub longest_holding: (Duration, String),
+    /// The longest expansion any live pi-ring node holds, after the last event.
     longest: usize,
     steps: u64,
 }
 
 /// Events one run may take; a normal 16 s run takes about 100,000.
-const MAX_EVENTS: u64 = 2_000_000;
+const MAX_EVENTS: u64 = 3_000_000;
 
 impl Sim {
-    pub fn new(seed: u64, n: usize, timing: Timing) -> Sim {
-        let base = tokio::time::Instant::now();
-        let nodes = (0..n)
-            .map(|i| {
-                let id = format!("n{}", i + 1);
-                let host = Ipv4Addr::new(10, 0, 0, 1 + i as u8);
-                SimNode {
-                    registry: Registry::new(&id, host, timing.waiter),
-                    id,
-                    host,
-                    machine: None,
-                    incarnation: 0,
-                    saved: (Expansion::empty(), 0),
-                }
+    /// `kinds[i]` runs at place `i`, with id `n{i+1}` (ring order for up
+    /// to 9 nodes). Nodes start within the first 100 ms.
+    pub fn new(seed: u64, kinds: &[Kind], timing: Timing) -> Sim {
+        let nodes = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| SimNode {
+                id: format!("n{}", i + 1),
+                host: Ipv4Addr::new(10, 0, 0, 1 + i as u8),
+                kind: *kind,
+                running: Running::Down,
+                powered_off: false,
+                incarnation: 0,
+                saved: (Expansion::empty(), 0),
             })
             .collect();
         let mut sim = Sim {
@@ -166,27 +254,27 @@ impl Sim {
             rng: Rng::new(seed),
             loss: 0.0,
             duplication: 0.0,
+            ghost_failures: 0.0,
             side: None,
             timing,
-            min_delay: Duration::from_micros(100),
-            max_delay: Duration::from_millis(5),
+            max_len: 1_000_002,
+            udp_delay: (Duration::from_micros(100), Duration::from_millis(5)),
+            tcp_delay: (Duration::from_micros(100), Duration::from_millis(5)),
             connect_timeout: Duration::from_millis(300),
-            base,
             trace: Vec::new(),
             violations: Vec::new(),
+            churn: Churn::default(),
+            owner_since: vec![None; kinds.len()],
+            measure_from: Duration::MAX,
+            longest_holding: (Duration::ZERO, String::new()),
             longest: 0,
             steps: 0,
         };
-        for i in 0..n {
-            // Nodes start within the first 100 ms.
+        for i in 0..kinds.len() {
             let at = sim.rng.between(Duration::ZERO, Duration::from_millis(100));
             sim.at(at, Event::Fault(Fault::Restart { node: i, keep_data: true }));
         }
         sim
-    }
-
-    fn config(&self, i: usize) -> Config {
-        Config { id: self.nodes[i].id.clone(), timing: self.timing.clone(), max_len: 1_000_002 }
     }
 
     pub fn schedule_fault(&mut self, at: Duration, fault: Fault) {
@@ -204,7 +292,7 @@ impl Sim {
     }
 
     pub fn alive(&self, i: usize) -> bool {
-        self.nodes[i].machine.is_some()
+        self.nodes[i].alive()
     }
 
     /// Both up and on the same side of any partition.
@@ -216,8 +304,7 @@ impl Sim {
         self.side.as_ref().is_none_or(|s| s[a] == s[b])
     }
 
-    fn delay(&mut self) -> Duration {
-        let (lo, hi) = (self.min_delay, self.max_delay);
+    fn delay(&mut self, (lo, hi): (Duration, Duration)) -> Duration {
         self.rng.between(lo, hi)
     }
 
@@ -237,7 +324,7 @@ impl Sim {
             }
             let ((at, _), event) = entry.remove_entry();
             self.now = at;
-            let crash = matches!(event, Event::Fault(Fault::Crash(_)));
+            let crash = matches!(event, Event::Fault(Fault::Crash(_) | Fault::PowerOff(_)));
             self.step(event);
             // No digits lost: the longest expansion among live nodes only
             // shrinks when its holder crashes.
@@ -253,49 +340,68 @@ impl Sim {
             }
             self.longest = longest;
         }
-        self.now = until;
+        self.now = self.now.max(until);
+    }
+
+    fn current(&self, node: usize, incarnation: u64) -> bool {
+        self.nodes[node].incarnation == incarnation && self.alive(node)
     }
 
     fn step(&mut self, event: Event) {
         match event {
             Event::Fault(fault) => self.fault(fault),
-            Event::Deliver { to, incarnation, message, from, broadcast } => {
+            Event::Deliver { to, incarnation, message, from, via, raw } => {
                 // What was sent arrives even if the sender died since, but
                 // not at a restarted receiver nor across a partition.
-                if self.nodes[to].incarnation != incarnation || !self.alive(to) || !self.same_side(from, to) {
+                if !self.current(to, incarnation) || !self.same_side(from, to) {
                     return;
                 }
                 let from_host = self.nodes[from].host;
-                let reception = self.nodes[to].registry.receive(&message, from_host, broadcast);
-                if reception.ping_back {
-                    let ping = Message::new(&self.nodes[to].id, Body::Ping);
-                    self.send(to, from, ping);
-                }
-                if reception.deliver {
-                    let what = describe(&message);
-                    self.log(Some(to), format!("<- {} {what}", message.author));
-                    self.input(to, Input::Received(Envelope { message, from: from_host }));
+                self.log(Some(to), format!("<- {} {}", message.author, describe(&message)));
+                match self.nodes[to].kind {
+                    Kind::PiRing => self.input(to, Input::Received { message, from: from_host, via }),
+                    Kind::Legacy => {
+                        let Running::Legacy(l) = &mut self.nodes[to].running else { return };
+                        let actions = l.receive(message, raw, from_host, via == Via::Udp);
+                        self.legacy_actions(to, actions);
+                    }
                 }
             }
             Event::Timer { node, incarnation, timer } => {
-                if self.nodes[node].incarnation == incarnation {
+                if self.current(node, incarnation) {
                     self.input(node, Input::Timer(timer));
                 }
             }
             Event::Computed { node, incarnation, epoch, len } => {
-                if self.nodes[node].incarnation == incarnation {
-                    self.input(node, Input::Computed { epoch, expansion: pi().expansion(len) });
+                if self.current(node, incarnation) {
+                    self.input(node, Input::Computed { epoch, expansion: Some(pi().expansion(len)) });
                 }
             }
-            Event::PassStep { node, incarnation, epoch, token, data, failed } => {
-                if self.nodes[node].incarnation != incarnation {
-                    return;
+            Event::TokenSent { node, incarnation, attempt, delivered, timed_out } => {
+                if self.current(node, incarnation) {
+                    let addr = SocketAddrV4::new(self.nodes[node].host, 8239);
+                    let result = match (delivered, timed_out) {
+                        (true, _) => Ok(()),
+                        (false, true) => Err(SendError::ConnectTimeout { addr }),
+                        (false, false) => Err(SendError::Connect { addr, reason: "refused".into() }),
+                    };
+                    self.input(node, Input::TokenSent { attempt, result });
                 }
-                self.pass_step(node, incarnation, epoch, token, data, failed);
             }
-            Event::Passed { node, incarnation, epoch, to } => {
-                if self.nodes[node].incarnation == incarnation {
-                    self.input(node, Input::Passed { epoch, to });
+            Event::LegacyTimer { node, incarnation, timer, seq } => {
+                if self.current(node, incarnation) {
+                    let now = self.now;
+                    let Running::Legacy(l) = &mut self.nodes[node].running else { return };
+                    let actions = l.timer(timer, seq, now);
+                    self.legacy_actions(node, actions);
+                }
+            }
+            Event::LegacySent { node, incarnation, delivered } => {
+                if self.current(node, incarnation) {
+                    let now = self.now;
+                    let Running::Legacy(l) = &mut self.nodes[node].running else { return };
+                    let actions = l.sent(delivered, now);
+                    self.legacy_actions(node, actions);
                 }
             }
         }
@@ -304,9 +410,11 @@ impl Sim {
     fn fault(&mut self, fault: Fault) {
         self.log(None, format!("FAULT {fault:?}"));
         match fault {
-            Fault::Crash(i) => {
-                self.nodes[i].machine = None;
+            Fault::Crash(i) | Fault::PowerOff(i) => {
+                self.owner_since[i] = None;
+                self.nodes[i].running = Running::Down;
                 self.nodes[i].incarnation += 1;
+                self.nodes[i].powered_off = matches!(fault, Fault::PowerOff(_));
             }
             Fault::Restart { node, keep_data } => {
                 if self.alive(node) {
@@ -314,81 +422,158 @@ impl Sim {
                 }
                 let (expansion, revision) =
                     if keep_data { self.nodes[node].saved.clone() } else { (Expansion::empty(), 0) };
-                let config = self.config(node);
+                let timing = self.timing.clone();
+                let config = Config { id: self.nodes[node].id.clone(), timing: timing.clone(), max_len: self.max_len };
                 let n = &mut self.nodes[node];
                 n.incarnation += 1;
-                n.registry = Registry::new(&n.id, n.host, self.timing.waiter);
-                n.machine = Some(Machine::with_expansion(config, expansion, revision));
-                self.input(node, Input::Start);
+                n.powered_off = false;
+                match n.kind {
+                    Kind::PiRing => {
+                        n.running = Running::PiRing(Box::new(Node::new(config, n.host, expansion, revision)));
+                        self.input(node, Input::Start);
+                    }
+                    Kind::Legacy => {
+                        let mut legacy = Box::new(Legacy::new(&n.id, n.host, timing));
+                        let actions = legacy.start();
+                        n.running = Running::Legacy(legacy);
+                        self.legacy_actions(node, actions);
+                    }
+                }
             }
             Fault::Partition(side) => self.side = Some(side),
             Fault::Heal => self.side = None,
             Fault::Loss(p) => self.loss = p,
             Fault::Duplication(p) => self.duplication = p,
+            Fault::GhostFailures(p) => self.ghost_failures = p,
         }
     }
 
     fn input(&mut self, i: usize, input: Input) {
-        let Some(machine) = self.nodes[i].machine.as_mut() else { return };
-        let before = machine.expansion().len();
-        let outputs = machine.handle(input);
-        let after = machine.expansion().len();
-        let saved = (machine.expansion().clone(), machine.own_revision());
-        self.nodes[i].saved = saved;
+        let now = self.now;
+        let Running::PiRing(node) = &mut self.nodes[i].running else { return };
+        let before = node.expansion().len();
+        let revision_before = node.own_revision();
+        let actions = node.handle(now, input);
+        let after = node.expansion().len();
+        if node.own_revision() > revision_before {
+            self.churn.generated += 1;
+        }
         if after < before {
             let v = format!(
                 "at {:.4} s {}'s expansion shrank from {before} to {after}",
-                self.now.as_secs_f64(),
+                now.as_secs_f64(),
                 self.nodes[i].id
             );
             self.violations.push(v);
         }
-        for output in outputs {
-            self.carry_out(i, output);
+        for action in actions {
+            self.carry_out(i, action);
         }
     }
 
-    fn carry_out(&mut self, i: usize, output: Output) {
+    fn carry_out(&mut self, i: usize, action: Action) {
         let incarnation = self.nodes[i].incarnation;
-        match output {
-            Output::Broadcast(message) => {
-                for j in 0..self.nodes.len() {
-                    if j == i || !self.connected(i, j) || self.rng.chance(self.loss) {
-                        continue;
-                    }
-                    let copies = if self.rng.chance(self.duplication) { 2 } else { 1 };
-                    for _ in 0..copies {
-                        let d = self.delay();
-                        let to_incarnation = self.nodes[j].incarnation;
-                        let event = Event::Deliver {
-                            to: j,
-                            incarnation: to_incarnation,
-                            message: message.clone(),
-                            from: i,
-                            broadcast: true,
-                        };
-                        self.at(self.now + d, event);
-                    }
-                }
-            }
-            Output::Send { to, message } => {
+        match action {
+            Action::Broadcast(message) => self.broadcast(i, message),
+            Action::Send { to, message } => {
                 if let Some(j) = self.nodes.iter().position(|n| n.host == to) {
                     self.send(i, j, message);
                 }
             }
-            Output::PassToken { epoch, token, data } => {
-                let event = Event::PassStep { node: i, incarnation, epoch, token, data, failed: None };
-                self.at(self.now, event);
+            Action::SendToken { attempt, to, host, message } => {
+                let j = self.nodes.iter().position(|n| n.host == host).expect("registry hosts are sim hosts");
+                let (delivered, timed_out, wait) = self.hand_over(i, j, message, None);
+                self.log(Some(i), format!("-> {to} TAKE_TOKEN attempt {attempt}: delivered {delivered}"));
+                let ghost = delivered && self.rng.chance(self.ghost_failures);
+                let (reported, timed_out, wait) =
+                    if ghost { (false, true, self.connect_timeout) } else { (delivered, timed_out, wait) };
+                let event = Event::TokenSent { node: i, incarnation, attempt, delivered: reported, timed_out };
+                self.at(self.now + wait, event);
             }
-            Output::Compute { epoch, len } => {
+            Action::Compute { epoch, len } => {
                 let at = self.now + Duration::from_micros(50);
                 self.at(at, Event::Computed { node: i, incarnation, epoch, len });
             }
-            Output::SetTimer { timer, after } => {
+            Action::SetTimer { timer, after } => {
                 self.at(self.now + after, Event::Timer { node: i, incarnation, timer });
             }
-            Output::StateChanged { old, new, token, progress } => {
+            // Timers are matched against the armed one by the node itself;
+            // a cancelled firing is ignored there.
+            Action::CancelTimer(_) => {}
+            Action::StateChanged { old, new, token, progress } => {
+                if (old, new) == (StateName::Waiter, StateName::Looser) {
+                    self.churn.lost += 1;
+                }
+                self.holding_changed(i, new == StateName::Owner);
                 self.log(Some(i), format!("{old} -> {new} token {token} len {progress}"));
+            }
+            Action::Persist { expansion, own_revision } => self.nodes[i].saved = (expansion, own_revision),
+            Action::Members(_) => {}
+            Action::Exit => {
+                self.log(Some(i), "exits".into());
+                self.nodes[i].running = Running::Down;
+                self.nodes[i].incarnation += 1;
+            }
+        }
+    }
+
+    /// Track how long node `i` stays OWNER.
+    fn holding_changed(&mut self, i: usize, owner: bool) {
+        if let Some(since) = self.owner_since[i].take() {
+            self.note_holding(i, since);
+        }
+        if owner {
+            self.owner_since[i] = Some(self.now);
+        }
+    }
+
+    fn note_holding(&mut self, i: usize, since: Duration) {
+        if since >= self.measure_from && self.now - since > self.longest_holding.0 {
+            self.longest_holding =
+                (self.now - since, format!("{} from {:.3} s", self.nodes[i].id, since.as_secs_f64()));
+        }
+    }
+
+    /// The longest holding since `measure_from`, counting holdings still going on.
+    pub fn longest_holding_now(&mut self) -> (Duration, String) {
+        for i in 0..self.nodes.len() {
+            if let (Some(since), true) = (self.owner_since[i], self.nodes[i].node().is_some()) {
+                self.note_holding(i, since);
+            }
+        }
+        self.longest_holding.clone()
+    }
+
+    /// Try to hand `message` from `i` to `j` over TCP: (delivered, timed
+    /// out, time until the sender knows).
+    fn hand_over(&mut self, i: usize, j: usize, message: Message, raw: Option<String>) -> (bool, bool, Duration) {
+        if self.connected(i, j) {
+            let d = self.delay(self.tcp_delay);
+            let to_incarnation = self.nodes[j].incarnation;
+            let event = Event::Deliver { to: j, incarnation: to_incarnation, message, from: i, via: Via::Tcp, raw };
+            self.at(self.now + d, event);
+            (true, false, d)
+        } else if self.alive(j) || self.nodes[j].powered_off {
+            // Across a partition, or to a host that is off: no answer.
+            (false, true, self.connect_timeout)
+        } else {
+            // A crashed process on a live host: refused at once.
+            (false, false, Duration::from_micros(200))
+        }
+    }
+
+    fn broadcast(&mut self, i: usize, message: Message) {
+        for j in 0..self.nodes.len() {
+            if j == i || !self.connected(i, j) || self.rng.chance(self.loss) {
+                continue;
+            }
+            let copies = if self.rng.chance(self.duplication) { 2 } else { 1 };
+            for _ in 0..copies {
+                let d = self.delay(self.udp_delay);
+                let incarnation = self.nodes[j].incarnation;
+                let event =
+                    Event::Deliver { to: j, incarnation, message: message.clone(), from: i, via: Via::Udp, raw: None };
+                self.at(self.now + d, event);
             }
         }
     }
@@ -396,60 +581,55 @@ impl Sim {
     /// A TCP message: delivered unless the receiver is down or cut off.
     fn send(&mut self, from: usize, to: usize, message: Message) {
         if self.connected(from, to) {
-            let d = self.delay();
+            let d = self.delay(self.tcp_delay);
             let incarnation = self.nodes[to].incarnation;
-            self.at(self.now + d, Event::Deliver { to, incarnation, message, from, broadcast: false });
+            self.at(self.now + d, Event::Deliver { to, incarnation, message, from, via: Via::Tcp, raw: None });
         }
     }
 
-    /// The hand-off loop of the state machine actor: next node, and on
-    /// failure mark it lost and try the following one.
-    fn pass_step(
-        &mut self,
-        i: usize,
-        incarnation: u64,
-        epoch: u64,
-        token: Token,
-        data: Expansion,
-        failed: Option<NodeId>,
-    ) {
-        let now = self.base + self.now;
-        if let Some(failed) = &failed {
-            self.nodes[i].registry.mark_lost(failed, now);
-        }
-        let Some((next, host)) = self.nodes[i].registry.next(now) else {
-            self.at(self.now, Event::Passed { node: i, incarnation, epoch, to: None });
-            return;
-        };
-        let j = self.nodes.iter().position(|n| n.host == host).expect("registry hosts are sim hosts");
-        if self.connected(i, j) {
-            let nodes = self.nodes[i].registry.nodes();
-            let message = Message::new(&self.nodes[i].id, Body::TakeToken { token, nodes, data });
-            self.log(Some(i), format!("-> {next} TAKE_TOKEN len {}", describe(&message)));
-            let d = self.delay();
-            let to_incarnation = self.nodes[j].incarnation;
-            self.at(
-                self.now + d,
-                Event::Deliver { to: j, incarnation: to_incarnation, message, from: i, broadcast: false },
-            );
-            self.at(self.now + d, Event::Passed { node: i, incarnation, epoch, to: Some(next) });
-        } else {
-            // Refused at once by a crashed host; a timeout across a partition.
-            let wait = if self.alive(j) { self.connect_timeout } else { Duration::from_micros(200) };
-            self.log(Some(i), format!("-> {next} TAKE_TOKEN failed (after {wait:?})"));
-            let event = Event::PassStep { node: i, incarnation, epoch, token, data, failed: Some(next) };
-            self.at(self.now + wait, event);
+    fn legacy_actions(&mut self, i: usize, actions: Vec<LegacyAction>) {
+        let incarnation = self.nodes[i].incarnation;
+        let id = self.nodes[i].id.clone();
+        for action in actions {
+            match action {
+                LegacyAction::Broadcast(body) => self.broadcast(i, Message::new(&id, body)),
+                LegacyAction::Send(to, body) => {
+                    if let Some(j) = self.nodes.iter().position(|n| n.host == to) {
+                        self.send(i, j, Message::new(&id, body));
+                    }
+                }
+                LegacyAction::SendToken { to, host, token, data, nodes } => {
+                    let j = self.nodes.iter().position(|n| n.host == host).expect("sim host");
+                    // A pi-ring receiver verifies the data and keeps the
+                    // correct prefix (its TCP endpoint does, before the node).
+                    let verified = pi().verify(&data).expansion;
+                    let message = Message::new(&id, Body::TakeToken { token, nodes, data: verified });
+                    let (delivered, timed_out, wait) = self.hand_over(i, j, message, Some(data));
+                    let wait = if timed_out { legacy::CONNECT_TIMEOUT } else { wait };
+                    self.log(Some(i), format!("-> {to} TAKE_TOKEN (legacy): delivered {delivered}"));
+                    self.at(self.now + wait, Event::LegacySent { node: i, incarnation, delivered });
+                }
+                LegacyAction::Timer { timer, after, seq } => {
+                    self.at(self.now + after, Event::LegacyTimer { node: i, incarnation, timer, seq });
+                }
+                LegacyAction::StateChanged(old, new) => {
+                    if (old, new) == (StateName::Generating, StateName::Owner) {
+                        self.churn.generated += 1;
+                    }
+                    if (old, new) == (StateName::Waiter, StateName::Looser) {
+                        self.churn.lost += 1;
+                    }
+                    self.log(Some(i), format!("(legacy) {old} -> {new}"));
+                }
+            }
         }
     }
 
     /// Tokens in existence: holders plus TAKE_TOKENs on their way to a live
     /// node.
     pub fn tokens(&self) -> Vec<(String, usize)> {
-        let mut tokens: Vec<(String, usize)> = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.machine.as_ref().filter(|m| m.holds_token()).map(|m| (n.id.clone(), m.expansion().len())))
-            .collect();
+        let mut tokens: Vec<(String, usize)> =
+            self.nodes.iter().filter(|n| n.holds_token()).map(|n| (n.id.clone(), n.progress())).collect();
         for event in self.events.values() {
             if let Event::Deliver {
                 to,
@@ -459,7 +639,7 @@ impl Sim {
                 ..
             } = event
             {
-                if self.nodes[*to].incarnation == *incarnation && self.alive(*to) && self.same_side(*from, *to) {
+                if self.current(*to, *incarnation) && self.same_side(*from, *to) {
                     tokens.push((format!("in flight to {}", self.nodes[*to].id), data.len()));
                 }
             }
@@ -467,22 +647,19 @@ impl Sim {
         tokens
     }
 
-    /// The longest expansion any live node holds.
+    /// The longest expansion any live pi-ring node holds.
     pub fn longest_live(&self) -> usize {
-        self.nodes.iter().filter_map(|n| n.machine.as_ref()).map(|m| m.expansion().len()).max().unwrap_or(0)
+        self.nodes.iter().filter_map(|n| n.node()).map(|m| m.expansion().len()).max().unwrap_or(0)
     }
 
     pub fn states(&self) -> Vec<(String, Option<StateName>, usize)> {
-        self.nodes
-            .iter()
-            .map(|n| {
-                (
-                    n.id.clone(),
-                    n.machine.as_ref().map(|m| m.state()),
-                    n.machine.as_ref().map_or(0, |m| m.expansion().len()),
-                )
-            })
-            .collect()
+        self.nodes.iter().map(|n| (n.id.clone(), n.state(), n.progress())).collect()
+    }
+
+    /// The last `n` trace lines.
+    pub fn trace_tail(&self, n: usize) -> String {
+        let start = self.trace.len().saturating_sub(n);
+        self.trace[start..].join("\n")
     }
 }
 
@@ -492,5 +669,13 @@ fn describe(message: &Message) -> String {
         Body::TokenIsHere { token } => format!("TOKEN_IS_HERE {token}"),
         Body::GeneratingToken { token } => format!("GENERATING_TOKEN {token}"),
         other => other.kind().to_uppercase(),
+    }
+}
+
+/// A token as the simulation reports it (for messages).
+pub fn token_of(message: &Message) -> Option<&Token> {
+    match &message.body {
+        Body::TakeToken { token, .. } | Body::TokenIsHere { token } | Body::GeneratingToken { token } => Some(token),
+        _ => None,
     }
 }

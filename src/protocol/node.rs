@@ -1,0 +1,335 @@
+//! One pi-ring node as a pure, sans-IO value: the registry (PROTOCOL
+//! sections 1 and 6), the state machine (section 7), the progress of a
+//! hand-off (which node to try after a failure), timers, persistence
+//! decisions and the planned stop.
+//!
+//! [`Node::handle`] takes the time and one [`Input`] and returns the
+//! [`Action`]s to carry out. It reads no clock and touches no socket: the
+//! actors (`crate::actors`) carry its actions out on a real network, and the
+//! simulation (`tests/sim`) delivers the very same actions through a faulty
+//! virtual one. Nothing protocol-related is decided outside it.
+//!
+//! The hand-off: the machine asks to pass the token; the node sends
+//! TAKE_TOKEN to the next member in ring order and waits for
+//! [`Input::TokenSent`]. On failure it marks that member lost (section 1)
+//! and tries the following one. Each member is tried at most once per
+//! hand-off, and at most one *suspect* (a member that failed before and was
+//! not heard from since), so members that are down for good cost a round at
+//! most one failed attempt. When nobody can be reached the holder keeps the
+//! token and computes again, so the expansion keeps growing.
+
+use super::machine::{Config, Envelope, Machine, Output, TimerId, TimerKind};
+use super::message::{Body, Message, StateName};
+use super::registry::{Member, Registry};
+use super::token::{NodeId, Token};
+use super::Time;
+use crate::error::SendError;
+use crate::pi::Expansion;
+use crate::warn_limit::WarnLimiter;
+use crate::warn_limited;
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// How a message reached the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// A UDP datagram (normally a broadcast).
+    Udp,
+    /// A TCP connection.
+    Tcp,
+}
+
+/// Everything that can happen to a node.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// The node starts: announce itself and look for the token.
+    Start,
+    /// A decoded, verified message from the network.
+    Received { message: Message, from: Ipv4Addr, via: Via },
+    /// A timer armed by [`Action::SetTimer`] fired.
+    Timer(TimerId),
+    /// The computation asked by [`Action::Compute`] finished (`None`: it
+    /// failed).
+    Computed { epoch: u64, expansion: Option<Expansion> },
+    /// The TAKE_TOKEN of [`Action::SendToken`] was written out (`Ok`) or
+    /// could not be (`Err`).
+    TokenSent { attempt: u64, result: Result<(), SendError> },
+    /// A planned stop (SIGTERM, Ctrl-C): a holder hands the token on first.
+    Stop,
+}
+
+/// What the node asks its carrier to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// UDP broadcast on the ring port.
+    Broadcast(Message),
+    /// TCP unicast to one host; the result does not matter (replies).
+    Send { to: Ipv4Addr, message: Message },
+    /// TCP unicast of TAKE_TOKEN; report the result with
+    /// [`Input::TokenSent`] and this `attempt`.
+    SendToken { attempt: u64, to: NodeId, host: Ipv4Addr, message: Message },
+    /// Compute the expansion of length `len` off the event loop; report it
+    /// with [`Input::Computed`].
+    Compute { epoch: u64, len: usize },
+    /// Arm a timer; it replaces the armed one of the same kind.
+    SetTimer { timer: TimerId, after: Duration },
+    /// Disarm the timer of this kind.
+    CancelTimer(TimerKind),
+    /// The behaviour changed (for MY_STATE and the log).
+    StateChanged { old: StateName, new: StateName, token: Token, progress: usize },
+    /// Save this state (`--data-dir`): the expansion or the revision changed.
+    Persist { expansion: Expansion, own_revision: u64 },
+    /// The membership changed (a node joined, was learnt, marked lost or
+    /// heard from again): every member in ring order.
+    Members(Vec<Member>),
+    /// The planned stop is complete: the process may exit.
+    Exit,
+}
+
+/// A hand-off in progress.
+#[derive(Debug)]
+struct HandOff {
+    /// The machine's epoch when it asked to pass; a result in another
+    /// epoch is not the machine's business any more.
+    epoch: u64,
+    token: Token,
+    data: Expansion,
+    /// The attempt in flight and the member it goes to.
+    attempt: u64,
+    to: NodeId,
+    tried: BTreeSet<NodeId>,
+    suspect_tried: bool,
+}
+
+/// The protocol core of one node.
+pub struct Node {
+    machine: Machine,
+    registry: Registry,
+    hand_off: Option<HandOff>,
+    attempts: u64,
+    stopping: bool,
+    exited: bool,
+    /// The last (length, revision) asked to be persisted.
+    persisted: (usize, u64),
+    warnings: WarnLimiter,
+    actions: Vec<Action>,
+}
+
+impl Node {
+    /// A node at `host` that starts with `expansion` (saved earlier, or
+    /// empty) and `own_revision` tokens generated before.
+    pub fn new(config: Config, host: Ipv4Addr, expansion: Expansion, own_revision: u64) -> Self {
+        let registry = Registry::new(&config.id, host, config.timing.waiter);
+        let persisted = (expansion.len(), own_revision);
+        Node {
+            machine: Machine::with_expansion(config, expansion, own_revision),
+            registry,
+            hand_off: None,
+            attempts: 0,
+            stopping: false,
+            exited: false,
+            persisted,
+            warnings: WarnLimiter::new(5),
+            actions: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        self.machine.id()
+    }
+
+    pub fn state(&self) -> StateName {
+        self.machine.state()
+    }
+
+    pub fn token(&self) -> Token {
+        self.machine.token()
+    }
+
+    /// The candidate used while searching (section 2).
+    pub fn candidate(&self) -> Token {
+        self.machine.candidate()
+    }
+
+    pub fn expansion(&self) -> &Expansion {
+        self.machine.expansion()
+    }
+
+    pub fn own_revision(&self) -> u64 {
+        self.machine.own_revision()
+    }
+
+    /// Whether this node holds the token now (OWNER, not handing it on).
+    pub fn holds_token(&self) -> bool {
+        self.machine.holds_token()
+    }
+
+    /// Every member in ring order, lost marks as of `now`.
+    pub fn members(&self, now: Time) -> Vec<Member> {
+        self.registry.members(now)
+    }
+
+    /// Handle one input at time `now`; returns what to do.
+    pub fn handle(&mut self, now: Time, input: Input) -> Vec<Action> {
+        match input {
+            Input::Start => self.step_machine(now, super::machine::Input::Start),
+            Input::Received { message, from, via } => self.receive(now, message, from, via),
+            Input::Timer(timer) => self.step_machine(now, super::machine::Input::Timer(timer)),
+            Input::Computed { epoch, expansion } => {
+                self.step_machine(now, super::machine::Input::Computed { epoch, expansion })
+            }
+            Input::TokenSent { attempt, result } => self.token_sent(now, attempt, result),
+            Input::Stop => {
+                if !self.stopping {
+                    self.stopping = true;
+                    if self.machine.holds_token() {
+                        log::info!("{}: stopping: handing the token on first", self.id());
+                    }
+                    self.step_machine(now, super::machine::Input::Stop);
+                }
+            }
+        }
+        if self.stopping && self.hand_off.is_none() && !self.exited {
+            self.exited = true;
+            self.actions.push(Action::Exit);
+        }
+        let persist = (self.expansion().len(), self.own_revision());
+        if persist != self.persisted {
+            self.persisted = persist;
+            self.actions.push(Action::Persist { expansion: self.expansion().clone(), own_revision: persist.1 });
+        }
+        std::mem::take(&mut self.actions)
+    }
+
+    /// PROTOCOL section 6, then the state acts (step 5).
+    fn receive(&mut self, now: Time, message: Message, from: Ipv4Addr, via: Via) {
+        let reception = self.registry.receive(&message, from, via == Via::Udp);
+        if let Some(known) = reception.impostor {
+            warn_limited!(
+                at now,
+                self.warnings,
+                "{}: dropped a {} message from {from} claiming to be {}, which is at {known}",
+                self.id(),
+                message.body.kind(),
+                message.author
+            );
+            return;
+        }
+        if !reception.deliver {
+            return;
+        }
+        if reception.newcomer {
+            log::info!("{}: {} joined at {from} (heard by {via:?})", self.id(), message.author);
+        }
+        if reception.ping_back {
+            let ping = Message::new(self.id(), Body::Ping);
+            self.actions.push(Action::Send { to: from, message: ping });
+        }
+        for (id, host) in &reception.rejected {
+            warn_limited!(
+                at now,
+                self.warnings,
+                "{}: ignoring node {id:?} at {host:?} in the table from {}: not a valid id and IPv4 address",
+                self.id(),
+                message.author
+            );
+        }
+        if reception.newcomer || reception.learnt > 0 || reception.unmarked {
+            self.actions.push(Action::Members(self.registry.members(now)));
+        }
+        self.step_machine(now, super::machine::Input::Received(Envelope { message, from }));
+    }
+
+    /// Feed the machine and carry its outputs into actions; a request to
+    /// pass the token starts a hand-off.
+    fn step_machine(&mut self, now: Time, input: super::machine::Input) {
+        let mut pending = vec![input];
+        while let Some(input) = pending.pop() {
+            for output in self.machine.handle(now, input) {
+                let action = match output {
+                    Output::Broadcast(m) => Action::Broadcast(m),
+                    Output::Send { to, message } => Action::Send { to, message },
+                    Output::Compute { epoch, len } => Action::Compute { epoch, len },
+                    Output::SetTimer { timer, after } => Action::SetTimer { timer, after },
+                    Output::CancelTimer(kind) => Action::CancelTimer(kind),
+                    Output::StateChanged { old, new, token, progress } => {
+                        Action::StateChanged { old, new, token, progress }
+                    }
+                    Output::PassToken { epoch, token, data } => {
+                        let hand_off = HandOff {
+                            epoch,
+                            token,
+                            data,
+                            attempt: 0,
+                            to: NodeId::new(),
+                            tried: BTreeSet::new(),
+                            suspect_tried: false,
+                        };
+                        if let Some(done) = self.try_next(now, hand_off) {
+                            pending.push(done);
+                        }
+                        continue;
+                    }
+                };
+                self.actions.push(action);
+            }
+        }
+    }
+
+    /// Send the token to the next candidate of `hand_off`; when there is
+    /// none, the machine's input saying that nobody could be reached.
+    fn try_next(&mut self, now: Time, mut hand_off: HandOff) -> Option<super::machine::Input> {
+        let Some(next) = self.registry.next_candidate(now, &hand_off.tried, !hand_off.suspect_tried) else {
+            if !hand_off.tried.is_empty() {
+                log::warn!(
+                    "{}: no other member reachable ({} tried); keeping the token",
+                    self.id(),
+                    hand_off.tried.len()
+                );
+            }
+            return Some(super::machine::Input::Passed { epoch: hand_off.epoch, to: None });
+        };
+        self.attempts += 1;
+        hand_off.attempt = self.attempts;
+        hand_off.suspect_tried |= next.suspect;
+        hand_off.tried.insert(next.id.clone());
+        hand_off.to = next.id.clone();
+        let body = Body::TakeToken {
+            token: hand_off.token.clone(),
+            nodes: self.registry.nodes(),
+            data: hand_off.data.clone(),
+        };
+        let message = Message::new(self.id(), body);
+        self.actions.push(Action::SendToken { attempt: hand_off.attempt, to: next.id, host: next.host, message });
+        self.hand_off = Some(hand_off);
+        None
+    }
+
+    /// The result of one TAKE_TOKEN attempt.
+    fn token_sent(&mut self, now: Time, attempt: u64, result: Result<(), SendError>) {
+        let Some(hand_off) = self.hand_off.take_if(|h| h.attempt == attempt) else {
+            log::debug!("{}: result of an old hand-off attempt {attempt}: {result:?}", self.id());
+            return;
+        };
+        let current = self.machine.epoch() == hand_off.epoch;
+        match result {
+            Ok(()) => {
+                if current {
+                    let to = hand_off.to.clone();
+                    self.step_machine(now, super::machine::Input::Passed { epoch: hand_off.epoch, to: Some(to) });
+                }
+            }
+            Err(e) => {
+                log::warn!("{}: hand-off to {} failed: {e}; marking it lost for now", self.id(), hand_off.to);
+                self.registry.mark_lost(&hand_off.to, now);
+                self.actions.push(Action::Members(self.registry.members(now)));
+                if current {
+                    if let Some(done) = self.try_next(now, hand_off) {
+                        self.step_machine(now, done);
+                    }
+                }
+            }
+        }
+    }
+}
