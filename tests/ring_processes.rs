@@ -111,3 +111,69 @@ fn three_node_ring_passes_correct_digits_and_recovers_from_a_killed_holder() {
     let seen = observer.seen();
     assert!(seen.len() > 20, "only {} state changes observed", seen.len());
 }
+
+/// A healthy ring never loses its token, even when holdings last longer
+/// than the heartbeat (a holder's last heartbeat then often arrives after
+/// its hand-off); and SIGTERM of the holder costs one hand-off, not a
+/// recovery: the next holder takes the token from it, nobody regenerates.
+#[test]
+fn a_healthy_ring_keeps_its_token_and_a_stopped_holder_hands_it_on() {
+    let ports = Ports::new(34160);
+    let observer = Observer::start(ports);
+    let mut args = timing_args();
+    let hold = args.iter().position(|a| a == "--hold-ms").unwrap();
+    args[hold + 1] = (3 * HEARTBEAT_MS).to_string();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut nodes: Vec<NodeProcess> =
+        (1..=3).map(|i| start_node(&format!("n{i}"), Ipv4Addr::new(127, 0, 0, 50 + i), ports, &args)).collect();
+    let t0 = Instant::now();
+    let first = observer.wait_for(t0, Duration::from_secs(10), |s| s.new == StateName::Owner);
+    let first = first.expect("no node became OWNER within 10 s");
+    // Six seconds of holdings of 300 ms with 100 ms heartbeats: some 20
+    // hand-offs, each followed by a late heartbeat at the next holder.
+    std::thread::sleep(Duration::from_secs(6));
+    let regenerated = |since: Instant| {
+        observer
+            .seen()
+            .iter()
+            .filter(|s| {
+                s.at > since
+                    && (s.new == StateName::Generating || (s.old == StateName::Waiter && s.new == StateName::Looser))
+            })
+            .count()
+    };
+    let healthy_since = first.at + Duration::from_millis(10);
+    let passes = observer.seen().iter().filter(|s| s.at > healthy_since && s.new == StateName::Owner).count();
+    assert!(passes >= 10, "only {passes} holdings in 6 s");
+    assert_eq!(regenerated(healthy_since), 0, "a healthy ring regenerated or searched its token");
+
+    for round in 0..3 {
+        let entry = observer
+            .wait_for(Instant::now(), Duration::from_secs(5), |s| {
+                s.new == StateName::Owner && s.old == StateName::Waiter
+            })
+            .expect("the token stopped moving");
+        let victim = nodes.iter().position(|n| n.id == entry.node).unwrap();
+        let stopped_at = Instant::now();
+        assert!(nodes[victim].terminate(Duration::from_secs(5)), "{} did not exit on SIGTERM", entry.node);
+        let next = observer
+            .wait_for(stopped_at, Duration::from_secs(5), |s| s.node != entry.node && s.new == StateName::Owner)
+            .expect("nobody took the token");
+        eprintln!(
+            "round {round}: SIGTERM of {} -> {} held the token {:.1} ms later (from {})",
+            entry.node,
+            next.node,
+            (next.at - stopped_at).as_secs_f64() * 1000.0,
+            next.old
+        );
+        assert_eq!(next.old, StateName::Waiter, "the token was regenerated, not handed on");
+        assert!(next.progress >= entry.progress, "digits lost in the hand-off");
+        let log = nodes[victim].log_text();
+        assert!(log.contains("handing the token on"), "the stopped node did not say so:\n{log}");
+        nodes[victim].restart();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(regenerated(healthy_since), 0, "a planned stop cost a recovery");
+    let wrong = observer.wrong();
+    assert!(wrong.is_empty(), "wrong digits seen: {wrong:?}");
+}
