@@ -355,7 +355,8 @@ fn both_sides_of_a_partition_keep_growing_and_merge_after_the_heal() {
 }
 
 /// Every layout of pi-ring and older-implementation nodes in ring order,
-/// for rings of 3 and 4: one token, and no churn once the ring runs.
+/// for rings of 3 and 4: one token, and no churn once the ring runs; the
+/// holder crashes and restarts, and the recovery makes one token again.
 #[test]
 fn mixed_rings_with_the_older_implementation_keep_one_token_without_churn() {
     let mut layouts: Vec<Vec<Kind>> = Vec::new();
@@ -365,8 +366,10 @@ fn mixed_rings_with_the_older_implementation_keep_one_token_without_churn() {
         }
     }
     let per_layout = seeds(300).div_ceil(layouts.len() as u64).max(3);
-    let mut cold_starts_with_two_tokens = 0;
+    let crash_at = Duration::from_secs(8);
+    let mut two_tokens = 0;
     for layout in &layouts {
+        let older = layout.iter().filter(|k| **k == Kind::Legacy).count();
         over_seeds(&format!("mixed {layout:?}"), per_layout, |seed| {
             let mut sim = Sim::new(seed, layout, timing());
             let result = (|| {
@@ -374,9 +377,20 @@ fn mixed_rings_with_the_older_implementation_keep_one_token_without_churn() {
                 let settle = recovery() + ms(500);
                 sim.run_until(settle);
                 let churn = sim.churn;
-                one_token(&mut sim, settle, Duration::from_secs(20))?;
+                one_token(&mut sim, settle, crash_at)?;
                 if sim.churn != churn {
                     return Err(format!("churn: {churn:?} then {:?}", sim.churn));
+                }
+                // The holder crashes: one recovery, one new token.
+                let holder = sim.nodes.iter().position(|n| n.holds_token()).unwrap_or(0);
+                sim.schedule_fault(crash_at, Fault::Crash(holder));
+                sim.schedule_fault(crash_at + Duration::from_secs(3), Fault::Restart { node: holder, keep_data: true });
+                sim.run_until(crash_at);
+                let before = sim.churn.generated;
+                one_token(&mut sim, crash_at + bound(), Duration::from_secs(20))?;
+                let made = sim.churn.generated - before;
+                if made > 1 && older < 2 {
+                    return Err(format!("the recovery from {}'s crash made {made} tokens", sim.nodes[holder].id));
                 }
                 if let Some(v) = sim.violations.first() {
                     return Err(v.clone());
@@ -388,18 +402,14 @@ fn mixed_rings_with_the_older_implementation_keep_one_token_without_churn() {
         for seed in 0..per_layout {
             let mut sim = Sim::new(seed, layout, timing());
             sim.run_until(recovery() + ms(500));
-            let fewer_than_two_older = layout.iter().filter(|k| **k == Kind::Legacy).count() < 2;
             if sim.churn.generated > 1 {
-                cold_starts_with_two_tokens += 1;
-                assert!(
-                    !fewer_than_two_older,
-                    "{layout:?} seed {seed}: a pi-ring node made a second token at a cold start"
-                );
+                two_tokens += 1;
+                assert!(older >= 2, "{layout:?} seed {seed}: a pi-ring node made a second token at a cold start");
             }
         }
     }
     println!(
-        "mixed rings: {} layouts x {per_layout} cold starts; {cold_starts_with_two_tokens} made two tokens (two older nodes can do that alone)",
+        "mixed rings: {} layouts x {per_layout} cold starts; {two_tokens} made two tokens (two older nodes can do that alone)",
         layouts.len()
     );
 }

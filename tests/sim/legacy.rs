@@ -5,6 +5,7 @@
 //!   `progress` counts those characters, so it runs past the real digits;
 //! - it never answers a worse GENERATING_TOKEN, and in LOOSER it claims
 //!   against any worse claim (it has no memory of better ones);
+//! - its claim carries the last token's author and revision, not its own;
 //! - it does not merge tokens that meet by TAKE_TOKEN (it takes the one it
 //!   received), and never broadcasts PING at start-up;
 //! - it waits 2 s for a connect, and accepts one connection at a time.
@@ -94,8 +95,11 @@ impl Legacy {
         Token::new(self.data.len(), &self.author, self.revision)
     }
 
+    /// Its GENERATING candidate comes from the last token's author and
+    /// revision (section 9), so its claim can look better than the token it
+    /// then generates (its own id, its own next revision).
     fn candidate(&self) -> Token {
-        Token::new(self.data.len(), &self.id, self.own_revision + 1)
+        Token::new(self.data.len(), &self.author, self.revision)
     }
 
     /// Holding the token and not handing it on.

@@ -625,11 +625,11 @@ impl Sim {
         }
     }
 
-    /// Tokens in existence: holders plus TAKE_TOKENs on their way to a live
-    /// node.
+    /// Tokens in existence: OWNERs (also while a hand-off attempt is
+    /// pending, unless their TAKE_TOKEN is already on its way) plus
+    /// TAKE_TOKENs on their way to a live node.
     pub fn tokens(&self) -> Vec<(String, usize)> {
-        let mut tokens: Vec<(String, usize)> =
-            self.nodes.iter().filter(|n| n.holds_token()).map(|n| (n.id.clone(), n.progress())).collect();
+        let mut in_flight = Vec::new();
         for event in self.events.values() {
             if let Event::Deliver {
                 to,
@@ -640,10 +640,21 @@ impl Sim {
             } = event
             {
                 if self.current(*to, *incarnation) && self.same_side(*from, *to) {
-                    tokens.push((format!("in flight to {}", self.nodes[*to].id), data.len()));
+                    in_flight.push((*from, format!("in flight to {}", self.nodes[*to].id), data.len()));
                 }
             }
         }
+        let mut tokens: Vec<(String, usize)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| {
+                n.holds_token()
+                    || (n.state() == Some(StateName::Owner) && !in_flight.iter().any(|(from, ..)| from == i))
+            })
+            .map(|(_, n)| (n.id.clone(), n.progress()))
+            .collect();
+        tokens.extend(in_flight.into_iter().map(|(_, what, len)| (what, len)));
         tokens
     }
 
