@@ -105,8 +105,8 @@ impl Log {
 enum Reach {
     /// Refused at once (nobody listens).
     Refused,
-    /// Accepted but never read: fails after the connect timeout, as the
-    /// TCP endpoint's stall detection does.
+    /// Accepted but never read: fails after the hand-off's patience, as
+    /// the TCP endpoint's stall detection does.
     Stalled,
 }
 
@@ -135,12 +135,13 @@ impl Handler<SendTo> for Recorder {
         self.log.push(Event::Send(msg.to, msg.message));
         let addr = SocketAddrV4::new(msg.to, 8239);
         let reach = self.unreachable.get(&msg.to).copied();
+        let patience = msg.patience.unwrap_or(ms(1000));
         Box::pin(async move {
             match reach {
                 None => Ok(()),
                 Some(Reach::Refused) => Err(SendError::Connect { addr, reason: "connection refused".into() }),
                 Some(Reach::Stalled) => {
-                    sleep(ms(1000)).await;
+                    sleep(patience).await;
                     Err(SendError::WriteStalled { addr, written: 0, total: 1 })
                 }
             }
@@ -323,6 +324,7 @@ async fn a_hand_off_skips_a_refused_and_a_stalled_member_and_reaches_the_next() 
     let t0 = Instant::now();
     deliver(&node, "n1", take_token_with(42, &[("n6", n6), ("n7", n7)]));
     assert_eq!(state(&node).await, StateName::Owner);
+    // The node's patience is waiter / 2 = 1 s.
     sleep(ms(999)).await;
     assert_eq!(state(&node).await, StateName::Owner, "waiting for the stalled n7");
     let beats = log.broadcasts(t0, "token is here");

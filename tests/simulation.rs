@@ -286,7 +286,7 @@ fn equal_duplicates_from_ghost_failures_end_with_one_holder() {
 /// keep growing the expansion, a round costs at most one connect timeout
 /// after the first, and nobody declares the token lost.
 #[test]
-fn powered_off_members_cost_a_round_at_most_one_connect_timeout() {
+fn powered_off_members_cost_a_round_at_most_one_failed_attempt() {
     over_seeds("powered off", seeds(50), |seed| {
         let mut rng = Rng::new(seed ^ 0x0ff);
         let mut sim = Sim::new(seed, &[Kind::PiRing; 5], timing());
@@ -304,7 +304,7 @@ fn powered_off_members_cost_a_round_at_most_one_connect_timeout() {
             sim.measure_from = from;
             sim.run_until(ms(12_000));
             let t = timing();
-            let allowed = t.hold + sim.connect_timeout + ms(20);
+            let allowed = t.hold + t.waiter / 2 + ms(20);
             let (longest, at) = sim.longest_holding_now();
             if longest > allowed {
                 return Err(format!("a holding lasted {longest:?} ({at}), over {allowed:?}"));

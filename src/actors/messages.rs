@@ -46,6 +46,9 @@ pub struct Broadcast {
 pub struct SendTo {
     pub to: Ipv4Addr,
     pub message: Message,
+    /// The longest wait without progress (connect, or a write), if shorter
+    /// than the endpoint's connect timeout.
+    pub patience: Option<std::time::Duration>,
 }
 
 /// The ring's membership changed: every member in ring order.

@@ -115,7 +115,7 @@ impl StateMachine {
                 ctx.spawn(
                     async move {
                         let kind = message.body.kind();
-                        match tcp.send(SendTo { to, message }).await {
+                        match tcp.send(SendTo { to, message, patience: None }).await {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => log::debug!("reply {kind:?} to {to} not delivered: {e}"),
                             Err(e) => log::debug!("reply {kind:?} to {to} not delivered: {e}"),
@@ -124,8 +124,8 @@ impl StateMachine {
                     .into_actor(self),
                 );
             }
-            Action::SendToken { attempt, to: _, host, message } => {
-                let send = self.peers.tcp.send(SendTo { to: host, message });
+            Action::SendToken { attempt, to: _, host, message, patience } => {
+                let send = self.peers.tcp.send(SendTo { to: host, message, patience: Some(patience) });
                 ctx.spawn(send.into_actor(self).map(move |result, act, ctx| {
                     let result = result.unwrap_or(Err(crate::error::SendError::EndpointGone));
                     act.feed(Input::TokenSent { attempt, result }, ctx);

@@ -238,15 +238,11 @@ impl Server {
 ///
 /// Every step is bounded, so a receiver that accepts but does not read (a
 /// stopped process, a frozen machine, a hostile member) cannot hold the
-/// sender for ever: the connect by `connect_timeout`; each write by
-/// `connect_timeout` without progress; the whole transfer by the time it
-/// takes at [`MIN_RATE`] (the rate receivers demand too), plus that much.
-pub async fn send_message(
-    bind: Ipv4Addr,
-    to: SocketAddrV4,
-    bytes: &[u8],
-    connect_timeout: Duration,
-) -> Result<(), SendError> {
+/// sender for ever: the connect by `patience`; each write by `patience`
+/// without progress; the whole transfer by the time it takes at
+/// [`MIN_RATE`] (the rate receivers demand too), plus `patience`.
+pub async fn send_message(bind: Ipv4Addr, to: SocketAddrV4, bytes: &[u8], patience: Duration) -> Result<(), SendError> {
+    let connect_timeout = patience;
     let connect_error = |e: std::io::Error| SendError::Connect { addr: to, reason: e.to_string() };
     let socket = TcpSocket::new_v4().map_err(connect_error)?;
     allow_port_reuse_at_connect(&socket);
@@ -307,7 +303,7 @@ impl Handler<SendTo> for TcpEndpoint {
     fn handle(&mut self, msg: SendTo, _ctx: &mut Context<Self>) -> Self::Result {
         let bind = self.config.bind;
         let to = SocketAddrV4::new(msg.to, self.config.port);
-        let connect_timeout = self.config.connect_timeout;
+        let connect_timeout = msg.patience.map_or(self.config.connect_timeout, |p| p.min(self.config.connect_timeout));
         let auth = self.config.auth.clone();
         Box::pin(async move {
             let mut bytes = msg.message.encode();

@@ -67,8 +67,11 @@ pub enum Action {
     /// TCP unicast to one host; the result does not matter (replies).
     Send { to: Ipv4Addr, message: Message },
     /// TCP unicast of TAKE_TOKEN; report the result with
-    /// [`Input::TokenSent`] and this `attempt`.
-    SendToken { attempt: u64, to: NodeId, host: Ipv4Addr, message: Message },
+    /// [`Input::TokenSent`] and this `attempt`. Give up on the member after
+    /// `patience` without progress (connecting, or writing): the holder
+    /// heart-beats meanwhile, so a member that is off or stopped must not
+    /// hold the token for long.
+    SendToken { attempt: u64, to: NodeId, host: Ipv4Addr, message: Message, patience: Duration },
     /// Compute the expansion of length `len` off the event loop; report it
     /// with [`Input::Computed`].
     Compute { epoch: u64, len: usize },
@@ -112,6 +115,10 @@ pub struct Node {
     exited: bool,
     /// The last (length, revision) asked to be persisted.
     persisted: (usize, u64),
+    /// How long a hand-off waits for one member without progress: half
+    /// the `waiter` timeout, so a round past a member that is off costs far
+    /// less than a recovery.
+    patience: Duration,
     warnings: WarnLimiter,
     actions: Vec<Action>,
 }
@@ -122,6 +129,7 @@ impl Node {
     pub fn new(config: Config, host: Ipv4Addr, expansion: Expansion, own_revision: u64) -> Self {
         let registry = Registry::new(&config.id, host, config.timing.waiter);
         let persisted = (expansion.len(), own_revision);
+        let patience = config.timing.waiter / 2;
         Node {
             machine: Machine::with_expansion(config, expansion, own_revision),
             registry,
@@ -130,6 +138,7 @@ impl Node {
             stopping: false,
             exited: false,
             persisted,
+            patience,
             warnings: WarnLimiter::new(5),
             actions: Vec::new(),
         }
@@ -301,7 +310,14 @@ impl Node {
             data: hand_off.data.clone(),
         };
         let message = Message::new(self.id(), body);
-        self.actions.push(Action::SendToken { attempt: hand_off.attempt, to: next.id, host: next.host, message });
+        let patience = self.patience;
+        self.actions.push(Action::SendToken {
+            attempt: hand_off.attempt,
+            to: next.id,
+            host: next.host,
+            message,
+            patience,
+        });
         self.hand_off = Some(hand_off);
         None
     }

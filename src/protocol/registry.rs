@@ -27,10 +27,11 @@ struct Entry {
 }
 
 /// A lost mark lasts `lost_for` (the `waiter` timeout), doubled for every
-/// failure in a row up to this many doublings: a member that stays down is
-/// retried less and less often (at most every 8 `waiter`s), one that comes
-/// back is unmarked by its first message (PROTOCOL section 6, step 3).
-const MAX_BACKOFF_DOUBLINGS: u32 = 3;
+/// failure in a row up to this many doublings: a member that stays down or
+/// stopped is retried less and less often (down to once every 32 `waiter`s); one
+/// that comes back is unmarked by its first message (PROTOCOL section 6,
+/// step 3: a restarted node broadcasts PING, a silent one searches).
+const MAX_BACKOFF_DOUBLINGS: u32 = 5;
 
 /// A node a hand-off may try.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -287,10 +288,10 @@ mod tests {
     }
 
     #[test]
-    fn repeated_failures_lengthen_the_lost_mark_up_to_eight_times() {
+    fn repeated_failures_lengthen_the_lost_mark_up_to_32_times() {
         let mut now = Time::from_secs(100);
         let mut r = ring("a", &["b", "c"]);
-        for expected_secs in [2, 4, 8, 16, 16] {
+        for expected_secs in [2, 4, 8, 16, 32, 64, 64] {
             r.mark_lost("b", now);
             let expires = now + Duration::from_secs(expected_secs);
             assert_eq!(r.next(expires - Duration::from_millis(1)).unwrap().0, "c");

@@ -480,13 +480,17 @@ impl Sim {
                     self.send(i, j, message);
                 }
             }
-            Action::SendToken { attempt, to, host, message } => {
+            Action::SendToken { attempt, to, host, message, patience } => {
                 let j = self.nodes.iter().position(|n| n.host == host).expect("registry hosts are sim hosts");
                 let (delivered, timed_out, wait) = self.hand_over(i, j, message, None);
+                let wait = if timed_out { wait.min(patience) } else { wait };
                 self.log(Some(i), format!("-> {to} TAKE_TOKEN attempt {attempt}: delivered {delivered}"));
                 let ghost = delivered && self.rng.chance(self.ghost_failures);
-                let (reported, timed_out, wait) =
-                    if ghost { (false, true, self.connect_timeout) } else { (delivered, timed_out, wait) };
+                let (reported, timed_out, wait) = if ghost {
+                    (false, true, self.connect_timeout.min(patience))
+                } else {
+                    (delivered, timed_out, wait)
+                };
                 let event = Event::TokenSent { node: i, incarnation, attempt, delivered: reported, timed_out };
                 self.at(self.now + wait, event);
             }
