@@ -41,7 +41,14 @@ struct Ring {
 
 impl Ring {
     fn start(tag: &str, with_data: bool) -> Ring {
+        Ring::start_with(tag, with_data, HOLD, |_| {})
+    }
+
+    /// A ring whose nodes hold the token `hold` (`--hold-ms N`), on a LAN
+    /// that `prepare` sets up before the nodes start.
+    fn start_with(tag: &str, with_data: bool, hold: &[&str], prepare: impl FnOnce(&Lan)) -> Ring {
         let lan = Lan::new(tag, 5);
+        prepare(&lan);
         let observer = Observer::start_in(PORTS, Some(&lan.observer_ns));
         let data = with_data.then(|| {
             let dir = std::env::temp_dir().join(format!("pi-ring-data-{tag}-{}", std::process::id()));
@@ -54,7 +61,7 @@ impl Ring {
             .enumerate()
             .map(|(i, h)| {
                 let id = format!("node{}", i + 1);
-                let mut args: Vec<String> = FAST_TIMING.iter().chain(HOLD).map(|s| s.to_string()).collect();
+                let mut args: Vec<String> = FAST_TIMING.iter().chain(hold).map(|s| s.to_string()).collect();
                 if let Some(dir) = &data {
                     args.extend(["--data-dir".to_string(), dir.join(&id).display().to_string()]);
                 }
@@ -80,6 +87,18 @@ impl Ring {
     /// Wait until `id` takes the token again (after `since`).
     fn held_again(&self, id: &str, since: Instant, within: Duration) -> Option<Seen> {
         self.observer.wait_for(since, within, |s| s.node == id && s.new == StateName::Owner)
+    }
+
+    /// Since `since`: the longest time between two holders taking the
+    /// token (how long one holder kept it, hand-off attempts included), and
+    /// how many tokens were generated.
+    fn holdings_since(&self, since: Instant) -> (Duration, usize) {
+        let entries: Vec<Seen> =
+            self.observer.seen().into_iter().filter(|s| s.at >= since && s.new == StateName::Owner).collect();
+        let longest = entries.windows(2).map(|w| w[1].at - w[0].at).max().unwrap_or(Duration::ZERO);
+        let longest = longest.max(entries.last().map_or(Duration::ZERO, |s| s.at.elapsed()));
+        let generated = entries.iter().filter(|s| s.old == StateName::Generating).count();
+        (longest, generated)
     }
 
     fn check_digits(&self) {
@@ -291,5 +310,100 @@ fn restarting_every_node_at_once_resumes_from_the_saved_expansions() {
     assert!(first.progress as usize >= longest, "resumed from {} < {longest} saved", first.progress);
     let grown = ring.observer.wait_for(first.at, Duration::from_secs(5), |s| s.progress as usize >= longest + 100);
     assert!(grown.is_some(), "the ring did not go on after the restart");
+    ring.check_digits();
+}
+
+/// Two adjacent members powered off (every packet dropped, no reset): the
+/// survivors keep passing the token and growing the expansion; after the
+/// round that discovers them no holder keeps the token longer than the
+/// recovery bound, and nobody regenerates it. Powered on, they rejoin.
+#[test]
+fn powered_off_members_do_not_freeze_the_ring() {
+    if !netns::can_run("powered_off_members_do_not_freeze_the_ring") {
+        return;
+    }
+    let period = if chaos() { Duration::from_secs(30) } else { Duration::from_secs(8) };
+    let ring = Ring::start("o", false);
+    // Two members that do not hold the token now, next to each other.
+    let holder = ring.observer.wait_for(Instant::now(), Duration::from_secs(5), |s| s.new == StateName::Owner).unwrap();
+    let h = ring.index(&holder.node);
+    let off = [(h + 1) % 5, (h + 2) % 5];
+    for i in off {
+        ring.lan.power_off(i);
+    }
+    // The first round discovers them.
+    std::thread::sleep(Duration::from_secs(2));
+    let measured = Instant::now();
+    let before = ring.max_progress();
+    std::thread::sleep(period);
+    let (longest, generated) = ring.holdings_since(measured);
+    let grown = ring.max_progress() - before;
+    eprintln!(
+        "FIGURES powered_off=2 seconds={} digits_grown={grown} longest_holding_s={:.3} regenerations={generated}",
+        period.as_secs(),
+        longest.as_secs_f64()
+    );
+    assert_eq!(generated, 0, "the survivors regenerated the token");
+    assert!(longest <= BOUND, "a holder kept the token {longest:?}, over the recovery bound {BOUND:?}");
+    assert!(grown as f64 >= 100.0 * period.as_secs_f64(), "the survivors grew only {grown} characters");
+    let on = Instant::now();
+    for i in off {
+        ring.lan.power_on(i);
+    }
+    for i in off {
+        let id = &ring.nodes[i].id;
+        assert!(ring.held_again(id, on, Duration::from_secs(10)).is_some(), "{id} did not rejoin after power-on");
+    }
+    ring.check_digits();
+}
+
+/// A member stopped with SIGSTOP while the expansion is far larger than the
+/// socket buffers (4 KiB here, standing in for a 1,000,000-digit expansion
+/// with default buffers): its predecessor's hand-off stalls, gives up after
+/// `waiter / 2`, and passes the token on; the ring never stalls for longer
+/// than the recovery bound and nobody regenerates the token.
+#[test]
+fn a_stopped_member_costs_less_than_a_recovery_even_with_a_large_expansion() {
+    if !netns::can_run("a_stopped_member_costs_less_than_a_recovery_even_with_a_large_expansion") {
+        return;
+    }
+    let period = if chaos() { Duration::from_secs(60) } else { Duration::from_secs(8) };
+    let ring = Ring::start_with("s", false, &["--hold-ms", "0"], |lan| lan.small_tcp_buffers(4096));
+    let large = 60_000;
+    let grown = ring.observer.wait_for(Instant::now(), Duration::from_secs(60), |s| s.progress >= large);
+    assert!(grown.is_some(), "the ring did not reach {large} characters within 60 s");
+    let holder = ring.observer.wait_for(Instant::now(), Duration::from_secs(5), |s| s.new == StateName::Owner).unwrap();
+    let victim = (ring.index(&holder.node) + 2) % 5;
+    let pid = ring.nodes[victim].pid().expect("running") as libc::pid_t;
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let stopped = Instant::now();
+    // With holdings of 0 ms the token moves a thousand times a second: the
+    // member may have been stopped while it held the token, which is a
+    // holder's failure and costs one recovery.
+    std::thread::sleep(Duration::from_millis(50)); // its last MY_STATE arrives
+    let id = ring.nodes[victim].id.clone();
+    let held = ring.observer.seen().iter().rev().find(|s| s.node == id && s.at <= stopped).map(|s| s.new);
+    let allowed = usize::from(held == Some(StateName::Owner));
+    let before = ring.max_progress();
+    std::thread::sleep(period);
+    let (longest, generated) = ring.holdings_since(stopped);
+    let grown = ring.max_progress() - before;
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    eprintln!(
+        "FIGURES sigstop expansion_chars={before} seconds={} digits_grown={grown} longest_holding_s={:.3} regenerations={generated} stopped_while_holding={}",
+        period.as_secs(),
+        longest.as_secs_f64(),
+        allowed == 1
+    );
+    assert!(generated <= allowed, "the stopped member cost {generated} recoveries (it held the token: {held:?})");
+    if allowed == 0 {
+        assert!(longest <= BOUND, "a holder kept the token {longest:?}, over the recovery bound {BOUND:?}");
+    }
+    assert!(grown > 0, "the ring stalled while a member was stopped");
+    let id = &id;
+    let resumed = Instant::now();
+    assert!(ring.held_again(id, resumed, Duration::from_secs(10)).is_some(), "{id} did not rejoin after SIGCONT");
     ring.check_digits();
 }

@@ -130,6 +130,39 @@ impl Lan {
     }
 }
 
+impl Lan {
+    /// Power host `i` off without a reset: every packet in or out of it is
+    /// dropped, so connects to it time out instead of being refused.
+    pub fn power_off(&self, i: usize) {
+        let ns = &self.hosts[i].ns;
+        let nft = |args: &[&str]| {
+            let mut all = vec!["ip", "netns", "exec", ns, "nft"];
+            all.extend_from_slice(args);
+            run(&all);
+        };
+        nft(&["add", "table", "inet", "power"]);
+        for hook in ["input", "output"] {
+            let chain = format!("{{ type filter hook {hook} priority -10; policy drop; }}");
+            nft(&["add", "chain", "inet", "power", hook, &chain]);
+        }
+    }
+
+    pub fn power_on(&self, i: usize) {
+        run_quiet(&["ip", "netns", "exec", &self.hosts[i].ns, "nft", "delete", "table", "inet", "power"]);
+    }
+
+    /// Give every host TCP socket buffers of `bytes` (fixed: no growth), so
+    /// a message of a few times that fills them when nobody reads.
+    pub fn small_tcp_buffers(&self, bytes: usize) {
+        let value = format!("{bytes} {bytes} {bytes}");
+        for host in &self.hosts {
+            for key in ["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"] {
+                run(&["ip", "netns", "exec", &host.ns, "sysctl", "-q", "-w", &format!("{key}={value}")]);
+            }
+        }
+    }
+}
+
 impl Drop for Lan {
     fn drop(&mut self) {
         for ns in self.created.iter().rev() {
