@@ -29,13 +29,18 @@ struct Args {
     kills: usize,
 
     /// Only these scenarios (comma-separated): first-token, handoff, passes,
-    /// growth, growth-1m, recovery, recovery-fast, engine, idle
+    /// growth, growth-1m, recovery, recovery-fast, engine, idle, stop, soak
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 
-    /// Skip the slow scenarios (growth to 1,000,000 digits)
+    /// Skip the slow scenarios (growth to 1,000,000 digits, the soak)
     #[arg(long)]
     quick: bool,
+
+    /// Length of the soak of rings with default timeouts (s); the rings
+    /// with the fast profile run half as long
+    #[arg(long, default_value_t = 600)]
+    soak_secs: u64,
 
     /// Where to write the JSON results
     #[arg(long, default_value = "target/bench/results.json")]
@@ -88,6 +93,20 @@ struct Bench {
 
 const DEFAULTS: &[&str] = &[];
 const FAST: &[&str] = pi_ring::testbed::FAST_TIMING;
+/// The fast profile of the healthy-ring soak: heartbeat 100 ms; waiter,
+/// looser-answer and generating 400 ms.
+const SOAK_FAST: &[&str] = &[
+    "--heartbeat-ms",
+    "100",
+    "--waiter-ms",
+    "400",
+    "--looser-ask-ms",
+    "100",
+    "--looser-answer-ms",
+    "400",
+    "--generating-ms",
+    "400",
+];
 
 impl Bench {
     fn wants(&self, name: &str) -> bool {
@@ -247,6 +266,92 @@ impl Bench {
         let ratio = Figure { name: format!("recovery / bound, {name}"), unit: "x".into(), ..scale(&f, 1.0 / bound) };
         self.push(f);
         self.push(ratio);
+    }
+
+    /// Rings where nothing fails, watched from outside for a long time:
+    /// after the first token nobody may generate another or declare it
+    /// lost. All four rings run at once.
+    fn soak(&mut self) {
+        let long = Duration::from_secs(self.args.soak_secs);
+        let rings: [(&str, usize, &[&str], &str, Duration); 4] = [
+            ("3 nodes, defaults, hold 1 s", 3, DEFAULTS, "1000", long),
+            ("5 nodes, defaults, hold 1 s", 5, DEFAULTS, "1000", long),
+            ("3 nodes, fast, hold 200 ms", 3, SOAK_FAST, "200", long / 2),
+            ("5 nodes, fast, hold 200 ms", 5, SOAK_FAST, "200", long / 2),
+        ];
+        eprintln!(
+            "healthy-ring soak: {} s with default timeouts, {} s fast, 4 rings at once ...",
+            long.as_secs(),
+            long.as_secs() / 2
+        );
+        let mut running = Vec::new();
+        for (name, n, flags, hold, length) in rings {
+            let mut all = flags.to_vec();
+            all.extend(["--hold-ms", hold]);
+            let (nodes, observer, _, t0) = self.ring(n, &all);
+            running.push((name, nodes, observer, t0, length));
+        }
+        let started = Instant::now();
+        for (name, nodes, observer, t0, length) in running {
+            std::thread::sleep(length.saturating_sub(started.elapsed()));
+            let seen = observer.seen();
+            let Some(first) = seen.iter().find(|s| s.new == StateName::Owner) else {
+                eprintln!("  {name}: no token at all");
+                continue;
+            };
+            let after: Vec<_> = seen.iter().filter(|s| s.at > first.at).collect();
+            let generated =
+                after.iter().filter(|s| s.old == StateName::Generating && s.new == StateName::Owner).count();
+            let lost = after.iter().filter(|s| s.old == StateName::Waiter && s.new == StateName::Looser).count();
+            let entries: Vec<Instant> = after.iter().filter(|s| s.new == StateName::Owner).map(|s| s.at).collect();
+            let longest = entries.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).fold(0.0, f64::max);
+            let digits = seen.iter().map(|s| s.progress).max().unwrap_or(0).saturating_sub(2);
+            let note = format!(
+                "{:.0} s after the first token ({:.1} s after start): {} holdings, {digits} digits, token declared lost {lost} times, longest holding {longest:.2} s, wrong digits {}",
+                (Instant::now() - first.at).as_secs_f64(),
+                (first.at - t0).as_secs_f64(),
+                entries.len(),
+                observer.wrong().len()
+            );
+            self.push(stats(&format!("tokens generated after the first, {name}"), "", vec![generated as f64], &note));
+            drop(nodes);
+        }
+    }
+
+    /// SIGTERM of the holder: the next holder should take the token from
+    /// it (one hand-off), not regenerate it.
+    fn stop(&mut self) {
+        eprintln!("SIGTERM of the holder, 3 nodes, default timeouts, hold 1 s ...");
+        let (mut nodes, observer, _, t0) = self.ring(3, &["--hold-ms", "1000"]);
+        let mut since = t0;
+        let (mut samples, mut handed, mut tries) = (Vec::new(), 0, 0);
+        for _ in 0..5 {
+            let Some(entry) = observer
+                .wait_for(since, Duration::from_secs(30), |s| s.new == StateName::Owner && s.old == StateName::Waiter)
+            else {
+                eprintln!("  the token stopped moving");
+                break;
+            };
+            std::thread::sleep(Duration::from_millis(300));
+            let victim = nodes.iter().position(|n| n.id == entry.node).unwrap();
+            let stopped = Instant::now();
+            let exited = nodes[victim].terminate(Duration::from_secs(10));
+            tries += 1;
+            let id = nodes[victim].id.clone();
+            if let Some(s) =
+                observer.wait_for(stopped, Duration::from_secs(30), |s| s.node != id && s.new == StateName::Owner)
+            {
+                samples.push((s.at - stopped).as_secs_f64() * 1000.0);
+                handed += usize::from(s.old == StateName::Waiter && exited);
+            }
+            nodes[victim].restart();
+            let rejoined = observer
+                .wait_for(Instant::now(), Duration::from_secs(30), |s| s.node == id && s.new == StateName::Waiter);
+            since = rejoined.map(|s| s.at).unwrap_or_else(Instant::now);
+        }
+        let note =
+            format!("{handed} of {tries} handed on (next holder from WAITER, the stopped node exited by itself)");
+        self.push(stats("next holder after SIGTERM of the holder", "ms", samples, &note));
     }
 
     /// One real node and this program as its only peer: send TAKE_TOKEN,
@@ -431,6 +536,12 @@ fn main() {
     }
     if b.wants("idle") && !b.args.quick {
         b.idle();
+    }
+    if b.wants("stop") {
+        b.stop();
+    }
+    if b.wants("soak") && !b.args.quick {
+        b.soak();
     }
     println!();
     println!("| figure | median | min | max | p99 | n | note |");
