@@ -12,6 +12,6 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 echo "Building (release)..." >&2
-cargo build --release --quiet --bin pi-ring-node --bin pi-ring-bench
+cargo build --release --quiet --workspace --bins
 echo "pi-ring bench, $(date -u +%Y-%m-%d), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 RUST_LOG=warn exec "$root/target/release/pi-ring-bench" "$@"

@@ -15,6 +15,6 @@ for tool in ip nft; do
     command -v "$tool" >/dev/null || { echo "chaos.sh: $tool is missing (apt-get install iproute2 nftables)" >&2; exit 2; }
 done
 echo "== simulation, $seeds seeds"
-PI_RING_SIM_SEEDS="$seeds" cargo test --release --test simulation -- --nocapture
+PI_RING_SIM_SEEDS="$seeds" cargo test --release --test core simulation -- --nocapture
 echo "== network namespaces, long runs"
-PI_RING_CHAOS=1 cargo test --release --test network_faults -- --nocapture --test-threads 1 2>&1 | grep -E "FIGURES|^test |test result|panicked"
+PI_RING_CHAOS=1 cargo test --release --test ring network_faults -- --ignored --nocapture --test-threads 1 2>&1 | grep -E "FIGURES|^test |test result|panicked"

@@ -1,4 +1,33 @@
 //! pi-ring: digits of pi computed on a fault-tolerant token ring.
+//!
+//! Nodes on one network find each other by UDP broadcast and pass a token
+//! around a virtual ring over TCP; the holder appends the next 20 digits of
+//! pi and hands the token, with the whole expansion, to the next node. The
+//! protocol is `docs/PROTOCOL.md`; code and tests cite it as "PROTOCOL
+//! section N".
+//!
+//! # Layout
+//!
+//! - [`protocol`]: the protocol without IO or clocks. [`protocol::Node`] is
+//!   one node as a sans-IO value (time and input in, actions out); it joins
+//!   the wire messages ([`protocol::message`]), tokens ([`protocol::token`]),
+//!   the registry of sections 1 and 6 ([`protocol::registry`]) and the state
+//!   machine of section 7 ([`protocol::machine`]).
+//! - [`actors`]: the node as four Actix actors that carry the `Node`'s
+//!   actions out: the UDP endpoint, the TCP endpoint, the registry and the
+//!   state machine, wired together by [`actors::start_node`].
+//! - [`pi`]: the digits: a Chudnovsky engine and the shared, growing cache
+//!   every expansion is a prefix of.
+//! - [`monitor`]: what a monitor learns by listening to a ring, and its web
+//!   page.
+//! - [`auth`]: optional authentication of every message with a ring secret.
+//! - [`error`]: the library's typed errors.
+//! - [`warn_limit`]: rate-limited warnings for floods of bad input.
+//!
+//! The binaries in `src/bin/`: `pi-ring-node` (one node), `pi-ring-monitor`
+//! (the live page) and `pi-ring-verify` (checks saved expansions). The test
+//! bed and the benchmark live beside the library in the `harness/`
+//! workspace member, not in its API.
 
 pub mod actors;
 pub mod auth;
@@ -6,5 +35,4 @@ pub mod error;
 pub mod monitor;
 pub mod pi;
 pub mod protocol;
-pub mod testbed;
 pub mod warn_limit;

@@ -241,7 +241,7 @@ impl Server {
 /// sender for ever: the connect by `patience`; each write by `patience`
 /// without progress; the whole transfer by the time it takes at
 /// [`MIN_RATE`] (the rate receivers demand too), plus `patience`.
-pub async fn send_message(bind: Ipv4Addr, to: SocketAddrV4, bytes: &[u8], patience: Duration) -> Result<(), SendError> {
+async fn send_message(bind: Ipv4Addr, to: SocketAddrV4, bytes: &[u8], patience: Duration) -> Result<(), SendError> {
     let connect_timeout = patience;
     let connect_error = |e: std::io::Error| SendError::Connect { addr: to, reason: e.to_string() };
     let socket = TcpSocket::new_v4().map_err(connect_error)?;

@@ -1,0 +1,557 @@
+//! `pi-ring-bench`: measure a ring of real `pi-ring-node` processes on
+//! loopback the way a user would judge it. See `--help` and scripts/bench.sh.
+
+use clap::Parser;
+use pi_ring::actors::udp::MAX_DATAGRAM;
+use pi_ring::pi::{fraction_digits, PiDigits};
+use pi_ring::protocol::{Body, Message, RawMessage, StateName, Token};
+use pi_ring_harness::{rss_mib, send_from, udp_listener, NodeProcess, Observer, Ports};
+use serde::Serialize;
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Benchmarks of pi-ring: start-up, hand-off latency, passes per second,
+/// growth to 100,000 (and 1,000,000) digits, recovery after SIGKILL of the
+/// holder, the pi engine alone, and an idle node's CPU and memory.
+/// Prints a table and writes JSON. All traffic stays on 127.0.0.0/8.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Repetitions of each ring measurement (the table shows the median)
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+
+    /// Kills per recovery measurement
+    #[arg(long, default_value_t = 10)]
+    kills: usize,
+
+    /// Only these scenarios (comma-separated): first-token, handoff, passes,
+    /// growth, growth-1m, recovery, recovery-fast, engine, idle, stop, soak
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+
+    /// Skip the slow scenarios (growth to 1,000,000 digits, the soak)
+    #[arg(long)]
+    quick: bool,
+
+    /// Length of the soak of rings with default timeouts (s); the rings
+    /// with the fast profile run half as long
+    #[arg(long, default_value_t = 600)]
+    soak_secs: u64,
+
+    /// Where to write the JSON results
+    #[arg(long, default_value = "target/bench/results.json")]
+    json: PathBuf,
+
+    /// The pi-ring-node binary [default: next to this program]
+    #[arg(long)]
+    node: Option<PathBuf>,
+
+    /// First UDP port to use; each ring takes the next free block of 3
+    #[arg(long, default_value_t = 41000)]
+    base_port: u16,
+}
+
+#[derive(Serialize, Clone, Debug)]
+struct Figure {
+    name: String,
+    unit: String,
+    median: f64,
+    min: f64,
+    max: f64,
+    p99: Option<f64>,
+    samples: usize,
+    note: String,
+}
+
+fn stats(name: &str, unit: &str, mut samples: Vec<f64>, note: &str) -> Figure {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let n = samples.len();
+    let at = |q: f64| if n == 0 { f64::NAN } else { samples[((n - 1) as f64 * q).round() as usize] };
+    Figure {
+        name: name.into(),
+        unit: unit.into(),
+        median: at(0.5),
+        min: at(0.0),
+        max: at(1.0),
+        p99: (n >= 50).then(|| at(0.99)),
+        samples: n,
+        note: note.into(),
+    }
+}
+
+struct Bench {
+    args: Args,
+    node: PathBuf,
+    next_port: u16,
+    next_host: u8,
+    figures: Vec<Figure>,
+}
+
+const DEFAULTS: &[&str] = &[];
+const FAST: &[&str] = pi_ring_harness::FAST_TIMING;
+
+impl Bench {
+    fn wants(&self, name: &str) -> bool {
+        self.args.only.is_empty() || self.args.only.iter().any(|o| o == name)
+    }
+
+    fn ports(&mut self) -> Ports {
+        let p = Ports::new(self.next_port);
+        self.next_port += 3;
+        p
+    }
+
+    /// `n` nodes on fresh addresses and ports.
+    fn ring(&mut self, n: usize, flags: &[&str]) -> (Vec<NodeProcess>, Observer, Ports, Instant) {
+        let ports = self.ports();
+        let observer = Observer::start(ports);
+        let t0 = Instant::now();
+        let nodes = (0..n)
+            .map(|i| {
+                let host = self.host();
+                NodeProcess::start(&self.node, &format!("node{}", i + 1), host, ports, flags)
+            })
+            .collect();
+        (nodes, observer, ports, t0)
+    }
+
+    fn host(&mut self) -> Ipv4Addr {
+        self.next_host = if self.next_host >= 250 { 10 } else { self.next_host + 1 };
+        Ipv4Addr::new(127, 0, 1, self.next_host)
+    }
+
+    fn push(&mut self, f: Figure) {
+        eprintln!(
+            "  {:<46} median {:>10.3} {:<6} (min {:.3}, max {:.3}{}, n={})",
+            f.name,
+            f.median,
+            f.unit,
+            f.min,
+            f.max,
+            f.p99.map(|p| format!(", p99 {p:.3}")).unwrap_or_default(),
+            f.samples
+        );
+        self.figures.push(f);
+    }
+
+    fn first_token(&mut self) {
+        eprintln!("first token after a cold start of 5 nodes, default timeouts ...");
+        let mut samples = Vec::new();
+        for _ in 0..self.args.runs {
+            let (_nodes, observer, _, t0) = self.ring(5, DEFAULTS);
+            let first = observer.wait_for(t0, Duration::from_secs(30), |s| s.new == StateName::Owner);
+            samples.push(first.map(|s| (s.at - t0).as_secs_f64()).unwrap_or(f64::NAN));
+        }
+        self.push(stats(
+            "first token, 5 nodes, defaults",
+            "s",
+            samples,
+            "from starting the processes to the first OWNER",
+        ));
+    }
+
+    /// Passes per second with hold 0, from the expansion's growth (20 digits
+    /// per pass) over the first 1,000 passes after the first token.
+    fn passes(&mut self, n: usize) {
+        eprintln!("passes per second, {n} nodes, --hold-ms 0 ...");
+        let mut samples = Vec::new();
+        for _ in 0..self.args.runs {
+            let (_nodes, observer, _, t0) = self.ring(n, &["--hold-ms", "0"]);
+            let Some(first) = observer.wait_for(t0, Duration::from_secs(30), |s| s.new == StateName::Owner) else {
+                samples.push(f64::NAN);
+                continue;
+            };
+            let target = first.progress + 20 * 1000;
+            let done = observer.wait_for(first.at, Duration::from_secs(60), |s| s.progress >= target);
+            samples.push(
+                done.map(|d| (d.progress - first.progress) as f64 / 20.0 / (d.at - first.at).as_secs_f64())
+                    .unwrap_or(0.0),
+            );
+        }
+        self.push(stats(
+            &format!("passes/s, {n} nodes, hold 0, first 1000 passes"),
+            "1/s",
+            samples,
+            "20 digits per pass",
+        ));
+    }
+
+    fn growth(&mut self, digits: usize, runs: usize) {
+        eprintln!("5 nodes from nothing to {digits} digits, --hold-ms 0 ...");
+        let mut samples = Vec::new();
+        let target = digits.to_string();
+        for _ in 0..runs {
+            let (_nodes, observer, _, t0) = self.ring(5, &["--hold-ms", "0", "--target-digits", &target]);
+            let Some(first) = observer.wait_for(t0, Duration::from_secs(30), |s| s.new == StateName::Owner) else {
+                samples.push(f64::NAN);
+                continue;
+            };
+            let limit = Duration::from_secs(600);
+            let done = observer.wait_for(first.at, limit, |s| s.progress as usize >= digits + 2);
+            samples.push(done.map(|d| (d.at - first.at).as_secs_f64()).unwrap_or(f64::NAN));
+            if !observer.wrong().is_empty() {
+                eprintln!("  WRONG DIGITS: {:?}", &observer.wrong()[..1]);
+            }
+        }
+        self.push(stats(&format!("0 -> {digits} digits, 5 nodes"), "s", samples, "from the first token"));
+    }
+
+    /// Kill the holder `kills` times (restarting it in between) and time
+    /// until a survivor regenerates the token.
+    ///
+    /// Each holder keeps the token `hold_ms` (at least a heartbeat period,
+    /// as the reference implementation's 2 s holding) and is killed at a
+    /// uniformly random moment of it, so the time since its last heartbeat
+    /// is as random as in real failures.
+    fn recovery(&mut self, name: &str, flags: &[&str], bound: f64, hold_ms: u32) {
+        eprintln!("recovery after SIGKILL of the holder ({name}) ...");
+        let mut all: Vec<&str> = flags.to_vec();
+        let hold = hold_ms.to_string();
+        all.extend(["--hold-ms", &hold]);
+        let (mut nodes, observer, _, t0) = self.ring(5, &all);
+        let mut samples = Vec::new();
+        let mut since = t0;
+        let mut rng = 0x9e37_79b9_u32;
+        for _ in 0..self.args.kills {
+            // A fresh holder, then kill it at a random moment of its holding.
+            let Some(entry) = observer.wait_for(since, Duration::from_secs(30), |s| s.new == StateName::Owner) else {
+                eprintln!("  no holder appeared; stopping");
+                break;
+            };
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            std::thread::sleep(Duration::from_millis(u64::from(rng % hold_ms)));
+            let victim = nodes.iter().position(|n| n.id == entry.node).unwrap();
+            nodes[victim].kill();
+            let killed = Instant::now();
+            let id = nodes[victim].id.clone();
+            let back = observer.wait_for(killed, Duration::from_secs(30), |s| {
+                s.node != id && s.old == StateName::Generating && s.new == StateName::Owner
+            });
+            match back {
+                Some(s) => samples.push((s.at - killed).as_secs_f64()),
+                None => {
+                    eprintln!("  no recovery within 30 s");
+                    samples.push(f64::NAN);
+                }
+            }
+            nodes[victim].restart();
+            // Let the restarted node rejoin before the next kill.
+            let rejoined = observer
+                .wait_for(Instant::now(), Duration::from_secs(30), |s| s.node == id && s.new == StateName::Waiter);
+            since = rejoined.map(|s| s.at).unwrap_or_else(Instant::now);
+        }
+        let wrong = observer.wrong();
+        let note = format!("bound waiter+looser_answer+generating = {bound} s; wrong digits seen: {}", wrong.len());
+        let f = stats(&format!("recovery after SIGKILL, {name}"), "s", samples, &note);
+        let ratio = Figure { name: format!("recovery / bound, {name}"), unit: "x".into(), ..scale(&f, 1.0 / bound) };
+        self.push(f);
+        self.push(ratio);
+    }
+
+    /// Rings where nothing fails, watched from outside for a long time:
+    /// after the first token nobody may generate another or declare it
+    /// lost. All four rings run at once.
+    fn soak(&mut self) {
+        let long = Duration::from_secs(self.args.soak_secs);
+        let rings: [(&str, usize, &[&str], &str, Duration); 4] = [
+            ("3 nodes, defaults, hold 1 s", 3, DEFAULTS, "1000", long),
+            ("5 nodes, defaults, hold 1 s", 5, DEFAULTS, "1000", long),
+            ("3 nodes, fast, hold 200 ms", 3, pi_ring_harness::QUICK_TIMING, "200", long / 2),
+            ("5 nodes, fast, hold 200 ms", 5, pi_ring_harness::QUICK_TIMING, "200", long / 2),
+        ];
+        eprintln!(
+            "healthy-ring soak: {} s with default timeouts, {} s fast, 4 rings at once ...",
+            long.as_secs(),
+            long.as_secs() / 2
+        );
+        let mut running = Vec::new();
+        for (name, n, flags, hold, length) in rings {
+            let mut all = flags.to_vec();
+            all.extend(["--hold-ms", hold]);
+            let (nodes, observer, _, t0) = self.ring(n, &all);
+            running.push((name, nodes, observer, t0, length));
+        }
+        let started = Instant::now();
+        running.sort_by_key(|r| r.4); // the shorter soaks end first
+        for (name, nodes, observer, t0, length) in running {
+            std::thread::sleep(length.saturating_sub(started.elapsed()));
+            let seen = observer.seen();
+            let Some(first) = seen.iter().find(|s| s.new == StateName::Owner) else {
+                eprintln!("  {name}: no token at all");
+                continue;
+            };
+            let after: Vec<_> = seen.iter().filter(|s| s.at > first.at).collect();
+            let generated =
+                after.iter().filter(|s| s.old == StateName::Generating && s.new == StateName::Owner).count();
+            let lost = after.iter().filter(|s| s.old == StateName::Waiter && s.new == StateName::Looser).count();
+            let entries: Vec<Instant> = after.iter().filter(|s| s.new == StateName::Owner).map(|s| s.at).collect();
+            let longest = entries.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).fold(0.0, f64::max);
+            let digits = seen.iter().map(|s| s.progress).max().unwrap_or(0).saturating_sub(2);
+            let note = format!(
+                "{:.0} s after the first token ({:.1} s after start): {} holdings, {digits} digits, token declared lost {lost} times, longest holding {longest:.2} s, wrong digits {}",
+                (Instant::now() - first.at).as_secs_f64(),
+                (first.at - t0).as_secs_f64(),
+                entries.len(),
+                observer.wrong().len()
+            );
+            self.push(stats(&format!("tokens generated after the first, {name}"), "", vec![generated as f64], &note));
+            drop(nodes);
+        }
+    }
+
+    /// SIGTERM of the holder: the next holder should take the token from
+    /// it (one hand-off), not regenerate it.
+    fn stop(&mut self) {
+        eprintln!("SIGTERM of the holder, 3 nodes, default timeouts, hold 1 s ...");
+        let (mut nodes, observer, _, t0) = self.ring(3, &["--hold-ms", "1000"]);
+        let mut since = t0;
+        let (mut samples, mut handed, mut tries) = (Vec::new(), 0, 0);
+        for _ in 0..5 {
+            let Some(entry) = observer
+                .wait_for(since, Duration::from_secs(30), |s| s.new == StateName::Owner && s.old == StateName::Waiter)
+            else {
+                eprintln!("  the token stopped moving");
+                break;
+            };
+            std::thread::sleep(Duration::from_millis(300));
+            let victim = nodes.iter().position(|n| n.id == entry.node).unwrap();
+            let stopped = Instant::now();
+            let exited = nodes[victim].terminate(Duration::from_secs(10));
+            tries += 1;
+            let id = nodes[victim].id.clone();
+            if let Some(s) =
+                observer.wait_for(stopped, Duration::from_secs(30), |s| s.node != id && s.new == StateName::Owner)
+            {
+                samples.push((s.at - stopped).as_secs_f64() * 1000.0);
+                handed += usize::from(s.old == StateName::Waiter && exited);
+            }
+            nodes[victim].restart();
+            let rejoined = observer
+                .wait_for(Instant::now(), Duration::from_secs(30), |s| s.node == id && s.new == StateName::Waiter);
+            since = rejoined.map(|s| s.at).unwrap_or_else(Instant::now);
+        }
+        let note =
+            format!("{handed} of {tries} handed on (next holder from WAITER, the stopped node exited by itself)");
+        self.push(stats("next holder after SIGTERM of the holder", "ms", samples, &note));
+    }
+
+    /// One real node and this program as its only peer: send TAKE_TOKEN,
+    /// time until the node announces itself holder (its TOKEN_IS_HERE),
+    /// receive the token back, repeat.
+    fn handoff(&mut self, digits: usize, rounds: usize) {
+        eprintln!("hand-off latency with a {digits}-digit expansion ...");
+        let ports = self.ports();
+        let node_host = self.host();
+        let me = self.host();
+        let listener = TcpListener::bind((me, ports.tcp)).expect("bench TCP listener");
+        let heartbeats = udp_listener(ports.udp);
+        let _node =
+            NodeProcess::start(&self.node, "node", node_host, ports, &["--hold-ms", "0", "--waiter-ms", "60000"]);
+        let pi = PiDigits::new(digits + 1000);
+        let mut data = pi.expansion(digits + 2);
+        let nodes: pi_ring::protocol::Nodes =
+            [("bench".to_string(), me.to_string()), ("node".to_string(), node_host.to_string())].into_iter().collect();
+        let mut samples = Vec::new();
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        // The node is up once it announces itself (PING at start-up).
+        let up = Instant::now();
+        loop {
+            assert!(up.elapsed() < Duration::from_secs(10), "the node did not start: {}", _node.log_tail());
+            let Ok((n, _)) = heartbeats.recv_from(&mut buf) else { continue };
+            if RawMessage::decode(&buf[..n], MAX_DATAGRAM).is_ok_and(|m| m.author == "node") {
+                break;
+            }
+        }
+        for round in 0..rounds + 3 {
+            let token = Token::new(data.len(), "bench", 1);
+            let message = Message::new("bench", Body::TakeToken { token, nodes: nodes.clone(), data: data.clone() });
+            let bytes = message.encode();
+            let started = Instant::now();
+            let to = SocketAddrV4::new(node_host, ports.tcp);
+            if let Err(e) = send_from(me, to, &bytes, Duration::from_secs(1)) {
+                eprintln!("  send failed: {e}; the node's log ends with:\n{}", _node.log_tail());
+                if round > 5 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            // The new holder's TOKEN_IS_HERE.
+            let mut announced = None;
+            while started.elapsed() < Duration::from_secs(10) {
+                let Ok((n, _)) = heartbeats.recv_from(&mut buf) else { continue };
+                if let Ok(m) = RawMessage::decode(&buf[..n], MAX_DATAGRAM) {
+                    if m.author == "node" && matches!(m.body, Body::TokenIsHere { .. }) {
+                        announced = Some(started.elapsed());
+                        break;
+                    }
+                }
+            }
+            // The token comes back to us.
+            let (mut stream, _) = listener.accept().expect("the node passes the token back");
+            let mut reply = Vec::new();
+            stream.read_to_end(&mut reply).unwrap();
+            let back = RawMessage::decode(&reply, 64 << 20).expect("a valid TAKE_TOKEN");
+            if let Body::TakeToken { data: d, .. } = &back.body {
+                data = pi.verify(d).expansion;
+            }
+            if round >= 3 {
+                // The first rounds warm the node's pi cache.
+                if let Some(a) = announced {
+                    samples.push(a.as_secs_f64() * 1000.0);
+                }
+            }
+        }
+        self.push(stats(
+            &format!("hand-off latency, {digits} digits"),
+            "ms",
+            samples,
+            "TAKE_TOKEN connect -> TOKEN_IS_HERE heard",
+        ));
+    }
+
+    fn engine(&mut self) {
+        eprintln!("pi engine alone ...");
+        for digits in [10_000, 100_000, 1_000_000] {
+            let runs = if digits >= 1_000_000 { 3 } else { 5 };
+            let samples = (0..runs)
+                .map(|_| {
+                    let t = Instant::now();
+                    let d = fraction_digits(digits);
+                    assert_eq!(d.len(), digits);
+                    t.elapsed().as_secs_f64()
+                })
+                .collect();
+            self.push(stats(&format!("pi engine, {digits} digits"), "s", samples, "Chudnovsky, binary splitting"));
+        }
+    }
+
+    /// CPU of a waiter in a ring that reached its target, and the resident
+    /// memory of a node that holds 1,000,000 digits.
+    fn idle(&mut self) {
+        eprintln!("idle waiter CPU and RSS with 1,000,000 digits ...");
+        let (nodes, observer, _, t0) = self.ring(3, &["--hold-ms", "0", "--target-digits", "1000000"]);
+        let done = observer.wait_for(t0, Duration::from_secs(600), |s| s.progress >= 1_000_002);
+        if done.is_none() {
+            eprintln!("  the ring did not reach 1,000,000 digits");
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let pids: Vec<u32> = nodes.iter().filter_map(|n| n.pid()).collect();
+        let before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect();
+        let window = Duration::from_secs(5);
+        std::thread::sleep(window);
+        let tick = 100.0; // USER_HZ on Linux
+        let cpu: Vec<f64> = pids
+            .iter()
+            .zip(before)
+            .map(|(p, b)| (cpu_ticks(*p) - b) as f64 / tick / window.as_secs_f64() * 100.0)
+            .collect();
+        let rss: Vec<f64> = pids.iter().map(|p| rss_mib(*p)).collect();
+        self.push(stats(
+            "CPU of a node, ring idle at target (1M digits)",
+            "%core",
+            cpu,
+            "3 nodes, token passed every heartbeat",
+        ));
+        self.push(stats("resident memory, node holding 1M digits", "MiB", rss, "VmRSS"));
+    }
+}
+
+fn scale(f: &Figure, k: f64) -> Figure {
+    Figure {
+        median: f.median * k,
+        min: f.min * k,
+        max: f.max * k,
+        p99: f.p99.map(|p| p * k),
+        note: String::new(),
+        ..f.clone()
+    }
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; after the ")" they are 12 and 13.
+    fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn main() {
+    let args = Args::parse();
+    let node = args.node.clone().unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("pi-ring-node"));
+    if !node.exists() {
+        eprintln!("pi-ring-bench: {} not found; build it with `cargo build --release` or pass --node", node.display());
+        std::process::exit(2);
+    }
+    let started = Instant::now();
+    let mut b = Bench { next_port: args.base_port, args, node, next_host: 10, figures: Vec::new() };
+    if b.wants("engine") {
+        b.engine();
+    }
+    if b.wants("first-token") {
+        b.first_token();
+    }
+    if b.wants("handoff") {
+        b.handoff(20, 500);
+        b.handoff(1_000_000, 30);
+    }
+    if b.wants("passes") {
+        b.passes(3);
+        b.passes(5);
+    }
+    if b.wants("growth") {
+        let runs = b.args.runs;
+        b.growth(100_000, runs);
+    }
+    if b.wants("growth-1m") && !b.args.quick {
+        b.growth(1_000_000, 1);
+    }
+    if b.wants("recovery") {
+        b.recovery("defaults", DEFAULTS, 6.0, 2000);
+    }
+    if b.wants("recovery-fast") {
+        b.recovery("fast profile", FAST, 0.6, 200);
+    }
+    if b.wants("idle") && !b.args.quick {
+        b.idle();
+    }
+    if b.wants("stop") {
+        b.stop();
+    }
+    if b.wants("soak") && !b.args.quick {
+        b.soak();
+    }
+    println!();
+    println!("| figure | median | min | max | p99 | n | note |");
+    println!("|---|---|---|---|---|---|---|");
+    for f in &b.figures {
+        let p99 = f.p99.map(|p| format!("{p:.3}")).unwrap_or_else(|| "".into());
+        println!(
+            "| {} | {:.3} {} | {:.3} | {:.3} | {} | {} | {} |",
+            f.name, f.median, f.unit, f.min, f.max, p99, f.samples, f.note
+        );
+    }
+    if let Some(dir) = b.args.json.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let json = serde_json::json!({
+        "date": chrono_free_date(),
+        "runs": b.args.runs,
+        "figures": b.figures,
+        "wall_seconds": started.elapsed().as_secs_f64(),
+    });
+    std::fs::write(&b.args.json, serde_json::to_vec_pretty(&json).unwrap()).expect("write JSON");
+    eprintln!("\nwrote {} ({:.0} s)", b.args.json.display(), started.elapsed().as_secs_f64());
+}
+
+/// Seconds since the Unix epoch (the table's date comes from the script).
+fn chrono_free_date() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

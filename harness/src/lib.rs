@@ -1,0 +1,393 @@
+//! The test bed of pi-ring: rings of real `pi-ring-node` processes on
+//! loopback (or in network namespaces), for the integration tests and the
+//! benchmark. Not part of the product: the `pi-ring` library ships the node,
+//! the monitor and the verifier; this crate only drives them from outside.
+//!
+//! - [`NodeProcess`]: a node process, killed when dropped (even when a test
+//!   fails), whose log is shown if the test panics.
+//! - [`Observer`]: listens to a ring's monitoring port like a monitor and
+//!   checks every expansion tail it hears against pi.
+//! - [`Ports`] and [`fresh_host`]: free ports and loopback addresses, so
+//!   tests running at once (in one checkout or two) never collide.
+
+use pi_ring::actors::udp::MAX_DATAGRAM;
+use pi_ring::pi::fraction_digits;
+use pi_ring::protocol::{Body, RawMessage, StateName};
+use sha2::{Digest, Sha256};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// SHA-256 (hex) of `3,` and the first 1,000,000 fractional digits of pi.
+pub const MILLION_DIGITS_SHA256: &str = "b0822ac09ecef486feb524a9db819c2563094098a6e981d4267d40d9ba23361e";
+
+/// `3,` and the first million digits of pi: the wire form every expansion
+/// is a prefix of. Computed once by the engine and checked against the
+/// SHA-256 checkpoint, so no reference file is needed.
+pub fn reference_wire() -> &'static str {
+    static PI: OnceLock<String> = OnceLock::new();
+    PI.get_or_init(|| {
+        let wire = format!("3,{}", fraction_digits(1_000_000));
+        let hash: String = Sha256::digest(wire.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hash, MILLION_DIGITS_SHA256, "the engine's million digits do not match the checkpoint");
+        wire
+    })
+}
+
+/// A loopback address of its own for each node a test starts:
+/// `127.A.B.C` with `A.B` drawn from the process id and `C` counting, so
+/// two test processes (two checkouts testing at once) use different ones.
+pub fn fresh_host() -> Ipv4Addr {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let pid = std::process::id();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let a = 100 + (pid % 150) as u8;
+    let b = 1 + ((pid / 150 + n / 240) % 250) as u8;
+    Ipv4Addr::new(127, a, b, 10 + (n % 240) as u8)
+}
+
+/// Ports of one test's ring.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    pub udp: u16,
+    pub tcp: u16,
+    pub monitor: u16,
+}
+
+impl Ports {
+    /// Three consecutive ports from `base` (benchmarks, namespaces).
+    pub fn new(base: u16) -> Self {
+        Ports { udp: base, tcp: base + 1, monitor: base + 2 }
+    }
+
+    /// Ports no other process uses now, as the kernel hands them out: a
+    /// ring of its own that no other test (or checkout) hears.
+    pub fn free() -> Self {
+        // Hold all three until each is known, so they differ.
+        let udp = || UdpSocket::bind("0.0.0.0:0").expect("a free UDP port");
+        let (ring, monitor) = (udp(), udp());
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("a free TCP port");
+        let port = |a: std::io::Result<std::net::SocketAddr>| a.expect("a bound address").port();
+        Ports { udp: port(ring.local_addr()), tcp: port(tcp.local_addr()), monitor: port(monitor.local_addr()) }
+    }
+}
+
+/// A running node process, killed when dropped (even if the test fails).
+pub struct NodeProcess {
+    pub id: String,
+    binary: PathBuf,
+    /// Run inside this network namespace (`ip netns exec`).
+    netns: Option<String>,
+    pub host: Ipv4Addr,
+    child: Option<Child>,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl NodeProcess {
+    /// Start `binary` (a `pi-ring-node`) as node `id` on `host`.
+    pub fn start(binary: &std::path::Path, id: &str, host: Ipv4Addr, ports: Ports, extra: &[&str]) -> Self {
+        Self::start_in(None, binary, id, host, Ipv4Addr::new(127, 255, 255, 255), ports, extra)
+    }
+
+    /// Start a node in network namespace `netns` (if any), broadcasting to
+    /// `broadcast`.
+    pub fn start_in(
+        netns: Option<&str>,
+        binary: &std::path::Path,
+        id: &str,
+        host: Ipv4Addr,
+        broadcast: Ipv4Addr,
+        ports: Ports,
+        extra: &[&str],
+    ) -> Self {
+        let mut args: Vec<String> = vec![
+            "--id".into(),
+            id.into(),
+            "--bind".into(),
+            host.to_string(),
+            "--broadcast".into(),
+            broadcast.to_string(),
+            "--udp-port".into(),
+            ports.udp.to_string(),
+            "--tcp-port".into(),
+            ports.tcp.to_string(),
+            "--monitor-port".into(),
+            ports.monitor.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let place = netns.unwrap_or("host");
+        let log =
+            std::env::temp_dir().join(format!("pi-ring-test-{place}-{}-{id}-{}.log", ports.udp, std::process::id()));
+        let netns = netns.map(str::to_owned);
+        let mut node = NodeProcess { id: id.into(), binary: binary.to_owned(), netns, host, child: None, args, log };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::options().create(true).append(true).open(&self.log).expect("log file");
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
+        let child = command
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start pi-ring-node");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no goodbye, like a crash or a power cut.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, a planned stop; waits (at most `within`) for the exit.
+    /// Returns whether the process exited by itself.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// The whole log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Lines the node has logged so far.
+    pub fn log_tail_lines(&self) -> usize {
+        std::fs::read_to_string(&self.log).map(|t| t.lines().count()).unwrap_or(0)
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        } else {
+            eprintln!("--- last log lines of {} ({}):\n{}", self.id, self.log.display(), self.log_tail());
+        }
+    }
+}
+
+/// One MY_STATE as overheard.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: Instant,
+    pub node: String,
+    pub old: StateName,
+    pub new: StateName,
+    pub progress: u64,
+    pub tail: String,
+    /// The token's author and revision, if the node said.
+    pub token: Option<(String, u64)>,
+}
+
+/// Listens to a ring's monitoring port and checks every expansion tail it
+/// hears against the reference digits.
+pub struct Observer {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    wrong: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A blocking UDP socket sharing `port` with the ring's nodes (100 ms
+/// read timeout).
+pub fn udp_listener(port: u16) -> UdpSocket {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    // A fast ring sends thousands of MY_STATE a second: buffer bursts.
+    let _ = socket.set_recv_buffer_size(8 << 20);
+    socket.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into()).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    socket.into()
+}
+
+/// Send one message the way nodes do: connect from `from` (so the node
+/// sees our address), write everything, close.
+pub fn send_from(from: Ipv4Addr, to: SocketAddrV4, bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+    use std::io::Write;
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.bind(&SocketAddrV4::new(from, 0).into())?;
+    socket.connect_timeout(&to.into(), timeout)?;
+    socket.set_write_timeout(Some(timeout))?;
+    let mut stream: std::net::TcpStream = socket.into();
+    stream.write_all(bytes)?;
+    stream.shutdown(std::net::Shutdown::Write)
+}
+
+/// Move the calling thread into the network namespace at `path`.
+fn join_netns(path: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // SAFETY: a valid namespace descriptor; affects this thread only.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns {}: {}", path.display(), std::io::Error::last_os_error());
+}
+
+impl Observer {
+    pub fn start(ports: Ports) -> Self {
+        Self::start_in(ports, None)
+    }
+
+    /// An observer listening inside network namespace `netns` (its thread
+    /// joins the namespace; the rest of the process stays where it is).
+    pub fn start_in(ports: Ports, netns: Option<&str>) -> Self {
+        let observer = Observer { seen: Arc::default(), wrong: Arc::default(), stop: Arc::default() };
+        let (seen, wrong, stop) = (Arc::clone(&observer.seen), Arc::clone(&observer.wrong), Arc::clone(&observer.stop));
+        let netns = netns.map(|n| PathBuf::from("/var/run/netns").join(n));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Some(path) = netns {
+                join_netns(&path);
+            }
+            let socket = udp_listener(ports.monitor);
+            let _ = ready_tx.send(());
+            let reference = reference_wire();
+            let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((n, _)) = socket.recv_from(&mut buf) else { continue };
+                let Ok(raw) = RawMessage::decode(&buf[..n], MAX_DATAGRAM) else { continue };
+                let Body::MyState(state) = raw.body else { continue };
+                let progress = state.progress.unwrap_or(0);
+                let tail = state.digits_tail.clone().unwrap_or_default();
+                let p = progress as usize;
+                let expected = reference.get(p.saturating_sub(tail.len())..p).unwrap_or("<beyond reference>");
+                if expected != tail {
+                    wrong.lock().unwrap().push(format!("{} at {progress}: {tail:?}, pi has {expected:?}", raw.author));
+                }
+                seen.lock().unwrap().push(Seen {
+                    at: Instant::now(),
+                    node: raw.author,
+                    old: StateName::from_wire(&state.old_state).unwrap_or(StateName::None),
+                    new: StateName::from_wire(&state.new_state).unwrap_or(StateName::None),
+                    progress,
+                    tail,
+                    token: state.token.as_ref().map(|t| (t.author_node_id.clone(), t.author_token_revision)),
+                });
+            }
+        });
+        ready_rx.recv().expect("the observer thread started");
+        observer
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Expansions heard that were not pi (must stay empty).
+    pub fn wrong(&self) -> Vec<String> {
+        self.wrong.lock().unwrap().clone()
+    }
+
+    /// Wait for the first MY_STATE after `since` that satisfies `pred`.
+    pub fn wait_for(&self, since: Instant, timeout: Duration, pred: impl Fn(&Seen) -> bool) -> Option<Seen> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.seen.lock().unwrap().iter().find(|s| s.at >= since && pred(s)) {
+                return Some(s.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The latest state each node announced.
+    pub fn latest(&self) -> std::collections::BTreeMap<String, Seen> {
+        let mut latest = std::collections::BTreeMap::new();
+        for s in self.seen.lock().unwrap().iter() {
+            latest.insert(s.node.clone(), s.clone());
+        }
+        latest
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Resident memory of a process, in MiB (0 if unknown).
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The fast timeout profile of the benchmarks and fault tests: heartbeat
+/// 50 ms; waiter, looser-answer and generating 200 ms (recovery bound 0.6 s).
+pub const FAST_TIMING: &[&str] = &[
+    "--heartbeat-ms",
+    "50",
+    "--waiter-ms",
+    "200",
+    "--looser-ask-ms",
+    "50",
+    "--looser-answer-ms",
+    "200",
+    "--generating-ms",
+    "200",
+];
+
+/// The quick profile of the process tests and the soak: heartbeat 100 ms;
+/// waiter, looser-answer and generating 400 ms (recovery bound 1.2 s).
+pub const QUICK_TIMING: &[&str] = &[
+    "--heartbeat-ms",
+    "100",
+    "--waiter-ms",
+    "400",
+    "--looser-ask-ms",
+    "100",
+    "--looser-answer-ms",
+    "400",
+    "--generating-ms",
+    "400",
+];

@@ -1,0 +1,196 @@
+//! The wire codec against the project's wire samples in
+//! `tests/core/wire-samples/` (PROTOCOL section 3, docs/PROTOCOL.md).
+
+use pi_ring::pi::PiDigits;
+use pi_ring::protocol::{Body, DecodeError, Message, MyState, RawMessage, Token};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const MAX: usize = 1 << 20;
+
+fn samples(kind: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/core/wire-samples").join(kind)
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn valid(name: &str) -> (Vec<u8>, RawMessage) {
+    let bytes = read(&samples("valid").join(name));
+    let message = RawMessage::decode(&bytes, MAX).unwrap_or_else(|e| panic!("{name}: {e}"));
+    (bytes, message)
+}
+
+fn token(progress: u64, author: &str, revision: u64) -> Token {
+    Token { progress, author_node_id: author.into(), author_token_revision: revision }
+}
+
+#[test]
+fn every_valid_sample_decodes_to_the_expected_message() {
+    let nodes = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let expect: Vec<(&str, &str, Body<String>)> = vec![
+        ("ping.json", "alpha", Body::Ping),
+        ("where_is_token.json", "bravo", Body::WhereIsToken),
+        ("token_was_here_recently.json", "charlie", Body::TokenWasHereRecently),
+        ("token_is_here.json", "delta", Body::TokenIsHere { token: token(62, "alpha", 2) }),
+        ("token_is_here_extra_fields.json", "echo", Body::TokenIsHere { token: token(102, "bravo", 4) }),
+        ("generating_token.json", "foxtrot", Body::GeneratingToken { token: token(42, "foxtrot", 3) }),
+        (
+            "take_token.json",
+            "alpha",
+            Body::TakeToken {
+                token: token(42, "charlie", 2),
+                nodes: nodes(&[("alpha", "192.0.2.10"), ("bravo", "192.0.2.11"), ("charlie", "192.0.2.12")]),
+                data: "3,1415926535897932384626433832795028841971".into(),
+            },
+        ),
+        (
+            "take_token_unicode_id.json",
+            "nöd-π",
+            Body::TakeToken {
+                token: token(0, "nöd-π", 5),
+                nodes: nodes(&[("nöd-π", "127.0.0.7")]),
+                data: String::new(),
+            },
+        ),
+        (
+            "my_state.json",
+            "golf",
+            Body::MyState(Box::new(MyState {
+                old_state: "WaiterState".into(),
+                new_state: "OwnerState".into(),
+                ..Default::default()
+            })),
+        ),
+    ];
+    let mut files: Vec<String> =
+        std::fs::read_dir(samples("valid")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    let mut covered: Vec<String> = expect.iter().map(|(f, _, _)| f.to_string()).collect();
+    covered.sort();
+    assert_eq!(files, covered, "every valid sample has an expectation");
+    for (file, author, body) in expect {
+        let (_, message) = valid(file);
+        assert_eq!(message, Message { author: author.into(), body }, "{file}");
+    }
+}
+
+#[test]
+fn encoding_then_decoding_gives_the_same_message() {
+    for entry in std::fs::read_dir(samples("valid")).unwrap() {
+        let path = entry.unwrap().path();
+        let message = RawMessage::decode(&read(&path), MAX).unwrap();
+        let again = RawMessage::decode(&message.encode(), MAX).unwrap();
+        assert_eq!(again, message, "{}", path.display());
+    }
+}
+
+#[test]
+fn encoding_matches_the_reference_json_field_for_field() {
+    for entry in std::fs::read_dir(samples("valid")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = read(&path);
+        let mut reference: Value = serde_json::from_slice(&bytes).unwrap();
+        reference.as_object_mut().unwrap().remove("added_later");
+        let ours: Value = serde_json::from_slice(&RawMessage::decode(&bytes, MAX).unwrap().encode()).unwrap();
+        assert_eq!(ours, reference, "{}", path.display());
+    }
+}
+
+#[test]
+fn serial_codes_are_exact() {
+    let expected = [
+        ("ping.json", 581831),
+        ("token_is_here.json", 328067),
+        ("where_is_token.json", 581831),
+        ("generating_token.json", 328067),
+        ("take_token.json", 137344),
+        ("token_was_here_recently.json", 581831),
+        ("my_state.json", 318467),
+    ];
+    for (file, code) in expected {
+        let (_, message) = valid(file);
+        let encoded: Value = serde_json::from_slice(&message.encode()).unwrap();
+        assert_eq!(encoded["serial_code"], code, "{file}");
+        if let Some(token) = encoded.get("token") {
+            assert_eq!(token["serial_code"], 407246, "{file} token");
+        }
+    }
+}
+
+#[test]
+fn every_invalid_sample_is_rejected_with_a_typed_error() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(samples("invalid")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let result = RawMessage::decode(&read(&path), MAX);
+        let error = result.expect_err(&name);
+        let fits = match name.as_str() {
+            "empty_author.json" | "missing_author.json" => matches!(error, DecodeError::NoAuthor),
+            "unknown_type.json" => matches!(error, DecodeError::UnknownType(ref t) if t == "token please"),
+            "token_missing.json" => matches!(error, DecodeError::MissingField { field: "token", .. }),
+            // Syntax, truncation, nesting depth and wrong field types.
+            _ => matches!(error, DecodeError::Malformed(_)),
+        };
+        assert!(fits, "{name}: unexpected error {error:?}");
+        seen += 1;
+    }
+    assert_eq!(seen, 11);
+}
+
+#[test]
+fn wrong_or_missing_serial_codes_are_rejected() {
+    let wrong = br#"{"serial_code": 1, "type": "ping", "author_node_id": "n2"}"#;
+    assert!(matches!(RawMessage::decode(wrong, MAX), Err(DecodeError::SerialCode { found: Some(1), .. })));
+    let missing = br#"{"type": "ping", "author_node_id": "n2"}"#;
+    assert!(matches!(RawMessage::decode(missing, MAX), Err(DecodeError::SerialCode { found: None, .. })));
+    let token = br#"{"serial_code": 328067, "type": "token is here", "author_node_id": "n3",
+        "token": {"serial_code": 5, "progress": 1, "author_node_id": "n3", "author_token_revision": 1}}"#;
+    assert!(matches!(RawMessage::decode(token, MAX), Err(DecodeError::SerialCode { what: "token", .. })));
+}
+
+#[test]
+fn oversized_input_is_rejected_before_parsing() {
+    let (bytes, _) = valid("ping.json");
+    assert!(matches!(RawMessage::decode(&bytes, 10), Err(DecodeError::TooLarge { .. })));
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    // A cheap deterministic fuzz: every prefix and byte-flips of every sample.
+    for kind in ["valid", "invalid"] {
+        for entry in std::fs::read_dir(samples(kind)).unwrap() {
+            let bytes = read(&entry.unwrap().path());
+            for cut in 0..bytes.len().min(400) {
+                let _ = RawMessage::decode(&bytes[..cut], MAX);
+            }
+            for i in 0..bytes.len().min(200) {
+                let mut flipped = bytes.clone();
+                flipped[i] ^= 0x5a;
+                let _ = RawMessage::decode(&flipped, MAX);
+            }
+        }
+    }
+}
+
+#[test]
+fn take_token_data_is_verified_keeping_the_longest_correct_prefix() {
+    let pi = PiDigits::new(100_000);
+    let (_, sample) = valid("take_token.json");
+    let (message, report) = sample.clone().verify(&pi);
+    assert!(report.is_none());
+    match &message.body {
+        Body::TakeToken { data, .. } => assert_eq!(data.as_str(), "3,1415926535897932384626433832795028841971"),
+        other => panic!("{other:?}"),
+    }
+    let wrong = sample.map_data(|_| "3,14159265358979323999".to_string());
+    let (message, report) = wrong.verify(&pi);
+    let report = report.expect("a wrong suffix is reported");
+    assert_eq!(report.received_len, 22);
+    match &message.body {
+        Body::TakeToken { data, .. } => assert_eq!(data.as_str(), "3,14159265358979323"),
+        other => panic!("{other:?}"),
+    }
+}

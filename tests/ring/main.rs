@@ -1,0 +1,21 @@
+//! Real `pi-ring-node` processes: rings on loopback addresses and ports of
+//! their own (never fixed ones, so tests and checkouts running at once do
+//! not collide), and rings on a LAN of network namespaces.
+//!
+//! - `ring_processes`: a 3-node ring passes correct digits, drops garbage,
+//!   recovers from SIGKILL of the holder, never regenerates when healthy,
+//!   and hands the token on when the holder gets SIGTERM;
+//! - `auth_ring`: a ring with a secret ignores forged and replayed messages;
+//! - `flood`: a ring keeps its pace under garbage, idle and slow clients;
+//! - `network_faults` (needs root; ignored otherwise, CI runs it): kills,
+//!   partitions, packet loss, powered-off and stopped members, restarts;
+//! - `monitor_browser` (needs Chromium; ignored otherwise, CI runs it): the
+//!   monitor's page in a real browser.
+
+mod auth_ring;
+mod common;
+mod flood;
+mod monitor_browser;
+mod netns;
+mod network_faults;
+mod ring_processes;

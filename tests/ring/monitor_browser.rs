@@ -1,0 +1,284 @@
+//! End to end: a real ring and `pi-ring-monitor` on loopback, the page
+//! opened in headless Chromium. The page must show every node and a digit
+//! count that grows; the test saves a screenshot (target/monitor.png, and
+//! docs/monitor.png when PI_RING_UPDATE_SCREENSHOT=1).
+//!
+//! Drives Debian's `chromium` through `chromedriver` (WebDriver), both
+//! installed by `.ci/run`. Without them the test says "skipped" on stderr,
+//! and fails when run in CI (CI=true).
+
+use crate::common::{fresh_host, start_node, Ports};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills a helper process when the test ends, even on failure.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn find(candidates: &[&str]) -> Option<PathBuf> {
+    candidates.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// One HTTP/1.1 request on loopback; the response body, or None if the
+/// server is not up.
+fn http(addr: &str, method: &str, path: &str, body: Option<&serde_json::Value>) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    // Read the head, then exactly Content-Length bytes (chromedriver keeps
+    // the connection open), or to the end without one.
+    let mut data = Vec::new();
+    let mut buf = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_ascii_lowercase();
+    let length =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
+    match length {
+        Some(len) => {
+            while data.len() < head_end + len {
+                let n = s.read(&mut buf).ok()?;
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            s.read_to_end(&mut data).ok()?;
+        }
+    }
+    Some(String::from_utf8_lossy(&data[head_end..]).into_owned())
+}
+
+/// A minimal WebDriver client for chromedriver.
+struct Browser {
+    driver: String,
+    session: String,
+    _process: Killed,
+}
+
+impl Browser {
+    fn start(chromedriver: &Path, chromium: &Path) -> Browser {
+        // chromedriver on a free port of our own.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().port();
+        let driver = format!("127.0.0.1:{port}");
+        let process = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("chromedriver at {} cannot run: {e}", chromedriver.display()));
+        let process = Killed(process);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while http(&driver, "GET", "/status", None).is_none() {
+            assert!(Instant::now() < deadline, "chromedriver did not start within 15 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium.to_string_lossy(),
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,1250"]
+            }
+        }}});
+        let reply = http(&driver, "POST", "/session", Some(&caps)).expect("chromedriver answers");
+        let reply: serde_json::Value = serde_json::from_str(&reply).expect("JSON from chromedriver");
+        let session = reply["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Chromium cannot run under chromedriver: {}", reply["value"]))
+            .to_string();
+        Browser { driver, session, _process: process }
+    }
+
+    fn command(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        let path = format!("/session/{}{path}", self.session);
+        let reply = http(&self.driver, method, &path, body.as_ref()).expect("chromedriver answers");
+        let reply: serde_json::Value = serde_json::from_str(&reply).expect("JSON from chromedriver");
+        reply["value"].clone()
+    }
+
+    fn open(&self, url: &str) {
+        self.command("POST", "/url", Some(serde_json::json!({ "url": url })));
+    }
+
+    fn eval(&self, script: &str) -> serde_json::Value {
+        self.command("POST", "/execute/sync", Some(serde_json::json!({ "script": script, "args": [] })))
+    }
+
+    fn screenshot(&self) -> Vec<u8> {
+        let b64 = self.command("GET", "/screenshot", None);
+        decode_base64(b64.as_str().expect("a base64 screenshot"))
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = http(&self.driver, "DELETE", &format!("/session/{}", self.session), None);
+    }
+}
+
+fn decode_base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let v: Vec<u32> = chunk.iter().map(|c| u32::from(value(*c))).collect();
+        let n = v.iter().enumerate().fold(0u32, |acc, (i, x)| acc | x << (18 - 6 * i));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+/// The page's digit count, as a number.
+fn shown_digits(browser: &Browser) -> u64 {
+    let text = browser.eval("return document.getElementById('digits').textContent");
+    text.as_str().unwrap_or("0").replace(',', "").parse().unwrap_or(0)
+}
+
+#[test]
+#[ignore = "needs Chromium and chromedriver (apt-get install chromium chromium-driver); CI runs it"]
+fn the_page_shows_every_node_and_a_growing_digit_count() {
+    let (Some(chromium), Some(chromedriver)) =
+        (find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]), find(&["/usr/bin/chromedriver"]))
+    else {
+        panic!("Chromium or chromedriver is not installed: apt-get install chromium chromium-driver (.ci/run does)");
+    };
+    let ports = Ports::free();
+    // The page on a free port of our own.
+    let http_addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().to_string();
+    let http_addr = http_addr.as_str();
+    let nodes: Vec<_> = (1..=3)
+        .map(|i| {
+            // Holdings of 400 ms: slow enough to kill a node while it holds
+            // the token, fast enough to see the digits grow.
+            let args = [
+                "--hold-ms",
+                "400",
+                "--heartbeat-ms",
+                "100",
+                "--waiter-ms",
+                "500",
+                "--looser-ask-ms",
+                "100",
+                "--looser-answer-ms",
+                "500",
+                "--generating-ms",
+                "500",
+            ];
+            start_node(&format!("node{i}"), fresh_host(), ports, &args)
+        })
+        .collect();
+    let monitor = Command::new(env!("CARGO_BIN_EXE_pi-ring-monitor"))
+        .args(["--http", http_addr, "--udp-port", &ports.udp.to_string(), "--monitor-port", &ports.monitor.to_string()])
+        .args(["--every", "0"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start pi-ring-monitor");
+    let _monitor = Killed(monitor);
+
+    // Wait (bounded) until the monitor has heard every node and some digits.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ring =
+            http(http_addr, "GET", "/api/ring", None).and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok());
+        if let Some(ring) = ring {
+            if ring["nodes"].as_array().map_or(0, |n| n.len()) == 3 && ring["digits"].as_u64().unwrap_or(0) >= 60 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the monitor did not see 3 nodes and 60 digits within 15 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let browser = Browser::start(&chromedriver, &chromium);
+    browser.open(&format!("http://{http_addr}/"));
+    // The page fills itself from the API and the event stream.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shown_digits(&browser) == 0 {
+        assert!(Instant::now() < deadline, "the page showed no digits within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let drawn = browser.eval("return [...document.querySelectorAll('#ring g.node')].map(g => g.dataset.id)");
+    let listed = browser
+        .eval("return [...document.querySelectorAll('#nodes tbody tr td:first-child')].map(td => td.textContent)");
+    for node in &nodes {
+        assert!(drawn.as_array().unwrap().iter().any(|d| d == node.id.as_str()), "{} is not drawn: {drawn}", node.id);
+        assert!(
+            listed.as_array().unwrap().iter().any(|d| d == node.id.as_str()),
+            "{} is not listed: {listed}",
+            node.id
+        );
+    }
+    let status = browser.eval("return document.getElementById('status').textContent");
+    assert!(status.as_str().unwrap_or("").starts_with("The token is at node"), "status: {status}");
+
+    // Live: the same page, not reloaded, shows more digits a moment later.
+    let before = shown_digits(&browser);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut after = before;
+    while after <= before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        after = shown_digits(&browser);
+    }
+    assert!(after > before, "the digit count did not grow within 5 s: {before} then {after}");
+
+    // Kill the holder: the page must tell the story of the recovery.
+    let ring: serde_json::Value = serde_json::from_str(&http(http_addr, "GET", "/api/ring", None).unwrap()).unwrap();
+    let holder = ring["holder"].as_str().expect("the monitor knows the holder").to_string();
+    let mut nodes = nodes;
+    nodes.iter_mut().find(|n| n.id == holder).expect("a node of ours").kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let timeline = || browser.eval("return document.getElementById('timeline').textContent");
+    while !timeline().as_str().unwrap_or("").contains("regenerated it after") {
+        assert!(Instant::now() < deadline, "the timeline did not show the recovery within 10 s: {}", timeline());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !timeline().as_str().unwrap_or("").contains(&format!("{holder} went silent")) {
+        assert!(Instant::now() < deadline, "the killed node was not marked silent within 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let png = browser.screenshot();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "not a real screenshot ({} bytes)", png.len());
+    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/monitor.png");
+    std::fs::write(&shot, &png).unwrap();
+    if std::env::var_os("PI_RING_UPDATE_SCREENSHOT").is_some() {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join("monitor.png"), &png).unwrap();
+    }
+    eprintln!("page showed {before} then {after} digits; screenshot at {}", shot.display());
+}

@@ -1,0 +1,167 @@
+//! A LAN of hosts built from Linux network namespaces, for tests that need
+//! a real network: one namespace per host with a veth link to a bridge that
+//! lives in a namespace of its own, addresses 10.77.0.0/24 inside the
+//! namespaces only and no route anywhere else. Partitions move hosts' links
+//! to a second bridge; packet loss is an nftables rule inside each host.
+//! Everything is deleted when the `Lan` is dropped, also when a test fails.
+//! Needs root.
+
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+pub const BROADCAST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 255);
+
+/// Fail with a clear message unless this process may build namespaces.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(root, "this test builds network namespaces and needs root: run it with sudo (CI runs it as root)");
+    assert!(Command::new("ip").arg("-V").output().is_ok(), "`ip` (iproute2) is missing: install it (.ci/run does)");
+}
+
+pub fn run(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{}: {e}", args[0]));
+    assert!(out.status.success(), "`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+}
+
+fn run_quiet(args: &[&str]) {
+    let _ = Command::new(args[0]).args(&args[1..]).output();
+}
+
+pub struct Lan {
+    pub hosts: Vec<Host>,
+    bridge_ns: String,
+    /// The namespace an observer listens from (10.77.0.200).
+    pub observer_ns: String,
+    created: Vec<String>,
+}
+
+pub struct Host {
+    pub ns: String,
+    pub ip: Ipv4Addr,
+    /// The bridge-side end of its link.
+    port: String,
+}
+
+impl Lan {
+    /// `n` hosts on one bridge. `tag` (a few letters) keeps the names of
+    /// concurrent tests apart.
+    pub fn new(tag: &str, n: usize) -> Lan {
+        let tag = format!("{tag}{}", std::process::id() % 10_000);
+        let bridge_ns = format!("pr-{tag}-br");
+        let mut lan = Lan {
+            hosts: Vec::new(),
+            bridge_ns: bridge_ns.clone(),
+            observer_ns: format!("pr-{tag}-obs"),
+            created: Vec::new(),
+        };
+        run(&["ip", "netns", "add", &bridge_ns]);
+        lan.created.push(bridge_ns.clone());
+        for bridge in ["br0", "br1"] {
+            run(&["ip", "-n", &bridge_ns, "link", "add", bridge, "type", "bridge"]);
+            run(&["ip", "-n", &bridge_ns, "link", "set", bridge, "up"]);
+        }
+        for i in 0..n {
+            let host = lan.add_host(&format!("pr-{tag}-h{}", i + 1), Ipv4Addr::new(10, 77, 0, 1 + i as u8), i);
+            lan.hosts.push(host);
+        }
+        let obs = lan.observer_ns.clone();
+        lan.add_host(&obs, Ipv4Addr::new(10, 77, 0, 200), 99);
+        lan
+    }
+
+    fn add_host(&mut self, ns: &str, ip: Ipv4Addr, index: usize) -> Host {
+        let port = format!("p{index}");
+        run(&["ip", "netns", "add", ns]);
+        self.created.push(ns.to_owned());
+        run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        run(&["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", &self.bridge_ns]);
+        run(&["ip", "-n", ns, "addr", "add", &format!("{ip}/24"), "brd", &BROADCAST.to_string(), "dev", "eth0"]);
+        run(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
+        run(&["ip", "-n", &self.bridge_ns, "link", "set", &port, "master", "br0"]);
+        run(&["ip", "-n", &self.bridge_ns, "link", "set", &port, "up"]);
+        Host { ns: ns.to_owned(), ip, port }
+    }
+
+    /// Cut the network in two: hosts with `true` stay with the observer,
+    /// the others are cut off from them.
+    pub fn partition(&self, side: &[bool]) {
+        for (host, keep) in self.hosts.iter().zip(side) {
+            let bridge = if *keep { "br0" } else { "br1" };
+            run(&["ip", "-n", &self.bridge_ns, "link", "set", &host.port, "master", bridge]);
+        }
+    }
+
+    pub fn heal(&self) {
+        for host in &self.hosts {
+            run(&["ip", "-n", &self.bridge_ns, "link", "set", &host.port, "master", "br0"]);
+        }
+    }
+
+    /// Drop `percent`% of the UDP datagrams arriving at every host on `port`
+    /// (0 removes the rule).
+    pub fn udp_loss(&self, port: u16, percent: u32) {
+        for host in &self.hosts {
+            run_quiet(&["ip", "netns", "exec", &host.ns, "nft", "delete", "table", "inet", "chaos"]);
+            if percent == 0 {
+                continue;
+            }
+            let port = port.to_string();
+            let percent = percent.to_string();
+            let nft = |args: &[&str]| {
+                let mut all = vec!["ip", "netns", "exec", &host.ns, "nft"];
+                all.extend_from_slice(args);
+                run(&all);
+            };
+            nft(&["add", "table", "inet", "chaos"]);
+            nft(&["add", "chain", "inet", "chaos", "input", "{ type filter hook input priority 0; policy accept; }"]);
+            nft(&[
+                "add", "rule", "inet", "chaos", "input", "udp", "dport", &port, "numgen", "random", "mod", "100", "lt",
+                &percent, "drop",
+            ]);
+        }
+    }
+}
+
+impl Lan {
+    /// Power host `i` off without a reset: every packet in or out of it is
+    /// dropped, so connects to it time out instead of being refused.
+    pub fn power_off(&self, i: usize) {
+        let ns = &self.hosts[i].ns;
+        let nft = |args: &[&str]| {
+            let mut all = vec!["ip", "netns", "exec", ns, "nft"];
+            all.extend_from_slice(args);
+            run(&all);
+        };
+        nft(&["add", "table", "inet", "power"]);
+        for hook in ["input", "output"] {
+            let chain = format!("{{ type filter hook {hook} priority -10; policy drop; }}");
+            nft(&["add", "chain", "inet", "power", hook, &chain]);
+        }
+    }
+
+    pub fn power_on(&self, i: usize) {
+        run_quiet(&["ip", "netns", "exec", &self.hosts[i].ns, "nft", "delete", "table", "inet", "power"]);
+    }
+
+    /// Give every host TCP socket buffers of `bytes` (fixed: no growth), so
+    /// a message of a few times that fills them when nobody reads.
+    pub fn small_tcp_buffers(&self, bytes: usize) {
+        let value = format!("{bytes} {bytes} {bytes}");
+        for host in &self.hosts {
+            for key in ["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"] {
+                run(&["ip", "netns", "exec", &host.ns, "sysctl", "-q", "-w", &format!("{key}={value}")]);
+            }
+        }
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for ns in self.created.iter().rev() {
+            run_quiet(&["ip", "netns", "del", ns]);
+        }
+    }
+}
