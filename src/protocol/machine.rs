@@ -559,6 +559,12 @@ impl Machine {
                 self.broadcast(Body::WhereIsToken);
                 self.arm(TimerKind::LooserAsk, self.config.timing.looser_ask);
             }
+            TimerKind::LooserAnswer if self.better_claim_is_recent() => {
+                // Someone better is generating (and the older implementation
+                // would not answer our worse claim): wait for its token.
+                log::debug!("{}: a better claim is pending; waiting for its token", self.config.id);
+                self.arm(TimerKind::LooserAnswer, self.config.timing.looser_answer);
+            }
             TimerKind::LooserAnswer => {
                 log::info!("{}: nobody answered WHERE_IS_TOKEN; claiming the token", self.config.id);
                 self.enter(Behaviour::Generating);

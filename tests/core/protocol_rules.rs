@@ -739,6 +739,23 @@ fn a_planned_stop_of_a_node_without_the_token_exits_at_once() {
 }
 
 #[test]
+fn looser_answer_firing_while_a_better_claim_is_pending_does_not_claim() {
+    // The better claimer (an older node) ignores worse claims: claiming now
+    // would make a second token when it generates.
+    let mut n = Probe::looser();
+    n.advance(Duration::from_millis(1998));
+    n.receive("n9", Body::GeneratingToken { token: Token::new(0, "n9", 1) });
+    n.advance(Duration::from_millis(2));
+    n.fire(TimerKind::LooserAnswer);
+    assert_eq!(n.state(), StateName::Looser);
+    assert!(n.armed().contains(&(TimerKind::LooserAnswer, Duration::from_millis(2000))), "it waits again");
+    // If the claimer never makes its token, the next firing claims.
+    n.advance(Duration::from_millis(2000));
+    n.fire(TimerKind::LooserAnswer);
+    assert_eq!(n.state(), StateName::Generating);
+}
+
+#[test]
 fn looser_memory_of_a_better_claim_lasts_one_generating_period() {
     let mut n = Probe::looser();
     n.receive("n9", Body::GeneratingToken { token: Token::new(0, "n9", 1) });

@@ -359,7 +359,7 @@ fn mixed_rings_with_the_older_implementation_keep_one_token_without_churn() {
             layouts.push((0..n).map(|i| if mask >> i & 1 == 1 { Kind::Legacy } else { Kind::PiRing }).collect());
         }
     }
-    let per_layout = seeds(2000).div_ceil(layouts.len() as u64).max(3);
+    let per_layout = seeds(4000).div_ceil(layouts.len() as u64).max(3);
     let crash_at = Duration::from_secs(8);
     let mut two_tokens = 0;
     for layout in &layouts {
