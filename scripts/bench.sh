@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark pi-ring with real node processes on 127.0.0.0/8 and print a
 # table of figures (median, min, max over repeated runs); JSON goes to
-# target/bench/results.json. About 5 minutes on 2 cores.
+# target/bench/results.json. About 16 minutes on 2 cores, 10 of them the
+# healthy-ring soak (--soak-secs shortens it, --quick skips it).
 #
 #   scripts/bench.sh                  # everything
 #   scripts/bench.sh --quick          # skip growth to 1M digits and the idle check
