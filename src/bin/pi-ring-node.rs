@@ -19,6 +19,9 @@ use std::time::Duration;
 ///   pi-ring-node --interface eth0
 ///
 /// Logs go to stderr; RUST_LOG=debug shows every pass.
+/// Ctrl-C or SIGTERM stops the node; if it holds the token, it first hands
+/// the token and the expansion to the next node. A second signal stops it
+/// at once.
 #[derive(Parser, Debug)]
 #[command(version, verbatim_doc_comment)]
 struct Args {
