@@ -13,6 +13,7 @@
 //! It is a test double, deliberately small: the same section 6 (via the
 //! shipping `Registry`) and the section 7 rules of the original diagram.
 
+use pi_ring::protocol::machine::TimerKind;
 use pi_ring::protocol::registry::Registry;
 use pi_ring::protocol::{Body, Message, NodeId, StateName, Token};
 use std::collections::{BTreeSet, HashMap};
@@ -21,16 +22,6 @@ use std::time::Duration;
 
 pub const HOLD: Duration = Duration::from_secs(2);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LegacyTimer {
-    Heartbeat,
-    Hold,
-    Waiter,
-    LooserAsk,
-    LooserAnswer,
-    Generating,
-}
 
 /// What the legacy node asks the simulated network to do.
 #[derive(Debug)]
@@ -48,7 +39,7 @@ pub enum LegacyAction {
     },
     /// (Re)arm a timer; `seq` tells stale firings apart.
     Timer {
-        timer: LegacyTimer,
+        timer: TimerKind,
         after: Duration,
         seq: u64,
     },
@@ -64,7 +55,7 @@ pub struct Legacy {
     revision: u64,
     own_revision: u64,
     seq: u64,
-    armed: HashMap<LegacyTimer, u64>,
+    armed: HashMap<TimerKind, u64>,
     passing: Option<(NodeId, BTreeSet<NodeId>)>,
     /// The raw data of the TAKE_TOKEN being handled, if an older node sent it.
     raw: Option<String>,
@@ -131,7 +122,7 @@ impl Legacy {
         std::mem::take(&mut self.out)
     }
 
-    pub fn timer(&mut self, timer: LegacyTimer, seq: u64, now: Duration) -> Vec<LegacyAction> {
+    pub fn timer(&mut self, timer: TimerKind, seq: u64, now: Duration) -> Vec<LegacyAction> {
         if self.armed.get(&timer) == Some(&seq) {
             self.armed.remove(&timer);
             self.on_timer(timer, now);
@@ -175,13 +166,13 @@ impl Legacy {
                 // No merge: it simply takes what it received.
                 self.take(token, data.as_str());
             }
-            (StateName::Waiter, Body::TokenIsHere { .. }) => self.arm(LegacyTimer::Waiter, self.timing.waiter),
+            (StateName::Waiter, Body::TokenIsHere { .. }) => self.arm(TimerKind::Waiter, self.timing.waiter),
             (StateName::Waiter, Body::WhereIsToken) => {
                 self.out.push(LegacyAction::Send(from, Body::TokenWasHereRecently))
             }
             (StateName::Looser, Body::TokenWasHereRecently) => {
-                self.arm(LegacyTimer::LooserAsk, self.timing.looser_ask);
-                self.arm(LegacyTimer::LooserAnswer, self.timing.looser_answer);
+                self.arm(TimerKind::LooserAsk, self.timing.looser_ask);
+                self.arm(TimerKind::LooserAnswer, self.timing.looser_answer);
             }
             (StateName::Looser, Body::TokenIsHere { .. }) => self.enter(StateName::Waiter),
             (StateName::Looser, Body::GeneratingToken { token }) if self.candidate() > token => {
@@ -208,23 +199,23 @@ impl Legacy {
         self.data = self.raw.take().unwrap_or_else(|| data.to_owned());
     }
 
-    fn on_timer(&mut self, timer: LegacyTimer, now: Duration) {
+    fn on_timer(&mut self, timer: TimerKind, now: Duration) {
         match (self.state, timer) {
-            (StateName::Owner, LegacyTimer::Heartbeat) => {
+            (StateName::Owner, TimerKind::Heartbeat) => {
                 self.out.push(LegacyAction::Broadcast(Body::TokenIsHere { token: self.token() }));
-                self.arm(LegacyTimer::Heartbeat, self.timing.heartbeat);
+                self.arm(TimerKind::Heartbeat, self.timing.heartbeat);
             }
-            (StateName::Owner, LegacyTimer::Hold) => {
+            (StateName::Owner, TimerKind::Hold) => {
                 self.data.push('x');
                 self.pass(now, BTreeSet::new());
             }
-            (StateName::Waiter, LegacyTimer::Waiter) => self.enter(StateName::Looser),
-            (StateName::Looser, LegacyTimer::LooserAsk) => {
+            (StateName::Waiter, TimerKind::Waiter) => self.enter(StateName::Looser),
+            (StateName::Looser, TimerKind::LooserAsk) => {
                 self.out.push(LegacyAction::Broadcast(Body::WhereIsToken));
-                self.arm(LegacyTimer::LooserAsk, self.timing.looser_ask);
+                self.arm(TimerKind::LooserAsk, self.timing.looser_ask);
             }
-            (StateName::Looser, LegacyTimer::LooserAnswer) => self.enter(StateName::Generating),
-            (StateName::Generating, LegacyTimer::Generating) => {
+            (StateName::Looser, TimerKind::LooserAnswer) => self.enter(StateName::Generating),
+            (StateName::Generating, TimerKind::Generating) => {
                 self.own_revision += 1;
                 self.author = self.id.clone();
                 self.revision = self.own_revision;
@@ -247,7 +238,7 @@ impl Legacy {
                 });
                 self.passing = Some((next.id, tried));
             }
-            None => self.arm(LegacyTimer::Hold, HOLD), // alone: hold again
+            None => self.arm(TimerKind::Hold, HOLD), // alone: hold again
         }
     }
 
@@ -260,24 +251,24 @@ impl Legacy {
         match next {
             StateName::Owner => {
                 self.out.push(LegacyAction::Broadcast(Body::TokenIsHere { token: self.token() }));
-                self.arm(LegacyTimer::Heartbeat, self.timing.heartbeat);
-                self.arm(LegacyTimer::Hold, HOLD);
+                self.arm(TimerKind::Heartbeat, self.timing.heartbeat);
+                self.arm(TimerKind::Hold, HOLD);
             }
-            StateName::Waiter => self.arm(LegacyTimer::Waiter, self.timing.waiter),
+            StateName::Waiter => self.arm(TimerKind::Waiter, self.timing.waiter),
             StateName::Looser => {
                 self.out.push(LegacyAction::Broadcast(Body::WhereIsToken));
-                self.arm(LegacyTimer::LooserAsk, self.timing.looser_ask);
-                self.arm(LegacyTimer::LooserAnswer, self.timing.looser_answer);
+                self.arm(TimerKind::LooserAsk, self.timing.looser_ask);
+                self.arm(TimerKind::LooserAnswer, self.timing.looser_answer);
             }
             StateName::Generating => {
                 self.out.push(LegacyAction::Broadcast(Body::GeneratingToken { token: self.candidate() }));
-                self.arm(LegacyTimer::Generating, self.timing.generating);
+                self.arm(TimerKind::Generating, self.timing.generating);
             }
             StateName::None => {}
         }
     }
 
-    fn arm(&mut self, timer: LegacyTimer, after: Duration) {
+    fn arm(&mut self, timer: TimerKind, after: Duration) {
         self.seq += 1;
         self.armed.insert(timer, self.seq);
         self.out.push(LegacyAction::Timer { timer, after, seq: self.seq });

@@ -18,10 +18,10 @@
 
 pub mod legacy;
 
-use legacy::{Legacy, LegacyAction, LegacyTimer};
+use legacy::{Legacy, LegacyAction};
 use pi_ring::error::SendError;
 use pi_ring::pi::{Expansion, PiDigits};
-use pi_ring::protocol::machine::{Config, TimerId, Timing};
+use pi_ring::protocol::machine::{Config, TimerId, TimerKind, Timing};
 use pi_ring::protocol::{Action, Body, Input, Message, Node, NodeId, StateName, Token, Via};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -119,7 +119,7 @@ enum Event {
     LegacyTimer {
         node: usize,
         incarnation: u64,
-        timer: LegacyTimer,
+        timer: TimerKind,
         seq: u64,
     },
     LegacySent {
