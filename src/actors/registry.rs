@@ -4,7 +4,8 @@
 //! protocol [`Node`](crate::protocol::Node), which decides everything about
 //! it; this actor receives each change the node reports, logs the ring's
 //! members when they change, and answers "who is in the ring" for
-//! summaries without disturbing the state machine.
+//! summaries without disturbing the state machine. Lost marks are as of the
+//! last change reported (an expired mark shows until the next one).
 
 use super::messages::{GetMembers, Members};
 use crate::protocol::registry::Member;
@@ -29,9 +30,9 @@ impl Handler<Members> for RegistryActor {
     type Result = ();
 
     fn handle(&mut self, Members(members): Members, _ctx: &mut Context<Self>) {
-        let ids = |m: &[Member]| m.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
-        if ids(&members) != ids(&self.members) {
-            log::info!("ring members ({}): {}", members.len(), ids(&members).join(" "));
+        if !members.iter().map(|m| &m.id).eq(self.members.iter().map(|m| &m.id)) {
+            let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+            log::info!("ring members ({}): {}", ids.len(), ids.join(" "));
         }
         let lost: Vec<&str> = members.iter().filter(|m| m.lost).map(|m| m.id.as_str()).collect();
         let lost_before: Vec<&str> = self.members.iter().filter(|m| m.lost).map(|m| m.id.as_str()).collect();

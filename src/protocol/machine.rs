@@ -5,13 +5,15 @@
 //! hand-off, a planned stop) and returns the [`Output`]s the node must carry
 //! out (broadcasts, replies, the hand-off, timers to arm and cancel,
 //! computations to start). The [`Node`](super::node::Node) wraps it with the
-//! registry and the hand-off's progress; nothing else drives it. The behaviour is one of
-//! [`Behaviour`]'s variants and is swapped on every transition; each state's
-//! rules are in its own `*_on_message` / `*_on_timer` functions, so "what
-//! does WAITER do on TAKE_TOKEN" is answered by [`Machine::waiter_on_message`].
+//! registry and the hand-off's progress; nothing else drives it.
 //!
-//! Timers belong to states: entering a state disarms every timer, and a
-//! firing whose [`TimerId`] is not the one currently armed is ignored, so a
+//! The behaviour is one of [`Behaviour`]'s variants and is swapped on every
+//! transition; each state's rules are in its own `*_on_message` /
+//! `*_on_timer` functions, so "what does WAITER do on TAKE_TOKEN" is
+//! answered by [`Machine::waiter_on_message`].
+//!
+//! Timers belong to states: entering a state disarms every timer (and says
+//! so with [`Output::CancelTimer`]), and a firing whose [`TimerId`] is not the one currently armed is ignored, so a
 //! late or cancelled timer of a state that was left never acts.
 
 use super::message::{Body, Message, StateName};
@@ -265,11 +267,6 @@ impl Machine {
     /// The candidate used while searching: `(len(data), own id, own revision + 1)`.
     pub fn candidate(&self) -> Token {
         Token::new(self.expansion.len(), &self.config.id, self.own_revision + 1)
-    }
-
-    /// Whether a hand-off is in progress.
-    pub fn is_passing(&self) -> bool {
-        matches!(self.behaviour, Behaviour::Owner(Holding { passing: true, .. }))
     }
 
     /// Handle one input at time `now`; returns what the node must do.

@@ -105,6 +105,13 @@ struct HandOff {
     suspect_tried: bool,
 }
 
+impl HandOff {
+    /// A hand-off that has tried nobody yet.
+    fn new(epoch: u64, token: Token, data: Expansion) -> Self {
+        HandOff { epoch, token, data, attempt: 0, to: NodeId::new(), tried: BTreeSet::new(), suspect_tried: false }
+    }
+}
+
 /// The protocol core of one node.
 pub struct Node {
     machine: Machine,
@@ -266,16 +273,7 @@ impl Node {
                         Action::StateChanged { old, new, token, progress }
                     }
                     Output::PassToken { epoch, token, data } => {
-                        let hand_off = HandOff {
-                            epoch,
-                            token,
-                            data,
-                            attempt: 0,
-                            to: NodeId::new(),
-                            tried: BTreeSet::new(),
-                            suspect_tried: false,
-                        };
-                        if let Some(done) = self.try_next(now, hand_off) {
+                        if let Some(done) = self.try_next(now, HandOff::new(epoch, token, data)) {
                             pending.push(done);
                         }
                         continue;
