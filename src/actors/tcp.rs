@@ -19,7 +19,7 @@ use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
 use actix::prelude::*;
 use socket2::Type;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -31,11 +31,40 @@ use tokio::sync::Semaphore;
 /// Messages at least this large are decoded off the event loop.
 const BLOCKING_DECODE_BYTES: usize = 64 * 1024;
 
-/// Slowest average transfer accepted after the grace period (bytes/s): far
-/// below any real link, far above an idle or byte-a-second client.
+/// Slowest average transfer that is never cut short (bytes/s): far below
+/// any real link, far above an idle or byte-a-second client.
 const MIN_RATE: f64 = 16.0 * 1024.0;
-const RATE_GRACE: Duration = Duration::from_millis(500);
+/// How often a connection's pace is checked while it sends nothing.
 const RATE_CHECK: Duration = Duration::from_millis(250);
+
+/// How long a connection may take before it counts as too slow.
+///
+/// An honest peer on a busy machine or a slow link can be late: a 79-byte
+/// PING may arrive after a second. So a connection always gets `patient`
+/// plus the time its bytes take at [`MIN_RATE`]. Only while other
+/// connections wait for a slot (the node is flooded) does the short
+/// `pressed` grace apply instead, so idle and byte-a-second clients are
+/// the ones that give way, not the peers queued behind them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    pub patient: Duration,
+    pub pressed: Duration,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace { patient: Duration::from_secs(5), pressed: Duration::from_millis(500) }
+    }
+}
+
+impl Pace {
+    /// Whether a connection that delivered `received` bytes in `elapsed`
+    /// is too slow to keep, when `others_wait` for a slot or not.
+    pub fn too_slow(&self, received: usize, elapsed: Duration, others_wait: bool) -> bool {
+        let grace = if others_wait { self.pressed } else { self.patient };
+        elapsed > grace + Duration::from_secs_f64(received as f64 / MIN_RATE)
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct TcpConfig {
@@ -48,6 +77,8 @@ pub struct TcpConfig {
     pub connect_timeout: Duration,
     /// Connections served at once; more wait in the backlog.
     pub max_connections: usize,
+    /// When a connection is too slow to keep.
+    pub pace: Pace,
     pub backlog: u32,
     /// The ring's secret, if it has one.
     pub auth: Option<Arc<Authenticator>>,
@@ -85,6 +116,7 @@ impl Actor for TcpEndpoint {
             pi: Arc::clone(&self.pi),
             warnings: Rc::new(RefCell::new(WarnLimiter::new(5))),
             slots: Arc::new(Semaphore::new(self.config.max_connections)),
+            waiting: Rc::new(Cell::new(false)),
         };
         ctx.spawn(server.accept_loop(listener).into_actor(self));
     }
@@ -98,18 +130,28 @@ struct Server {
     pi: Arc<PiDigits>,
     warnings: Rc<RefCell<WarnLimiter>>,
     slots: Arc<Semaphore>,
+    /// An accepted connection waits for a slot: the node is flooded.
+    waiting: Rc<Cell<bool>>,
 }
 
 impl Server {
     async fn accept_loop(self, listener: TcpListener) {
         loop {
-            // Wait for a free slot first: excess connections stay in the
-            // kernel's backlog instead of consuming memory here.
-            let Ok(permit) = Arc::clone(&self.slots).acquire_owned().await else {
-                return;
-            };
             match listener.accept().await {
                 Ok((stream, SocketAddr::V4(peer))) => {
+                    // One accepted connection at most waits here for a
+                    // slot; the rest stay in the kernel's backlog. While it
+                    // waits, slow connections give way (see `Pace`).
+                    let permit = match Arc::clone(&self.slots).try_acquire_owned() {
+                        Ok(permit) => permit,
+                        Err(_) => {
+                            self.waiting.set(true);
+                            let permit = Arc::clone(&self.slots).acquire_owned().await;
+                            self.waiting.set(false);
+                            let Ok(permit) = permit else { return };
+                            permit
+                        }
+                    };
                     let server = self.clone();
                     actix_rt::spawn(async move {
                         server.serve(stream, peer).await;
@@ -137,15 +179,13 @@ impl Server {
     }
 
     /// Read one message until end of stream. A connection that sends more
-    /// than the size cap, takes longer than the read timeout, or after a
-    /// short grace period delivers less than `MIN_RATE` bytes per second on
-    /// average (idle or byte-a-second clients) is closed with a warning, so
-    /// slow clients cannot hold the connection slots.
+    /// than the size cap, takes longer than the read timeout, or is too slow
+    /// by [`Pace`] (idle or byte-a-second clients) is closed with a warning,
+    /// so slow clients cannot hold the connection slots.
     async fn read_message(&self, stream: &mut TcpStream, peer: SocketAddrV4) -> Option<Vec<u8>> {
         let cap = self.config.max_message_bytes;
         let started = tokio::time::Instant::now();
         let mut buf = Vec::new();
-        let mut chunk = vec![0u8; 64 * 1024];
         loop {
             let elapsed = started.elapsed();
             let Some(left) = self.config.read_timeout.checked_sub(elapsed).filter(|d| !d.is_zero()) else {
@@ -157,10 +197,11 @@ impl Server {
                 );
                 return None;
             };
-            match tokio::time::timeout(left.min(RATE_CHECK), stream.read(&mut chunk)).await {
+            // Grow as data comes: an idle connection costs no buffer.
+            buf.reserve(if buf.is_empty() { 4096 } else { 64 * 1024 });
+            match tokio::time::timeout(left.min(RATE_CHECK), stream.read_buf(&mut buf)).await {
                 Ok(Ok(0)) => return Some(buf),
-                Ok(Ok(n)) => {
-                    buf.extend_from_slice(&chunk[..n]);
+                Ok(Ok(_)) => {
                     if buf.len() > cap {
                         warn_limited!(
                             self.warnings.borrow_mut(),
@@ -176,10 +217,12 @@ impl Server {
                 Err(_) => {} // nothing within RATE_CHECK; check the rate below
             }
             let elapsed = started.elapsed();
-            if elapsed > RATE_GRACE && (buf.len() as f64) < MIN_RATE * elapsed.as_secs_f64() {
+            let others_wait = self.waiting.get();
+            if self.config.pace.too_slow(buf.len(), elapsed, others_wait) {
+                let why = if others_wait { ", while other connections waited" } else { "" };
                 warn_limited!(
                     self.warnings.borrow_mut(),
-                    "closed a connection from {peer}: too slow ({} bytes in {:.1} s)",
+                    "closed a connection from {peer}: too slow ({} bytes in {:.1} s{why})",
                     buf.len(),
                     elapsed.as_secs_f64()
                 );
@@ -312,5 +355,39 @@ impl Handler<SendTo> for TcpEndpoint {
             }
             send_message(bind, to, &bytes, connect_timeout).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_late_short_message_is_kept_unless_others_wait() {
+        let pace = Pace::default();
+        // A PING that arrives after 0.6 s, or 3 s, on a busy machine.
+        assert!(!pace.too_slow(79, ms(600), false));
+        assert!(!pace.too_slow(79, ms(3000), false));
+        // An idle client is closed after the patient grace, or at once
+        // when it holds a slot others wait for.
+        assert!(pace.too_slow(0, ms(5100), false));
+        assert!(pace.too_slow(0, ms(600), true));
+        assert!(!pace.too_slow(0, ms(400), true));
+    }
+
+    #[test]
+    fn a_large_message_gets_the_time_its_bytes_take_at_the_minimum_rate() {
+        let pace = Pace::default();
+        let mib = 1 << 20;
+        // 1 MiB takes 64 s at 16 KiB/s.
+        assert!(!pace.too_slow(mib, ms(60_000), false));
+        assert!(!pace.too_slow(mib, ms(60_000), true));
+        assert!(pace.too_slow(mib, ms(70_000), false));
+        // A byte-a-second client never earns time.
+        assert!(pace.too_slow(6, ms(5_100), false));
     }
 }

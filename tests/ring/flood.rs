@@ -116,3 +116,63 @@ fn the_ring_keeps_its_pace_under_garbage_idle_and_slow_clients() {
     assert!(log_lines.iter().all(|l| *l < 2000), "warnings are not rate-limited: {log_lines:?} lines");
     assert!(observer.wrong().is_empty());
 }
+
+/// Connect from `from`, wait `delay` before the second half of `bytes`
+/// (the first half goes at once, or nothing when `split` is false), close.
+fn send_late(from: Ipv4Addr, to: SocketAddrV4, bytes: &[u8], delay: Duration, split: bool) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddrV4::new(from, 0).into()).unwrap();
+    socket.connect_timeout(&to.into(), Duration::from_secs(2)).unwrap();
+    let mut stream: TcpStream = socket.into();
+    let half = if split { bytes.len() / 2 } else { 0 };
+    // A node that closed us as too slow makes these fail; the caller's
+    // check then says so.
+    let _ = stream.write_all(&bytes[..half]);
+    std::thread::sleep(delay);
+    let _ = stream.write_all(&bytes[half..]);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+/// Whether anything arrives on `listener` within `within`: the node only
+/// knows our address from the late message, so any message proves it was
+/// read.
+fn answered(listener: &std::net::TcpListener, within: Duration) -> bool {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if listener.accept().is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// An honest peer on a busy machine or a slow link may take a second or
+/// more to deliver a short message. The node must read it, not close it as
+/// "too slow": only while others wait for a slot do slow clients give way.
+#[test]
+fn a_short_message_that_arrives_late_is_still_read() {
+    use pi_ring::protocol::{Body, Message};
+    let ports = Ports::free();
+    let observer = Observer::start(ports);
+    let host = fresh_host();
+    let _node = start_node("node1", host, ports, pi_ring_harness::QUICK_TIMING);
+    let owner = observer.wait_for(Instant::now(), Duration::from_secs(15), |s| s.new == StateName::Owner);
+    assert!(owner.is_some(), "the node never took the token");
+
+    for (i, split) in [false, true].into_iter().enumerate() {
+        let peer = fresh_host();
+        let listener = std::net::TcpListener::bind(SocketAddrV4::new(peer, ports.tcp)).unwrap();
+        let ask: Message = Message::new(&format!("late-peer-{i}"), Body::WhereIsToken);
+        let ask = ask.encode();
+        let node = SocketAddrV4::new(host, ports.tcp);
+        let started = Instant::now();
+        send_late(peer, node, &ask, Duration::from_millis(1500), split);
+        assert!(
+            answered(&listener, Duration::from_secs(5)),
+            "no answer to a WHERE_IS_TOKEN delivered over {:?} (split={split})",
+            started.elapsed()
+        );
+    }
+}
