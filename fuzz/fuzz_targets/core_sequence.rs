@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
             5 => received(Body::TokenWasHereRecently),
             6 => {
                 let data = pi.expansion(usize::from(b) * 20);
-                received(Body::TakeToken { token, nodes: Default::default(), data })
+                received(Body::TakeToken { token, nodes: Default::default(), data, pacing: Default::default() })
             }
             7 => Input::Timer(TimerId { kind: TimerKind::ALL[(a % 6) as usize], seq: u64::from(b) }),
             8 => Input::Computed {

@@ -6,6 +6,12 @@
 //! says (a firing the node no longer expects is ignored by the node); digit
 //! computation runs on a blocking thread unless the cache already has the
 //! digits; TCP sends run as tasks whose results go back to the node.
+//!
+//! MY_STATE goes to monitors at once for every change except routine
+//! hand-offs, which the node reports at most once per
+//! [`SUMMARY_EVERY`], coalesced (with its holdings count): a fast ring then
+//! sends a bounded number of datagrams to the monitoring port, not two per
+//! pass, and every node that held the token still says so.
 
 use super::messages::{Broadcast, GetMembers, Inbound, Members, Port, SendTo};
 use super::persist::Persister;
@@ -20,6 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+
+/// A node reports coalesced routine changes at most this often.
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(1);
 
 /// The actors the state machine talks to. Tests substitute recorders.
 #[derive(Clone)]
@@ -70,6 +79,19 @@ pub struct StateMachine {
     /// Who waits for the planned stop to complete.
     stopped: Vec<oneshot::Sender<()>>,
     exited: bool,
+    /// What monitors last heard from this node, and when.
+    reported: Reported,
+    /// A coalesced report is scheduled.
+    report_due: Option<SpawnHandle>,
+    /// The token's hand-offs as of the last change.
+    hops: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Reported {
+    at: Option<Instant>,
+    state: StateName,
+    holdings: u64,
 }
 
 impl StateMachine {
@@ -88,6 +110,9 @@ impl StateMachine {
             persister: None,
             stopped: Vec::new(),
             exited: false,
+            reported: Reported { at: None, state: StateName::None, holdings: 0 },
+            report_due: None,
+            hops: 0,
         }
     }
 
@@ -156,21 +181,26 @@ impl StateMachine {
                     );
                 }
             },
-            Action::StateChanged { old, new, token, progress } => {
+            Action::StateChanged { old, new, token, progress, routine, hops } => {
                 if new == StateName::Owner {
                     self.holdings += 1;
                 }
-                // Routine hand-offs are per-pass detail; other changes matter.
-                let routine =
+                self.hops = hops;
+                // Hand-offs are per-pass detail; other changes matter.
+                let hand_off =
                     matches!((old, new), (StateName::Waiter, StateName::Owner) | (StateName::Owner, StateName::Waiter));
-                let level = if routine { log::Level::Debug } else { log::Level::Info };
+                let level = if hand_off { log::Level::Debug } else { log::Level::Info };
                 log::log!(
                     level,
                     "{}: {old} -> {new}, token {token}, {} digits",
                     self.node.id(),
                     progress.saturating_sub(2)
                 );
-                self.announce(old, new, token, progress);
+                if routine {
+                    self.report_later(ctx);
+                } else {
+                    self.report(old, new, token, progress, ctx);
+                }
             }
             Action::Persist { expansion, own_revision } => {
                 if let Some(persister) = &mut self.persister {
@@ -189,8 +219,38 @@ impl StateMachine {
         }
     }
 
+    /// A routine change: report it with the next summary, at most one per
+    /// [`SUMMARY_EVERY`].
+    fn report_later(&mut self, ctx: &mut Context<Self>) {
+        if self.report_due.is_some() {
+            return;
+        }
+        let since = self.reported.at.map_or(SUMMARY_EVERY, |at| at.elapsed());
+        let wait = SUMMARY_EVERY.saturating_sub(since);
+        self.report_due = Some(ctx.run_later(wait, |act, ctx| {
+            act.report_due = None;
+            act.report_summary(ctx);
+        }));
+    }
+
+    /// The coalesced report: the state now, if anything changed since the
+    /// last report.
+    fn report_summary(&mut self, ctx: &mut Context<Self>) {
+        let state = self.node.state();
+        if state == self.reported.state && self.holdings == self.reported.holdings {
+            return;
+        }
+        let token = if state == StateName::Generating { self.node.candidate() } else { self.node.token() };
+        let progress = self.node.expansion().len();
+        self.report(self.reported.state, state, token, progress, ctx);
+    }
+
     /// MY_STATE on the monitoring port.
-    fn announce(&self, old: StateName, new: StateName, token: Token, progress: usize) {
+    fn report(&mut self, old: StateName, new: StateName, token: Token, progress: usize, ctx: &mut Context<Self>) {
+        if let Some(due) = self.report_due.take() {
+            ctx.cancel_future(due);
+        }
+        self.reported = Reported { at: Some(Instant::now()), state: new, holdings: self.holdings };
         let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let state = MyState {
             old_state: old.as_wire().to_owned(),
@@ -200,6 +260,8 @@ impl StateMachine {
             timestamp_ms: Some(timestamp_ms),
             host: Some(self.host.to_string()),
             digits_tail: Some(self.node.expansion().tail(20).to_owned()),
+            hops: Some(self.hops),
+            holdings: Some(self.holdings),
         };
         let message = Message::new(self.node.id(), Body::MyState(Box::new(state)));
         self.peers.udp.do_send(Broadcast { message, port: Port::Monitor });

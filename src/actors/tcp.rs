@@ -251,7 +251,7 @@ impl Server {
         };
         let raw = match raw.without_data() {
             Ok(message) => return Some(message),
-            Err(take_token) => take_token,
+            Err(take_token) => *take_token,
         };
         let needs_thread = match &raw.body {
             crate::protocol::Body::TakeToken { data, .. } => {

@@ -82,6 +82,13 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     hold_ms: u64,
 
+    /// Monitors hear of routine hand-offs at most this often across the
+    /// ring (ms): the holder at that moment reports, and every node sends a
+    /// coalesced report at most once a second. 0 reports every change
+    /// (two datagrams per pass on the monitoring port)
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    report_ms: u64,
+
     /// Stop extending the expansion at this many digits after the point
     /// (the ring stays alive and keeps passing the token)
     #[arg(long, value_name = "N", default_value_t = 10_000_000)]
@@ -210,6 +217,7 @@ fn node_config(args: &Args) -> Result<NodeConfig, StartError> {
         looser_answer: Duration::from_millis(args.looser_answer_ms),
         generating: Duration::from_millis(args.generating_ms),
         hold: Duration::from_millis(args.hold_ms),
+        report: Duration::from_millis(args.report_ms),
     };
     config.target_digits = args.target_digits;
     config.max_message_bytes = args.max_message_mib.saturating_mul(1024 * 1024);

@@ -16,7 +16,7 @@
 //! so with [`Output::CancelTimer`]), and a firing whose [`TimerId`] is not the one currently armed is ignored, so a
 //! late or cancelled timer of a state that was left never acts.
 
-use super::message::{Body, Message, StateName};
+use super::message::{Body, Message, Pacing, StateName};
 use super::token::{NodeId, Token};
 use super::Time;
 use crate::pi::{extended_len, Expansion};
@@ -34,6 +34,10 @@ pub struct Timing {
     pub generating: Duration,
     /// Minimum time a holder keeps the token before passing it on.
     pub hold: Duration,
+    /// Routine hand-offs are reported to monitors (MY_STATE) at most this
+    /// often across the ring, whatever the pass rate; zero reports every
+    /// change. Other changes are always reported.
+    pub report: Duration,
 }
 
 impl Default for Timing {
@@ -45,6 +49,7 @@ impl Default for Timing {
             looser_answer: Duration::from_millis(2000),
             generating: Duration::from_millis(2000),
             hold: Duration::ZERO,
+            report: Duration::from_millis(100),
         }
     }
 }
@@ -139,8 +144,11 @@ pub enum Output {
     SetTimer { timer: TimerId, after: Duration },
     /// Disarm the timer of this kind (its state was left).
     CancelTimer(TimerKind),
-    /// The behaviour changed (for MY_STATE and logs).
-    StateChanged { old: StateName, new: StateName, token: Token, progress: usize },
+    /// The behaviour changed (for MY_STATE and logs). A `routine` change
+    /// (a hand-off while another holder of this token reported less than
+    /// `report` ago) need not reach monitors at once. `hops` counts the
+    /// token's hand-offs since it was generated.
+    StateChanged { old: StateName, new: StateName, token: Token, progress: usize, routine: bool, hops: u64 },
 }
 
 /// The current behaviour of the node.
@@ -177,6 +185,13 @@ impl Behaviour {
     }
 }
 
+/// A TOKEN_IS_HERE of the current token: the progress it told, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Announcement {
+    progress: u64,
+    at: Time,
+}
+
 /// The pure protocol core of one node.
 pub struct Machine {
     config: Config,
@@ -198,6 +213,20 @@ pub struct Machine {
     /// When a candidate better than ours was last claimed (LOOSER's and
     /// GENERATING's memory of better claims).
     better_claim_at: Option<Time>,
+    /// When a holder of the current token last broadcast TOKEN_IS_HERE and
+    /// last reported to monitors (learnt from TAKE_TOKEN's pacing, on our
+    /// clock), and the token's hand-offs: one heartbeat per period for the
+    /// whole ring, however fast the token moves (PROTOCOL section 10).
+    announced: Option<Announcement>,
+    reported_at: Option<Time>,
+    hops: u64,
+    /// The last TOKEN_IS_HERE heard: the token's author and revision, and
+    /// when. Broadcasts reach every node at about the same time, so this
+    /// corrects TAKE_TOKEN's pacing, which cannot count the time the
+    /// hand-offs spent in transit.
+    heard_announcement: Option<(NodeId, u64, Announcement)>,
+    /// The state is left because the token was handed on.
+    passed_on: bool,
     /// The time of the input being handled.
     now: Time,
     out: Vec<Output>,
@@ -223,6 +252,11 @@ impl Machine {
             timer_seq: 0,
             handed_by: BTreeSet::new(),
             better_claim_at: None,
+            announced: None,
+            reported_at: None,
+            hops: 0,
+            heard_announcement: None,
+            passed_on: false,
             now: Time::ZERO,
             out: Vec::new(),
         }
@@ -267,6 +301,17 @@ impl Machine {
     /// The candidate used while searching: `(len(data), own id, own revision + 1)`.
     pub fn candidate(&self) -> Token {
         Token::new(self.expansion.len(), &self.config.id, self.own_revision + 1)
+    }
+
+    /// The pacing a TAKE_TOKEN sent at `now` carries to the next holder.
+    pub fn pacing(&self, now: Time) -> Pacing {
+        let ago = |at: Option<Time>| at.map(|at| now.saturating_sub(at).as_micros() as u64);
+        Pacing {
+            announced_us_ago: ago(self.announced.map(|a| a.at)),
+            announced_progress: self.announced.map(|a| a.progress),
+            reported_us_ago: ago(self.reported_at),
+            hops: Some(self.hops),
+        }
     }
 
     /// Handle one input at time `now`; returns what the node must do.
@@ -318,6 +363,10 @@ impl Machine {
         // heartbeat is evidence that a token lives even when it claims more
         // than this ring computes (the older implementation counts
         // characters that are not pi, PROTOCOL section 9).
+        if let Body::TokenIsHere { token } = &message.body {
+            let heard = Announcement { progress: token.progress, at: self.now };
+            self.heard_announcement = Some((token.author_node_id.clone(), token.author_token_revision, heard));
+        }
         match self.behaviour {
             Behaviour::Idle => {}
             Behaviour::Owner(_) => self.owner_on_message(message, from),
@@ -345,9 +394,34 @@ impl Machine {
 
     /// On entry: broadcast TOKEN_IS_HERE, start the digit computation and
     /// the `heartbeat` timer (and the minimum holding time).
+    ///
+    /// pi-ring paces the heartbeat per token rather than per holding: when
+    /// the previous holder announced this token less than a `heartbeat`
+    /// ago (TAKE_TOKEN's pacing says when), the entry's broadcast waits
+    /// for the rest of the period. A fast ring thus broadcasts one
+    /// TOKEN_IS_HERE per period, not one per pass, and waiters still hear
+    /// one every period.
     fn owner_on_entry(&mut self) {
-        self.broadcast_token_is_here();
-        self.arm(TimerKind::Heartbeat, self.config.timing.heartbeat);
+        let heartbeat = self.config.timing.heartbeat;
+        // The last announcement of this token: the one we heard, unless
+        // TAKE_TOKEN tells of a later one (its datagram is still on the way).
+        // TAKE_TOKEN's age misses the hand-offs' time in transit, so a
+        // heard announcement is the better clock.
+        if let Some((author, revision, heard)) = &self.heard_announcement {
+            if *author == self.token_author
+                && *revision == self.token_revision
+                && self.announced.is_none_or(|told| heard.progress >= told.progress)
+            {
+                self.announced = Some(*heard);
+            }
+        }
+        let due = self.announced.map_or(Duration::ZERO, |a| (a.at + heartbeat).saturating_sub(self.now));
+        if due.is_zero() {
+            self.broadcast_token_is_here();
+            self.arm(TimerKind::Heartbeat, heartbeat);
+        } else {
+            self.arm(TimerKind::Heartbeat, due);
+        }
         self.begin_holding();
     }
 
@@ -388,9 +462,16 @@ impl Machine {
                     self.enter(Behaviour::Waiter);
                 } else {
                     // Ours is better: tell the other holder, and everyone.
+                    // A worse progress of our own token is usually the late
+                    // heartbeat of an earlier holder (UDP is slower than the
+                    // hand-offs since); if that holder still holds, the
+                    // answer makes it yield, and everyone else has heard
+                    // our token already.
                     let ours = Body::TokenIsHere { token: self.token() };
                     self.send(from, ours);
-                    self.broadcast_token_is_here();
+                    if !self.is_same_lineage(&token) {
+                        self.broadcast_token_is_here();
+                    }
                 }
             }
             Body::WhereIsToken => {
@@ -466,6 +547,14 @@ impl Machine {
         };
         if holding.computed && holding.held && !holding.passing {
             holding.passing = true;
+            // A heartbeat due during the hand-off goes out now, so that
+            // TAKE_TOKEN tells the next holder about it; otherwise both
+            // would broadcast one.
+            let heartbeat = self.config.timing.heartbeat;
+            if self.announced.is_none_or(|a| self.now.saturating_sub(a.at) + heartbeat / 4 >= heartbeat) {
+                self.broadcast_token_is_here();
+                self.arm(TimerKind::Heartbeat, heartbeat);
+            }
             self.out.push(Output::PassToken { epoch: self.epoch, token: self.token(), data: self.expansion.clone() });
         }
     }
@@ -479,6 +568,7 @@ impl Machine {
         match to {
             Some(next) => {
                 log::debug!("{}: passed token {} to {next}", self.config.id, self.token());
+                self.passed_on = true;
                 self.enter(Behaviour::Waiter);
             }
             None => {
@@ -497,8 +587,8 @@ impl Machine {
     fn waiter_on_message(&mut self, message: Message, from: Ipv4Addr) {
         match message.body {
             Body::TokenIsHere { .. } => self.arm(TimerKind::Waiter, self.config.timing.waiter),
-            Body::TakeToken { token, data, .. } => {
-                self.take_token(&message.author, token, data);
+            Body::TakeToken { token, data, pacing, .. } => {
+                self.take_token(&message.author, token, data, pacing);
                 self.enter_owner();
             }
             Body::WhereIsToken => self.send(from, Body::TokenWasHereRecently),
@@ -528,8 +618,8 @@ impl Machine {
                 self.arm(TimerKind::LooserAnswer, self.config.timing.looser_answer);
             }
             Body::TokenIsHere { .. } => self.enter(Behaviour::Waiter),
-            Body::TakeToken { token, data, .. } => {
-                self.take_token(&sender, token, data);
+            Body::TakeToken { token, data, pacing, .. } => {
+                self.take_token(&sender, token, data, pacing);
                 self.enter_owner();
             }
             Body::GeneratingToken { token } => {
@@ -592,7 +682,7 @@ impl Machine {
                     self.send(from, Body::GeneratingToken { token: self.candidate() });
                 }
             }
-            Body::TakeToken { token, data, .. } => {
+            Body::TakeToken { token, data, pacing, .. } => {
                 // The better of our candidate and the received token, with
                 // the longer expansion.
                 let theirs = Token::new(data.len(), &token.author_node_id, token.author_token_revision);
@@ -601,7 +691,7 @@ impl Machine {
                     self.adopt_longer(data);
                     self.handed_by.insert(message.author);
                 } else {
-                    self.take_token(&message.author, token, data);
+                    self.take_token(&message.author, token, data, pacing);
                 }
                 self.enter_owner();
             }
@@ -621,11 +711,16 @@ impl Machine {
 
     /// Take a token `sender` handed us with TAKE_TOKEN, keeping the longer
     /// expansion.
-    fn take_token(&mut self, sender: &str, token: Token, data: Expansion) {
+    fn take_token(&mut self, sender: &str, token: Token, data: Expansion, pacing: Pacing) {
         self.token_author = token.author_node_id;
         self.token_revision = token.author_token_revision;
         self.handed_by = BTreeSet::from([sender.to_owned()]);
         self.adopt_longer(data);
+        let at = |us: Option<u64>| us.and_then(|us| self.now.checked_sub(Duration::from_micros(us)));
+        self.announced =
+            at(pacing.announced_us_ago).map(|at| Announcement { progress: pacing.announced_progress.unwrap_or(0), at });
+        self.reported_at = at(pacing.reported_us_ago);
+        self.hops = pacing.hops.map_or(0, |h| h.saturating_add(1));
     }
 
     fn generate_token(&mut self) {
@@ -633,6 +728,9 @@ impl Machine {
         self.token_author = self.config.id.clone();
         self.token_revision = self.own_revision;
         self.handed_by.clear();
+        self.announced = None;
+        self.reported_at = None;
+        self.hops = 0;
     }
 
     /// Whether a candidate better than ours was claimed within the last
@@ -668,6 +766,11 @@ impl Machine {
         token.is_better_than(&ours) || (*token == ours && holder > self.config.id.as_str())
     }
 
+    /// Whether `token` has our token's author and revision.
+    fn is_same_lineage(&self, token: &Token) -> bool {
+        token.author_node_id == self.token_author && token.author_token_revision == self.token_revision
+    }
+
     fn enter_owner(&mut self) {
         self.enter(Behaviour::Owner(Holding::default()));
     }
@@ -681,16 +784,40 @@ impl Machine {
             }
         }
         self.epoch += 1;
+        let passed_on = std::mem::take(&mut self.passed_on);
         self.behaviour = next;
         let new = self.behaviour.name();
         let token = if new == StateName::Generating { self.candidate() } else { self.token() };
-        self.out.push(Output::StateChanged { old, new, token, progress: self.expansion.len() });
+        let routine = self.is_routine(old, new, passed_on);
+        if new == StateName::Owner && !routine {
+            self.reported_at = Some(self.now);
+        }
+        let (progress, hops) = (self.expansion.len(), self.hops);
+        self.out.push(Output::StateChanged { old, new, token, progress, routine, hops });
         match new {
             StateName::Owner => self.owner_on_entry(),
             StateName::Waiter => self.waiter_on_entry(),
             StateName::Looser => self.looser_on_entry(),
             StateName::Generating => self.generating_on_entry(),
             StateName::None => {}
+        }
+    }
+
+    /// Whether a change is a routine hand-off that monitors need not hear
+    /// of at once: taking the token by TAKE_TOKEN while another holder of
+    /// it reported less than `report` ago, or leaving OWNER once it is
+    /// passed on (the next holder, or its report, tells).
+    fn is_routine(&self, old: StateName, new: StateName, passed_on: bool) -> bool {
+        let every = self.config.timing.report;
+        if every.is_zero() {
+            return false;
+        }
+        match (old, new) {
+            (StateName::Waiter | StateName::Looser, StateName::Owner) => {
+                self.hops > 0 && self.reported_at.is_some_and(|at| self.now.saturating_sub(at) < every)
+            }
+            (StateName::Owner, StateName::Waiter) => passed_on,
+            _ => false,
         }
     }
 
@@ -701,6 +828,9 @@ impl Machine {
     }
 
     fn broadcast_token_is_here(&mut self) {
+        let announcement = Announcement { progress: self.expansion.len() as u64, at: self.now };
+        self.announced = Some(announcement);
+        self.heard_announcement = Some((self.token_author.clone(), self.token_revision, announcement));
         self.broadcast(Body::TokenIsHere { token: self.token() });
     }
 

@@ -47,9 +47,27 @@ pub enum Body<D = Expansion> {
     TokenIsHere { token: Token },
     WhereIsToken,
     GeneratingToken { token: Token },
-    TakeToken { token: Token, nodes: Nodes, data: D },
+    TakeToken { token: Token, nodes: Nodes, data: D, pacing: Pacing },
     TokenWasHereRecently,
     MyState(Box<MyState>),
+}
+
+/// pi-ring's optional fields of TAKE_TOKEN (PROTOCOL section 10): what
+/// the next holder needs to keep the ring's heartbeats and monitor reports
+/// at a steady pace however fast the token moves. Each is `None` when the
+/// sender did not say (the older implementation drops them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pacing {
+    /// Microseconds since a holder of this token last broadcast
+    /// TOKEN_IS_HERE (`announced_us_ago` on the wire).
+    pub announced_us_ago: Option<u64>,
+    /// The progress that TOKEN_IS_HERE told (`announced_progress`).
+    pub announced_progress: Option<u64>,
+    /// Microseconds since a holder of this token last reported MY_STATE
+    /// (`reported_us_ago`).
+    pub reported_us_ago: Option<u64>,
+    /// Hand-offs of this token since it was generated (`hops`).
+    pub hops: Option<u64>,
 }
 
 /// The state names used by MY_STATE.
@@ -118,6 +136,12 @@ pub struct MyState {
     /// The last digits of the sender's expansion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digits_tail: Option<String>,
+    /// Hand-offs of the sender's token since it was generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hops: Option<u64>,
+    /// Times the sender has held the token since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdings: Option<u64>,
 }
 
 /// Why a datagram or TCP message was rejected.
@@ -158,6 +182,11 @@ struct Frame {
     timestamp_ms: Option<u64>,
     host: Option<String>,
     digits_tail: Option<String>,
+    announced_us_ago: Option<u64>,
+    announced_progress: Option<u64>,
+    reported_us_ago: Option<u64>,
+    hops: Option<u64>,
+    holdings: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -251,7 +280,7 @@ impl<D> Message<D> {
             Body::TokenIsHere { token } => Body::TokenIsHere { token },
             Body::WhereIsToken => Body::WhereIsToken,
             Body::GeneratingToken { token } => Body::GeneratingToken { token },
-            Body::TakeToken { token, nodes, data } => Body::TakeToken { token, nodes, data: f(data) },
+            Body::TakeToken { token, nodes, data, pacing } => Body::TakeToken { token, nodes, data: f(data), pacing },
             Body::TokenWasHereRecently => Body::TokenWasHereRecently,
             Body::MyState(s) => Body::MyState(s),
         };
@@ -274,6 +303,14 @@ impl<D: AsRef<str>> Message<D> {
             nodes: Option<&'a Nodes>,
             #[serde(skip_serializing_if = "Option::is_none")]
             data: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            announced_us_ago: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            announced_progress: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reported_us_ago: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            hops: Option<u64>,
             #[serde(flatten, skip_serializing_if = "Option::is_none")]
             my_state: Option<&'a MyState>,
         }
@@ -284,14 +321,22 @@ impl<D: AsRef<str>> Message<D> {
             token: None,
             nodes: None,
             data: None,
+            announced_us_ago: None,
+            announced_progress: None,
+            reported_us_ago: None,
+            hops: None,
             my_state: None,
         };
         match &self.body {
             Body::TokenIsHere { token } | Body::GeneratingToken { token } => out.token = Some(token.into()),
-            Body::TakeToken { token, nodes, data } => {
+            Body::TakeToken { token, nodes, data, pacing } => {
                 out.token = Some(token.into());
                 out.nodes = Some(nodes);
                 out.data = Some(data.as_ref());
+                out.announced_us_ago = pacing.announced_us_ago;
+                out.announced_progress = pacing.announced_progress;
+                out.reported_us_ago = pacing.reported_us_ago;
+                out.hops = pacing.hops;
             }
             Body::MyState(state) => out.my_state = Some(&**state),
             Body::Ping | Body::WhereIsToken | Body::TokenWasHereRecently => {}
@@ -336,7 +381,13 @@ impl RawMessage {
             "take token" => {
                 let nodes = frame.nodes.ok_or(missing("nodes"))?;
                 let data = frame.data.ok_or(missing("data"))?;
-                Body::TakeToken { token: token()?, nodes, data }
+                let pacing = Pacing {
+                    announced_us_ago: frame.announced_us_ago,
+                    announced_progress: frame.announced_progress,
+                    reported_us_ago: frame.reported_us_ago,
+                    hops: frame.hops,
+                };
+                Body::TakeToken { token: token()?, nodes, data, pacing }
             }
             _ => Body::MyState(Box::new(MyState {
                 token: token().ok(),
@@ -346,6 +397,8 @@ impl RawMessage {
                 timestamp_ms: frame.timestamp_ms,
                 host: frame.host,
                 digits_tail: frame.digits_tail,
+                hops: frame.hops,
+                holdings: frame.holdings,
             })),
         };
         let message = Message { author, body };
@@ -355,9 +408,9 @@ impl RawMessage {
 
     /// The message as it is when it carries no expansion; `Err(self)` for
     /// TAKE_TOKEN, whose data must be verified first ([`Self::verify`]).
-    pub fn without_data(self) -> Result<Message, RawMessage> {
+    pub fn without_data(self) -> Result<Message, Box<RawMessage>> {
         if matches!(self.body, Body::TakeToken { .. }) {
-            return Err(self);
+            return Err(Box::new(self));
         }
         Ok(self.map_data(|_| Expansion::empty()))
     }

@@ -79,8 +79,10 @@ pub enum Action {
     SetTimer { timer: TimerId, after: Duration },
     /// Disarm the timer of this kind.
     CancelTimer(TimerKind),
-    /// The behaviour changed (for MY_STATE and the log).
-    StateChanged { old: StateName, new: StateName, token: Token, progress: usize },
+    /// The behaviour changed (for MY_STATE and the log). A `routine`
+    /// hand-off may reach monitors later, coalesced with others; `hops`
+    /// counts the token's hand-offs since it was generated.
+    StateChanged { old: StateName, new: StateName, token: Token, progress: usize, routine: bool, hops: u64 },
     /// Save this state (`--data-dir`): the expansion or the revision changed.
     Persist { expansion: Expansion, own_revision: u64 },
     /// The membership changed (a node joined, was learnt, marked lost or
@@ -269,8 +271,8 @@ impl Node {
                     Output::Compute { epoch, len } => Action::Compute { epoch, len },
                     Output::SetTimer { timer, after } => Action::SetTimer { timer, after },
                     Output::CancelTimer(kind) => Action::CancelTimer(kind),
-                    Output::StateChanged { old, new, token, progress } => {
-                        Action::StateChanged { old, new, token, progress }
+                    Output::StateChanged { old, new, token, progress, routine, hops } => {
+                        Action::StateChanged { old, new, token, progress, routine, hops }
                     }
                     Output::PassToken { epoch, token, data } => {
                         if let Some(done) = self.try_next(now, HandOff::new(epoch, token, data)) {
@@ -306,6 +308,7 @@ impl Node {
             token: hand_off.token.clone(),
             nodes: self.registry.nodes(),
             data: hand_off.data.clone(),
+            pacing: self.machine.pacing(now),
         };
         let message = Message::new(self.id(), body);
         let patience = self.patience;

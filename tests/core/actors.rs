@@ -171,6 +171,7 @@ fn timing(hold: u64) -> Timing {
         looser_answer: ms(2000),
         generating: ms(2000),
         hold: ms(hold),
+        report: ms(100),
     }
 }
 
@@ -217,7 +218,7 @@ fn take_token(len: usize) -> Body {
 fn take_token_with(len: usize, others: &[(&str, Ipv4Addr)]) -> Body {
     let mut nodes: Nodes = others.iter().map(|(id, host)| (id.to_string(), host.to_string())).collect();
     nodes.insert("n1".to_string(), PEER.to_string());
-    Body::TakeToken { token: Token::new(len, "n1", 1), nodes, data: pi().expansion(len) }
+    Body::TakeToken { token: Token::new(len, "n1", 1), nodes, data: pi().expansion(len), pacing: Default::default() }
 }
 
 async fn state(addr: &Addr<StateMachine>) -> StateName {

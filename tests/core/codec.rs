@@ -43,6 +43,7 @@ fn every_valid_sample_decodes_to_the_expected_message() {
                 token: token(42, "charlie", 2),
                 nodes: nodes(&[("alpha", "192.0.2.10"), ("bravo", "192.0.2.11"), ("charlie", "192.0.2.12")]),
                 data: "3,1415926535897932384626433832795028841971".into(),
+                pacing: Default::default(),
             },
         ),
         (
@@ -52,6 +53,7 @@ fn every_valid_sample_decodes_to_the_expected_message() {
                 token: token(0, "nöd-π", 5),
                 nodes: nodes(&[("nöd-π", "127.0.0.7")]),
                 data: String::new(),
+                pacing: Default::default(),
             },
         ),
         (

@@ -29,6 +29,7 @@ fn message(rng: &mut Rng) -> Message {
             token: token(rng),
             nodes: Default::default(),
             data: pi().expansion(rng.below(2500) as usize),
+            pacing: Default::default(),
         },
         _ => Body::MyState(Box::default()),
     };

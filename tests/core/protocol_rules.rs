@@ -4,6 +4,7 @@
 use pi_ring::error::SendError;
 use pi_ring::pi::{Expansion, PiDigits};
 use pi_ring::protocol::machine::{Config, TimerId, TimerKind, Timing};
+use pi_ring::protocol::message::Pacing;
 use pi_ring::protocol::{Action, Body, Input, Message, Node, Nodes, StateName, Time, Token, Via};
 use std::net::Ipv4Addr;
 use std::sync::OnceLock;
@@ -64,9 +65,11 @@ impl Probe {
         n
     }
 
-    /// A node in OWNER that received the token with an expansion of `len`.
+    /// A node in OWNER that received the token with an expansion of `len`
+    /// (a heartbeat period after the token was last announced).
     fn owner_with(len: usize) -> Self {
         let mut n = Probe::waiter();
+        n.advance(Duration::from_millis(500));
         n.receive("n1", take_token(Token::new(len, "n1", 1), len));
         assert_eq!(n.state(), StateName::Owner);
         n
@@ -175,7 +178,12 @@ impl Probe {
 
 fn take_token(token: Token, len: usize) -> Body {
     let nodes: Nodes = [("n1".to_string(), "127.0.0.9".to_string())].into_iter().collect();
-    Body::TakeToken { token, nodes, data: expansion(len) }
+    Body::TakeToken { token, nodes, data: expansion(len), pacing: Default::default() }
+}
+
+fn take_token_paced(token: Token, len: usize, pacing: Pacing) -> Body {
+    let nodes: Nodes = [("n1".to_string(), "127.0.0.9".to_string())].into_iter().collect();
+    Body::TakeToken { token, nodes, data: expansion(len), pacing }
 }
 
 fn is_token_is_here(body: &Body) -> bool {
@@ -265,6 +273,110 @@ fn owner_token_is_here_with_worse_token_replies_and_broadcasts_token_is_here() {
     assert!(sends[0].0 == PEER && is_token_is_here(sends[0].1));
     assert!(n.broadcasts().iter().any(|b| is_token_is_here(b)));
     assert_eq!(n.state(), StateName::Owner);
+}
+
+// ----- OWNER: one heartbeat per period for the whole ring (section 10) ----
+
+#[test]
+fn owner_entry_waits_when_the_token_was_announced_less_than_a_heartbeat_ago() {
+    let mut n = Probe::waiter(); // heard (0, n1, r1) announced just now
+    n.advance(Duration::from_millis(100));
+    n.receive("n1", take_token(Token::new(22, "n1", 1), 22));
+    assert_eq!(n.state(), StateName::Owner);
+    assert!(!n.broadcasts().iter().any(|b| is_token_is_here(b)), "announced 100 ms ago: not yet");
+    assert!(n.armed().contains(&(TimerKind::Heartbeat, Duration::from_millis(400))), "the rest of the period");
+    n.fire(TimerKind::Heartbeat);
+    assert!(n.broadcasts().iter().any(|b| is_token_is_here(b)));
+}
+
+#[test]
+fn take_token_tells_of_an_announcement_whose_datagram_has_not_arrived() {
+    let mut n = Probe::waiter(); // heard progress 0 long ago
+    n.advance(Duration::from_secs(1));
+    let pacing = Pacing { announced_us_ago: Some(100_000), announced_progress: Some(22), ..Pacing::default() };
+    n.receive("n1", take_token_paced(Token::new(42, "n1", 1), 42, pacing));
+    assert!(!n.broadcasts().iter().any(|b| is_token_is_here(b)));
+    assert!(n.armed().contains(&(TimerKind::Heartbeat, Duration::from_millis(400))));
+}
+
+#[test]
+fn a_heard_announcement_outweighs_take_tokens_age_which_misses_the_transit_time() {
+    // We heard the token announced at progress 22, 450 ms ago; TAKE_TOKEN
+    // claims 100 ms for that same announcement (its hand-offs' transit is
+    // not counted). The heard time is the truth: 50 ms are left.
+    let mut n = Probe::looser();
+    n.receive("n1", Body::TokenIsHere { token: Token::new(22, "n1", 1) });
+    n.advance(Duration::from_millis(450));
+    let pacing = Pacing { announced_us_ago: Some(100_000), announced_progress: Some(22), ..Pacing::default() };
+    n.receive("n1", take_token_paced(Token::new(62, "n1", 1), 62, pacing));
+    assert!(n.armed().contains(&(TimerKind::Heartbeat, Duration::from_millis(50))));
+}
+
+#[test]
+fn a_token_without_pacing_is_announced_at_once() {
+    // The older implementation's TAKE_TOKEN says nothing; nothing heard.
+    let mut n = Probe::looser();
+    n.receive("n1", take_token(Token::new(22, "n1", 1), 22));
+    assert!(n.broadcasts().iter().any(|b| is_token_is_here(b)));
+    assert!(n.armed().contains(&(TimerKind::Heartbeat, Duration::from_millis(500))));
+}
+
+#[test]
+fn a_heartbeat_due_during_the_hand_off_goes_out_before_it_and_take_token_says_so() {
+    let mut n = Probe::waiter();
+    n.advance(Duration::from_millis(100));
+    let pacing = Pacing { hops: Some(7), ..Pacing::default() };
+    n.receive("n1", take_token_paced(Token::new(22, "n1", 1), 22, pacing));
+    assert!(!n.broadcasts().iter().any(|b| is_token_is_here(b)));
+    // 350 ms later, the period ends within a quarter of a heartbeat.
+    n.advance(Duration::from_millis(350));
+    n.finish_compute();
+    assert!(n.broadcasts().iter().any(|b| matches!(b, Body::TokenIsHere { token } if token.progress == 42)));
+    let pacing = n.out.iter().find_map(|o| match o {
+        Action::SendToken { message: Message { body: Body::TakeToken { pacing, .. }, .. }, .. } => Some(*pacing),
+        _ => None,
+    });
+    let pacing = pacing.expect("TAKE_TOKEN sent");
+    assert_eq!(pacing.announced_us_ago, Some(0));
+    assert_eq!(pacing.announced_progress, Some(42));
+    assert_eq!(pacing.hops, Some(8), "one more hand-off than we were told");
+}
+
+#[test]
+fn hand_offs_are_routine_for_monitors_only_while_a_recent_report_stands() {
+    let state_changes = |n: &Probe| -> Vec<(StateName, StateName, bool)> {
+        n.out
+            .iter()
+            .filter_map(|o| match o {
+                Action::StateChanged { old, new, routine, .. } => Some((*old, *new, *routine)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut n = Probe::waiter();
+    let recent = Pacing { reported_us_ago: Some(50_000), hops: Some(3), ..Pacing::default() };
+    n.receive("n1", take_token_paced(Token::new(22, "n1", 1), 22, recent));
+    assert_eq!(state_changes(&n), vec![(StateName::Waiter, StateName::Owner, true)]);
+    n.finish_compute();
+    n.pass_delivered();
+    assert_eq!(state_changes(&n), vec![(StateName::Owner, StateName::Waiter, true)]);
+    let stale = Pacing { reported_us_ago: Some(150_000), hops: Some(3), ..Pacing::default() };
+    n.receive("n1", take_token_paced(Token::new(62, "n1", 1), 62, stale));
+    assert_eq!(state_changes(&n), vec![(StateName::Waiter, StateName::Owner, false)], "report due");
+    // Yielding to a better token is news, not routine.
+    n.receive("n9", Body::TokenIsHere { token: Token::new(500, "n9", 1) });
+    assert_eq!(state_changes(&n), vec![(StateName::Owner, StateName::Waiter, false)]);
+}
+
+#[test]
+fn owner_answers_a_late_heartbeat_of_an_earlier_holder_of_its_token_without_broadcasting() {
+    // (22, n1, r1) is our own token two hand-offs ago: its holder's
+    // heartbeat was slower than the hand-offs since.
+    let mut n = Probe::owner_with(62);
+    n.receive("n7", Body::TokenIsHere { token: Token::new(22, "n1", 1) });
+    assert_eq!(n.state(), StateName::Owner);
+    assert_eq!(n.sends().len(), 1, "the sender hears our better token, in case it still holds");
+    assert!(n.broadcasts().is_empty(), "everyone else has heard of our token already");
 }
 
 #[test]
@@ -626,7 +738,12 @@ fn section_6_a_message_from_a_known_id_at_another_address_is_dropped() {
     let mut n = Probe::waiter(); // n1 is known at PEER
     let forged = Message::new(
         "n1",
-        Body::TakeToken { token: Token::new(42, "n1", 1), nodes: Nodes::new(), data: expansion(42) },
+        Body::TakeToken {
+            token: Token::new(42, "n1", 1),
+            nodes: Nodes::new(),
+            data: expansion(42),
+            pacing: Default::default(),
+        },
     );
     n.input(Input::Received { message: forged, from: Ipv4Addr::new(127, 0, 0, 66), via: Via::Tcp });
     assert_eq!(n.state(), StateName::Waiter);
@@ -662,7 +779,8 @@ fn owner_passing(others: &[(&str, u8)]) -> Probe {
     let mut n = Probe::waiter();
     let mut nodes: Nodes = others.iter().map(|(id, last)| (id.to_string(), format!("127.0.0.{last}"))).collect();
     nodes.insert("n1".into(), PEER.to_string());
-    let body = Body::TakeToken { token: Token::new(22, "n1", 1), nodes, data: expansion(22) };
+    let body =
+        Body::TakeToken { token: Token::new(22, "n1", 1), nodes, data: expansion(22), pacing: Default::default() };
     n.receive("n1", body);
     n.finish_compute();
     n

@@ -43,6 +43,7 @@ fn timing() -> Timing {
         looser_answer: ms(200),
         generating: ms(200),
         hold: ms(20),
+        report: ms(10),
     }
 }
 
@@ -251,6 +252,7 @@ fn healthy(seed: u64) -> (Sim, Result<(), String>) {
         if let Some(v) = sim.violations.first() {
             return Err(v.clone());
         }
+        heartbeat_budget(&sim, recovery() + Duration::from_millis(500), run_until)?;
         let expected = if target { sim.max_len } else { 200 };
         if sim.longest_live() < expected {
             return Err(format!("no progress: {} characters", sim.longest_live()));
@@ -258,6 +260,31 @@ fn healthy(seed: u64) -> (Sim, Result<(), String>) {
         Ok(())
     })();
     (sim, result.map_err(|e| format!("{n} nodes, hold {hold} ms, target {target}: {e}")))
+}
+
+/// The ring port's steady load: about one TOKEN_IS_HERE per heartbeat
+/// period for the whole ring, however fast the token moves (at most 1.5 per
+/// period on average), and never a gap that a waiter could take for a lost
+/// token (at most half the `waiter` timeout).
+fn heartbeat_budget(sim: &Sim, from: Duration, until: Duration) -> Result<(), String> {
+    let heartbeat = sim.timing.heartbeat;
+    let times: Vec<Duration> = sim.announcements.iter().copied().filter(|t| *t >= from && *t < until).collect();
+    let periods = (until - from).as_secs_f64() / heartbeat.as_secs_f64();
+    let per_period = times.len() as f64 / periods;
+    if per_period > 1.5 {
+        return Err(format!(
+            "{per_period:.2} TOKEN_IS_HERE broadcasts per heartbeat period: {:?}",
+            &times[..times.len().min(12)]
+        ));
+    }
+    let mut last = from;
+    for t in times.iter().copied().chain([until]) {
+        if t - last > sim.timing.waiter / 2 {
+            return Err(format!("no TOKEN_IS_HERE for {:?} before {t:?}", t - last));
+        }
+        last = t;
+    }
+    Ok(())
 }
 
 #[test]

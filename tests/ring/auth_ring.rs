@@ -67,6 +67,7 @@ fn forged_and_replayed_messages_do_not_change_the_ring() {
                 token: Token::new(big, "evil", 99),
                 nodes: [("evil".to_string(), "127.0.0.99".to_string())].into_iter().collect(),
                 data: pi.expansion(big),
+                pacing: Default::default(),
             };
             if let Ok(mut s) = TcpStream::connect(SocketAddrV4::new(*host, ports.tcp)) {
                 let _ = s.write_all(&Message::new("evil", body).encode());

@@ -369,7 +369,10 @@ impl Bench {
         }
         for round in 0..rounds + 3 {
             let token = Token::new(data.len(), "bench", 1);
-            let message = Message::new("bench", Body::TakeToken { token, nodes: nodes.clone(), data: data.clone() });
+            let message = Message::new(
+                "bench",
+                Body::TakeToken { token, nodes: nodes.clone(), data: data.clone(), pacing: Default::default() },
+            );
             let bytes = message.encode();
             let started = Instant::now();
             let to = SocketAddrV4::new(node_host, ports.tcp);

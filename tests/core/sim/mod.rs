@@ -216,6 +216,9 @@ pub struct Sim {
     /// Safety violations seen at any time (faults or not).
     pub violations: Vec<String>,
     pub churn: Churn,
+    /// When pi-ring nodes broadcast TOKEN_IS_HERE (the ring port's steady
+    /// load).
+    pub announcements: Vec<Duration>,
     /// When each node last became OWNER (while it is), and the longest
     /// holding (OWNER entry to leaving, or to now) seen since `measure_from`.
     owner_since: Vec<Option<Duration>>,
@@ -264,6 +267,7 @@ impl Sim {
             trace: Vec::new(),
             violations: Vec::new(),
             churn: Churn::default(),
+            announcements: Vec::new(),
             owner_since: vec![None; kinds.len()],
             measure_from: Duration::MAX,
             longest_holding: (Duration::ZERO, String::new()),
@@ -474,7 +478,13 @@ impl Sim {
     fn carry_out(&mut self, i: usize, action: Action) {
         let incarnation = self.nodes[i].incarnation;
         match action {
-            Action::Broadcast(message) => self.broadcast(i, message),
+            Action::Broadcast(message) => {
+                if let Body::TokenIsHere { token } = &message.body {
+                    self.announcements.push(self.now);
+                    self.log(Some(i), format!("broadcasts TOKEN_IS_HERE {token}"));
+                }
+                self.broadcast(i, message)
+            }
             Action::Send { to, message } => {
                 if let Some(j) = self.nodes.iter().position(|n| n.host == to) {
                     self.send(i, j, message);
@@ -504,7 +514,7 @@ impl Sim {
             // Timers are matched against the armed one by the node itself;
             // a cancelled firing is ignored there.
             Action::CancelTimer(_) => {}
-            Action::StateChanged { old, new, token, progress } => {
+            Action::StateChanged { old, new, token, progress, .. } => {
                 if (old, new) == (StateName::Waiter, StateName::Looser) {
                     self.churn.lost += 1;
                 }
@@ -607,7 +617,8 @@ impl Sim {
                     // A pi-ring receiver verifies the data and keeps the
                     // correct prefix (its TCP endpoint does, before the node).
                     let verified = pi().verify(&data).expansion;
-                    let message = Message::new(&id, Body::TakeToken { token, nodes, data: verified });
+                    let message =
+                        Message::new(&id, Body::TakeToken { token, nodes, data: verified, pacing: Default::default() });
                     let (delivered, timed_out, wait) = self.hand_over(i, j, message, Some(data));
                     let wait = if timed_out { legacy::CONNECT_TIMEOUT } else { wait };
                     self.log(Some(i), format!("-> {to} TAKE_TOKEN (legacy): delivered {delivered}"));
