@@ -407,12 +407,15 @@ impl Machine {
         // TAKE_TOKEN tells of a later one (its datagram is still on the way).
         // TAKE_TOKEN's age misses the hand-offs' time in transit, so a
         // heard announcement is the better clock.
+        // (Once the target is reached every announcement tells the same
+        // progress; then the later of the two is the last.)
         if let Some((author, revision, heard)) = &self.heard_announcement {
-            if *author == self.token_author
-                && *revision == self.token_revision
-                && self.announced.is_none_or(|told| heard.progress >= told.progress)
-            {
-                self.announced = Some(*heard);
+            if *author == self.token_author && *revision == self.token_revision {
+                self.announced = match self.announced {
+                    Some(told) if told.progress > heard.progress => Some(told),
+                    Some(told) if told.progress == heard.progress && told.at > heard.at => Some(told),
+                    _ => Some(*heard),
+                };
             }
         }
         let due = self.announced.map_or(Duration::ZERO, |a| (a.at + heartbeat).saturating_sub(self.now));

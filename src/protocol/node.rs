@@ -105,12 +105,23 @@ struct HandOff {
     to: NodeId,
     tried: BTreeSet<NodeId>,
     suspect_tried: bool,
+    /// When the attempt in flight started.
+    started: Time,
 }
 
 impl HandOff {
     /// A hand-off that has tried nobody yet.
     fn new(epoch: u64, token: Token, data: Expansion) -> Self {
-        HandOff { epoch, token, data, attempt: 0, to: NodeId::new(), tried: BTreeSet::new(), suspect_tried: false }
+        HandOff {
+            epoch,
+            token,
+            data,
+            attempt: 0,
+            to: NodeId::new(),
+            tried: BTreeSet::new(),
+            suspect_tried: false,
+            started: Time::ZERO,
+        }
     }
 }
 
@@ -128,6 +139,10 @@ pub struct Node {
     /// the `waiter` timeout, so a round past a member that is off costs far
     /// less than a recovery.
     patience: Duration,
+    /// How long the last delivered TAKE_TOKEN took to send: the estimate of
+    /// the next one's time in transit, which the pacing it carries adds
+    /// (the receiver cannot measure it).
+    transit: Duration,
     warnings: WarnLimiter,
     actions: Vec<Action>,
 }
@@ -148,6 +163,7 @@ impl Node {
             exited: false,
             persisted,
             patience,
+            transit: Duration::ZERO,
             warnings: WarnLimiter::new(5),
             actions: Vec::new(),
         }
@@ -304,11 +320,16 @@ impl Node {
         hand_off.suspect_tried |= next.suspect;
         hand_off.tried.insert(next.id.clone());
         hand_off.to = next.id.clone();
+        hand_off.started = now;
+        let mut pacing = self.machine.pacing(now);
+        let transit = self.transit.as_micros() as u64;
+        pacing.announced_us_ago = pacing.announced_us_ago.map(|ago| ago.saturating_add(transit));
+        pacing.reported_us_ago = pacing.reported_us_ago.map(|ago| ago.saturating_add(transit));
         let body = Body::TakeToken {
             token: hand_off.token.clone(),
             nodes: self.registry.nodes(),
             data: hand_off.data.clone(),
-            pacing: self.machine.pacing(now),
+            pacing,
         };
         let message = Message::new(self.id(), body);
         let patience = self.patience;
@@ -332,6 +353,7 @@ impl Node {
         let current = self.machine.epoch() == hand_off.epoch;
         match result {
             Ok(()) => {
+                self.transit = now.saturating_sub(hand_off.started);
                 if current {
                     let to = hand_off.to.clone();
                     self.step_machine(now, super::machine::Input::Passed { epoch: hand_off.epoch, to: Some(to) });
