@@ -300,16 +300,17 @@ fn take_token_tells_of_an_announcement_whose_datagram_has_not_arrived() {
 }
 
 #[test]
-fn a_heard_announcement_outweighs_take_tokens_age_which_misses_the_transit_time() {
-    // We heard the token announced at progress 22, 450 ms ago; TAKE_TOKEN
-    // claims 100 ms for that same announcement (its hand-offs' transit is
-    // not counted). The heard time is the truth: 50 ms are left.
+fn an_announcement_heard_after_the_one_take_token_knows_of_counts() {
+    // TAKE_TOKEN knows of the announcement at progress 22, 450 ms ago; we
+    // heard a later one (progress 42) 100 ms ago: 400 ms are left.
     let mut n = Probe::looser();
-    n.receive("n1", Body::TokenIsHere { token: Token::new(22, "n1", 1) });
-    n.advance(Duration::from_millis(450));
-    let pacing = Pacing { announced_us_ago: Some(100_000), announced_progress: Some(22), ..Pacing::default() };
+    n.advance(Duration::from_millis(350));
+    n.receive("n1", Body::TokenIsHere { token: Token::new(42, "n1", 1) });
+    n.advance(Duration::from_millis(100));
+    let pacing = Pacing { announced_us_ago: Some(450_000), announced_progress: Some(22), ..Pacing::default() };
     n.receive("n1", take_token_paced(Token::new(62, "n1", 1), 62, pacing));
-    assert!(n.armed().contains(&(TimerKind::Heartbeat, Duration::from_millis(50))));
+    assert!(!n.broadcasts().iter().any(|b| is_token_is_here(b)));
+    assert!(n.armed().contains(&(TimerKind::Heartbeat, Duration::from_millis(400))));
 }
 
 #[test]
