@@ -6,6 +6,13 @@
 //! Besides each node's state it keeps a timeline of incidents: the token
 //! lost and regenerated (with how long the ring had no holder), duplicate
 //! tokens and how they resolved, nodes that went silent or came back.
+//!
+//! A fast ring reports its hand-offs sampled (PROTOCOL section 10): the
+//! holder at most every 100 ms, each node coalesced once a second, with the
+//! token's hand-off count (`hops`) and the node's `holdings`. So a report
+//! that node B holds a token also says that whoever held that same token
+//! before has passed it on: the view shows one holder per token, and counts
+//! passes from `hops`.
 
 use crate::protocol::{Body, Message, MyState, NodeId, StateName, Token};
 use serde::Serialize;
@@ -123,9 +130,13 @@ pub struct RingView {
     holder_left: bool,
     /// Last time any holder showed itself (entered OWNER or sent a heartbeat).
     last_holder_sign: Option<Instant>,
-    /// Times at which some node entered OWNER, for passes per second.
-    entries: VecDeque<Instant>,
+    /// (time, `passes` then) at each reported entry into OWNER, for passes
+    /// per second.
+    entries: VecDeque<(Instant, u64)>,
+    /// Token passes seen (counted from `hops` where nodes report it).
     pub passes: u64,
+    /// The token and hand-off count of the last holder report.
+    last_hops: Option<(NodeId, u64, u64)>,
     pub max_progress: u64,
     /// The last digits of the longest expansion seen.
     pub latest_digits: String,
@@ -149,6 +160,7 @@ impl RingView {
             last_holder_sign: None,
             entries: VecDeque::new(),
             passes: 0,
+            last_hops: None,
             max_progress: 0,
             latest_digits: String::new(),
             incidents: Vec::new(),
@@ -224,8 +236,11 @@ impl RingView {
         }
         let progress = view.progress;
         self.note_progress(progress, state.digits_tail.as_deref());
+        if let (Some(holdings), Some(view)) = (state.holdings, self.nodes.get_mut(id)) {
+            view.holdings = view.holdings.max(holdings);
+        }
         match (old, new) {
-            (_, StateName::Owner) => self.owner_entered(id, old, progress, now),
+            (_, StateName::Owner) => self.owner_entered(id, old, progress, state.hops, state.holdings.is_some(), now),
             (StateName::Waiter, StateName::Looser) => self.loss_noticed(id, now),
             (StateName::Looser, StateName::Waiter) => self.token_found(now),
             (StateName::Owner, _) => {
@@ -241,7 +256,15 @@ impl RingView {
         }
     }
 
-    fn owner_entered(&mut self, id: &str, old: StateName, progress: u64, now: Instant) {
+    fn owner_entered(
+        &mut self,
+        id: &str,
+        old: StateName,
+        progress: u64,
+        hops: Option<u64>,
+        counts_holdings: bool,
+        now: Instant,
+    ) {
         if old == StateName::Generating {
             if self.passes == 0 && self.open_loss.is_none() {
                 self.record(now, IncidentKind::FirstToken { by: id.to_owned() });
@@ -252,14 +275,54 @@ impl RingView {
             // `detect_duplicate` reports.
         }
         self.detect_duplicate(id, now);
-        if let Some(view) = self.nodes.get_mut(id) {
+        if let Some(view) = self.nodes.get_mut(id).filter(|_| !counts_holdings) {
             view.holdings += 1;
+        }
+        self.passes += self.passes_since_last_report(id, hops);
+        self.take_holder(id, now);
+        self.entries.push_back((now, self.passes));
+        while self.entries.len() > 200 {
+            self.entries.pop_front();
+        }
+    }
+
+    /// Passes since the last holder report: the difference of the token's
+    /// hand-off counts, or one when the sender does not count them.
+    fn passes_since_last_report(&mut self, id: &str, hops: Option<u64>) -> u64 {
+        let token = self.nodes.get(id).and_then(|v| v.token.clone());
+        let (Some(hops), Some(token)) = (hops, token) else { return 1 };
+        let lineage = (token.author_node_id.clone(), token.author_token_revision);
+        let passes = match &self.last_hops {
+            Some((author, revision, last)) if (author, *revision) == (&lineage.0, lineage.1) => {
+                hops.saturating_sub(*last)
+            }
+            _ => 1,
+        };
+        if self.last_hops.as_ref().is_none_or(|(a, r, last)| (a, *r) != (&lineage.0, lineage.1) || hops > *last) {
+            self.last_hops = Some((lineage.0, lineage.1, hops));
+        }
+        passes
+    }
+
+    /// `id` holds its token now: whoever showed this same token before has
+    /// passed it on (reports of routine hand-offs are sampled, so the
+    /// earlier holder may not have said so).
+    fn take_holder(&mut self, id: &str, now: Instant) {
+        if let Some(ours) = self.nodes.get(id).and_then(|v| v.token.clone()) {
+            for (other, view) in self.nodes.iter_mut() {
+                let same_token = view.token.as_ref().is_some_and(|t| {
+                    t.author_node_id == ours.author_node_id
+                        && t.author_token_revision == ours.author_token_revision
+                        && t.progress <= ours.progress
+                });
+                if other != id && view.state == StateName::Owner && same_token {
+                    view.state = StateName::Waiter;
+                }
+            }
         }
         self.holder = Some(id.to_owned());
         self.holder_left = false;
         self.last_holder_sign = Some(now);
-        self.passes += 1;
-        self.entries.push_back(now);
     }
 
     /// A waiter timed out: the token may be lost. The incident starts at
@@ -381,9 +444,7 @@ impl RingView {
         if self.open_loss.is_some() && self.holder.as_deref() == Some(id) {
             self.token_found(now);
         }
-        self.holder = Some(id.to_owned());
-        self.holder_left = false;
-        self.last_holder_sign = Some(now);
+        self.take_holder(id, now);
     }
 
     /// Mark nodes silent that have not been heard for much longer than a
@@ -405,10 +466,10 @@ impl RingView {
     /// Three times the time the token takes to go round (estimated from the
     /// recent passes), and at least [`MIN_SILENCE`].
     fn silence_threshold(&self) -> Duration {
-        let recent: Vec<&Instant> = self.entries.iter().rev().take(50).collect();
+        let recent: Vec<&(Instant, u64)> = self.entries.iter().rev().take(50).collect();
         let round = match (recent.first(), recent.last()) {
-            (Some(newest), Some(oldest)) if recent.len() > 1 => {
-                let per_pass = (**newest - **oldest) / (recent.len() as u32 - 1);
+            (Some((newest, p1)), Some((oldest, p0))) if p1 > p0 => {
+                let per_pass = (*newest - *oldest) / (p1 - p0).min(u64::from(u32::MAX)) as u32;
                 per_pass * self.nodes.len().max(1) as u32
             }
             _ => Duration::ZERO,
@@ -417,15 +478,16 @@ impl RingView {
     }
 
     /// The node holding the token: the last one to take it, unless it has
-    /// let go and nobody took the token for a second.
+    /// let go and nobody took the token for a second. It is always a node
+    /// the view shows in OWNER.
     pub fn holder_at(&self, now: Instant) -> Option<&str> {
         let stale = self.holder_left && self.last_holder_sign.is_some_and(|t| now - t > Duration::from_secs(1));
-        let silent = self
+        let not_owner = self
             .holder
             .as_ref()
             .and_then(|h| self.nodes.get(h))
-            .is_some_and(|v| v.silent || v.state == StateName::None);
-        if stale || silent {
+            .is_none_or(|v| v.silent || v.state != StateName::Owner);
+        if stale || not_owner {
             None
         } else {
             self.holder.as_deref()
@@ -440,13 +502,18 @@ impl RingView {
         &self.incidents
     }
 
-    /// Token passes (entries into OWNER) per second over the last `window`.
+    /// Token passes per second over the last `window`: the passes counted
+    /// since the last report before the window began.
     pub fn passes_per_second(&mut self, now: Instant, window: Duration) -> f64 {
-        while self.entries.len() > 50 && self.entries.front().is_some_and(|t| now.duration_since(*t) > window) {
+        while self.entries.len() > 2 && self.entries.get(1).is_some_and(|(t, _)| now.duration_since(*t) > window) {
             self.entries.pop_front();
         }
-        let in_window = self.entries.iter().filter(|t| now.duration_since(**t) <= window).count();
-        in_window as f64 / window.as_secs_f64()
+        let before = match self.entries.front() {
+            Some((t, passes)) if now.duration_since(*t) > window => *passes,
+            Some((_, passes)) => passes.saturating_sub(1),
+            None => self.passes,
+        };
+        (self.passes - before) as f64 / window.as_secs_f64()
     }
 
     /// One line for a terminal: holder, digits, passes/s, members.
