@@ -205,16 +205,8 @@ async fn a_slow_ring_does_not_make_waiters_silent() {
 
 /// A holder's paced report (section 10): its token, the token's hand-offs
 /// and its own holdings.
-fn paced(
-    v: &mut RingView,
-    at: Instant,
-    id: &str,
-    old: StateName,
-    new: StateName,
-    token: Token,
-    hops: u64,
-    holdings: u64,
-) {
+fn paced(v: &mut RingView, at: Instant, id: &str, change: (StateName, StateName), token: Token, counts: (u64, u64)) {
+    let ((old, new), (hops, holdings)) = (change, counts);
     let body = Body::MyState(Box::new(MyState {
         old_state: old.as_wire().into(),
         new_state: new.as_wire().into(),
@@ -233,15 +225,15 @@ async fn a_sampled_report_shows_one_holder_and_counts_passes_from_hops() {
     // later is reported, 40 hand-offs on. a never said it passed.
     let t0 = Instant::now();
     let mut v = ring_with_token(t0);
-    paced(&mut v, t0 + ms(1), "a", O, O, Token::new(0, "a", 1), 0, 1);
+    paced(&mut v, t0 + ms(1), "a", (O, O), Token::new(0, "a", 1), (0, 1));
     let passes_before = v.passes;
-    paced(&mut v, t0 + ms(100), "c", W, O, Token::new(802, "a", 1), 40, 13);
+    paced(&mut v, t0 + ms(100), "c", (W, O), Token::new(802, "a", 1), (40, 13));
     let holders: Vec<&str> = v.nodes().iter().filter(|(_, n)| n.state == O).map(|(id, _)| id.as_str()).collect();
     assert_eq!(holders, vec!["c"], "a passed the same token on");
     assert_eq!(v.holder_at(t0 + ms(100)), Some("c"));
     assert_eq!(v.nodes()["c"].holdings, 13, "the node's own count");
     assert_eq!(v.passes - passes_before, 40);
-    paced(&mut v, t0 + ms(200), "b", W, O, Token::new(1602, "a", 1), 80, 27);
+    paced(&mut v, t0 + ms(200), "b", (W, O), Token::new(1602, "a", 1), (80, 27));
     assert_eq!(v.passes - passes_before, 80);
     let rate = v.passes_per_second(t0 + ms(1000), Duration::from_secs(1));
     assert!((rate - 80.0).abs() <= 2.0, "about 80 passes in the last second, not 2 reports: {rate}");
@@ -252,7 +244,7 @@ async fn a_holder_of_another_token_stays_a_holder() {
     // Two different tokens are two holders: the view must keep showing both.
     let t0 = Instant::now();
     let mut v = ring_with_token(t0);
-    paced(&mut v, t0 + ms(100), "c", L, O, Token::new(0, "c", 1), 0, 1);
+    paced(&mut v, t0 + ms(100), "c", (L, O), Token::new(0, "c", 1), (0, 1));
     let holders = v.nodes().values().filter(|n| n.state == O).count();
     assert_eq!(holders, 2);
 }
