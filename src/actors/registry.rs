@@ -11,6 +11,10 @@ use super::messages::{GetMembers, Members};
 use crate::protocol::registry::Member;
 use actix::prelude::*;
 
+/// Membership changes name every member up to this ring size (the node's
+/// periodic summary gives the count).
+const LIST_MEMBERS_UP_TO: usize = 16;
+
 #[derive(Default)]
 pub struct RegistryActor {
     members: Vec<Member>,
@@ -32,7 +36,12 @@ impl Handler<Members> for RegistryActor {
     fn handle(&mut self, Members(members): Members, _ctx: &mut Context<Self>) {
         if !members.iter().map(|m| &m.id).eq(self.members.iter().map(|m| &m.id)) {
             let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-            log::info!("ring members ({}): {}", ids.len(), ids.join(" "));
+            // A big ring's start-up would log the whole list at every join.
+            if ids.len() <= LIST_MEMBERS_UP_TO {
+                log::info!("ring members ({}): {}", ids.len(), ids.join(" "));
+            } else {
+                log::debug!("ring members ({}): {}", ids.len(), ids.join(" "));
+            }
         }
         let lost: Vec<&str> = members.iter().filter(|m| m.lost).map(|m| m.id.as_str()).collect();
         let lost_before: Vec<&str> = self.members.iter().filter(|m| m.lost).map(|m| m.id.as_str()).collect();

@@ -168,7 +168,11 @@ impl StateMachine {
                 }
             }
             Action::Compute { epoch, len } => match self.pi.cached_expansion(len) {
-                Some(expansion) => ctx.notify(Feed(Input::Computed { epoch, expansion: Some(expansion) })),
+                Some(expansion) => {
+                    // Detached: the cache publishes the longer expansion.
+                    drop(self.pi.grow_ahead(len));
+                    ctx.notify(Feed(Input::Computed { epoch, expansion: Some(expansion) }))
+                }
                 None => {
                     let pi = Arc::clone(&self.pi);
                     ctx.spawn(

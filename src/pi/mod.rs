@@ -11,6 +11,7 @@ mod chudnovsky;
 
 pub use chudnovsky::fraction_digits;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Fractional digits appended by one holding of the token.
@@ -116,6 +117,8 @@ impl Verified {
 pub struct PiDigits {
     snapshot: RwLock<Arc<str>>,
     grow_lock: Mutex<()>,
+    /// A growth ahead of need runs on its own thread.
+    growing_ahead: AtomicBool,
     max_len: usize,
 }
 
@@ -125,6 +128,7 @@ impl PiDigits {
         PiDigits {
             snapshot: RwLock::new(Arc::from(HEAD)),
             grow_lock: Mutex::new(()),
+            growing_ahead: AtomicBool::new(false),
             max_len: HEAD.len() + max_fraction_digits,
         }
     }
@@ -161,6 +165,38 @@ impl PiDigits {
         self.cached_expansion(len).expect("cache grown to the requested length")
     }
 
+    /// Grow the cache ahead of need, on a thread of its own, once `len`
+    /// (an expansion just used) passes a quarter of it: the ring then never
+    /// waits for a doubling on its hand-off path, even when many nodes on
+    /// one machine compute at once at a low priority. Returns the thread when
+    /// it started one (none while another growth ahead runs, or at the
+    /// maximum).
+    pub fn grow_ahead(self: &Arc<Self>, len: usize) -> Option<std::thread::JoinHandle<()>> {
+        let cached = self.snapshot().len();
+        if len.saturating_mul(4) < cached || cached >= self.max_len {
+            return None;
+        }
+        if self.growing_ahead.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let pi = Arc::clone(self);
+        // Twice the current cache: grow_to computes twice what it is asked.
+        let target = (cached + 1).min(pi.max_len);
+        let spawned = std::thread::Builder::new().name("pi-ahead".into()).spawn(move || {
+            lower_this_threads_priority();
+            pi.grow_unlocked(target);
+            pi.growing_ahead.store(false, Ordering::Release);
+        });
+        match spawned {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                log::warn!("pi: cannot start computing ahead: {e}");
+                self.growing_ahead.store(false, Ordering::Release);
+                None
+            }
+        }
+    }
+
     /// The expansion after one more holding. Blocking if not cached.
     pub fn extend(&self, current: &Expansion) -> Expansion {
         self.expansion(extended_len(current.len()))
@@ -183,8 +219,16 @@ impl PiDigits {
         Verified { expansion: Expansion { text, len }, received_len }
     }
 
+    /// Compute and publish a cache of at least `len` characters. Callers
+    /// that need digits now do not wait for a growth ahead that runs at a
+    /// low priority (that would invert the priorities): they compute
+    /// themselves, and the longer result wins.
     fn grow_to(&self, len: usize) {
         let _guard = self.grow_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.grow_unlocked(len);
+    }
+
+    fn grow_unlocked(&self, len: usize) {
         let current = self.snapshot();
         if current.len() >= len {
             return; // another thread grew it meanwhile
@@ -196,7 +240,28 @@ impl PiDigits {
         text.push_str(HEAD);
         text.push_str(&fraction_digits(digits));
         log::debug!("pi: computed {digits} digits in {:.3} s", started.elapsed().as_secs_f64());
-        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::from(text);
+        let mut snapshot = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
+        if snapshot.len() < text.len() {
+            *snapshot = Arc::from(text);
+        }
+    }
+}
+
+/// Let hand-offs and heartbeats go first: a computation ahead of need has
+/// time, and many nodes on one machine would otherwise starve the ring
+/// while they all grow their caches at once.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions; setpriority on our own
+        // thread id with a valid niceness only changes this thread.
+        let rc = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 19)
+        };
+        if rc != 0 {
+            log::debug!("pi: cannot lower the priority of computing ahead: {}", std::io::Error::last_os_error());
+        }
     }
 }
 
@@ -228,6 +293,26 @@ mod tests {
         let mut b = a.clone();
         b[9_000] = b'2';
         assert_eq!(common_prefix_len(&a, &b), 9_000);
+    }
+
+    #[test]
+    fn the_cache_grows_ahead_once_a_quarter_of_it_is_used() {
+        let pi = Arc::new(PiDigits::new(1_000_000));
+        pi.expansion(100);
+        let cached = pi.cached_digits();
+        assert!(pi.grow_ahead(cached / 5).is_none(), "a fifth used: not yet");
+        let thread = pi.grow_ahead(cached / 4 + 10).expect("a quarter used: grows ahead");
+        thread.join().unwrap();
+        assert!(pi.cached_digits() >= 2 * cached, "{} digits after {cached}", pi.cached_digits());
+        // The new cache is still correct pi where the old one was.
+        assert_eq!(&pi.snapshot()[..12], "3,1415926535");
+    }
+
+    #[test]
+    fn growing_ahead_stops_at_the_maximum() {
+        let pi = Arc::new(PiDigits::new(10_000));
+        pi.expansion(100);
+        assert!(pi.grow_ahead(9_000).is_none());
     }
 
     #[test]
