@@ -223,6 +223,10 @@ pub struct Seen {
     pub tail: String,
     /// The token's author and revision, if the node said.
     pub token: Option<(String, u64)>,
+    /// The token's hand-offs since it was generated, if the node said.
+    pub hops: Option<u64>,
+    /// The node's holdings since it started, if it said.
+    pub holdings: Option<u64>,
 }
 
 /// Listens to a ring's monitoring port and checks every expansion tail it
@@ -306,6 +310,8 @@ impl Observer {
                     progress,
                     tail,
                     token: state.token.as_ref().map(|t| (t.author_node_id.clone(), t.author_token_revision)),
+                    hops: state.hops,
+                    holdings: state.holdings,
                 });
             }
         });

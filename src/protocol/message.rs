@@ -166,16 +166,19 @@ pub enum DecodeError {
 }
 
 /// The flat shape every message shares on the wire; unknown fields are
-/// ignored by serde's default.
+/// ignored by serde's default. The expansion is borrowed from the input
+/// when it needs no unescaping (always, for digits), so a megabyte of data
+/// is not built up character by character.
 #[derive(Deserialize)]
-struct Frame {
+struct Frame<'a> {
     serial_code: Option<i64>,
     #[serde(rename = "type")]
     kind: String,
     author_node_id: Option<String>,
     token: Option<WireToken>,
     nodes: Option<Nodes>,
-    data: Option<String>,
+    #[serde(borrow)]
+    data: Option<std::borrow::Cow<'a, str>>,
     old_state: Option<String>,
     new_state: Option<String>,
     progress: Option<u64>,
@@ -314,6 +317,13 @@ impl<D: AsRef<str>> Message<D> {
             #[serde(flatten, skip_serializing_if = "Option::is_none")]
             my_state: Option<&'a MyState>,
         }
+        // The expansion goes in verbatim when it needs no escaping (digits
+        // and a comma always): serialising a megabyte through the JSON
+        // string escaper would cost more than the hand-off's copies.
+        let verbatim = match &self.body {
+            Body::TakeToken { data, .. } => Some(data.as_ref()).filter(|d| needs_no_escaping(d)),
+            _ => None,
+        };
         let mut out = Out {
             serial_code: self.body.serial_code(),
             kind: self.body.kind(),
@@ -332,7 +342,9 @@ impl<D: AsRef<str>> Message<D> {
             Body::TakeToken { token, nodes, data, pacing } => {
                 out.token = Some(token.into());
                 out.nodes = Some(nodes);
-                out.data = Some(data.as_ref());
+                if verbatim.is_none() {
+                    out.data = Some(data.as_ref());
+                }
                 out.announced_us_ago = pacing.announced_us_ago;
                 out.announced_progress = pacing.announced_progress;
                 out.reported_us_ago = pacing.reported_us_ago;
@@ -341,8 +353,23 @@ impl<D: AsRef<str>> Message<D> {
             Body::MyState(state) => out.my_state = Some(&**state),
             Body::Ping | Body::WhereIsToken | Body::TokenWasHereRecently => {}
         }
-        serde_json::to_vec(&out).expect("serialising plain data cannot fail")
+        let mut bytes = serde_json::to_vec(&out).expect("serialising plain data cannot fail");
+        if let Some(data) = verbatim {
+            // `out` is an object with at least serial_code: replace its
+            // closing brace with the data field.
+            bytes.pop();
+            bytes.reserve(data.len() + 11);
+            bytes.extend_from_slice(b",\"data\":\"");
+            bytes.extend_from_slice(data.as_bytes());
+            bytes.extend_from_slice(b"\"}");
+        }
+        bytes
     }
+}
+
+/// Whether `text` can stand in a JSON string as it is.
+fn needs_no_escaping(text: &str) -> bool {
+    text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 impl AsRef<str> for Expansion {
@@ -380,7 +407,7 @@ impl RawMessage {
             "generating token" => Body::GeneratingToken { token: token()? },
             "take token" => {
                 let nodes = frame.nodes.ok_or(missing("nodes"))?;
-                let data = frame.data.ok_or(missing("data"))?;
+                let data = frame.data.ok_or(missing("data"))?.into_owned();
                 let pacing = Pacing {
                     announced_us_ago: frame.announced_us_ago,
                     announced_progress: frame.announced_progress,

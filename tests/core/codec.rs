@@ -196,3 +196,26 @@ fn take_token_data_is_verified_keeping_the_longest_correct_prefix() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn take_token_data_round_trips_verbatim_or_escaped() {
+    use pi_ring::protocol::message::Pacing;
+    for data in ["3,14159265358979323846", "3,14\"15\\92\u{1}", ""] {
+        let body: Body<String> = Body::TakeToken {
+            token: token(22, "a", 1),
+            nodes: [("a".to_string(), "127.0.0.2".to_string())].into_iter().collect(),
+            data: data.into(),
+            pacing: Pacing {
+                announced_us_ago: Some(5),
+                announced_progress: Some(2),
+                reported_us_ago: None,
+                hops: Some(9),
+            },
+        };
+        let message = Message::new("a", body);
+        let bytes = message.encode();
+        let parsed: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
+        assert_eq!(parsed["data"], data, "{}", String::from_utf8_lossy(&bytes));
+        assert_eq!(RawMessage::decode(&bytes, 1 << 20).unwrap(), message);
+    }
+}

@@ -10,6 +10,8 @@ use serde::Serialize;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Benchmarks of pi-ring: start-up, hand-off latency, passes per second,
@@ -28,7 +30,8 @@ struct Args {
     kills: usize,
 
     /// Only these scenarios (comma-separated): first-token, handoff, passes,
-    /// growth, growth-1m, recovery, recovery-fast, engine, idle, stop, soak
+    /// lengths, growth, growth-1m, recovery, recovery-fast, engine, idle,
+    /// stop, scale, soak
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 
@@ -48,6 +51,14 @@ struct Args {
     /// The pi-ring-node binary [default: next to this program]
     #[arg(long)]
     node: Option<PathBuf>,
+
+    /// Ring sizes of the scale scenario (comma-separated)
+    #[arg(long, value_delimiter = ',', default_values_t = [5, 50, 250])]
+    scale_nodes: Vec<usize>,
+
+    /// Steady-state window of the scale scenario (s)
+    #[arg(long, default_value_t = 20)]
+    scale_secs: u64,
 
     /// First UDP port to use; each ring takes the next free block of 3
     #[arg(long, default_value_t = 41000)]
@@ -436,6 +447,156 @@ impl Bench {
 
     /// CPU of a waiter in a ring that reached its target, and the resident
     /// memory of a node that holds 1,000,000 digits.
+    /// Rings of `--scale-nodes` sizes with default timeouts and hold 0:
+    /// start-up, coverage, steady load on both UDP ports, and churn.
+    fn scale_rings(&mut self) {
+        for n in self.args.scale_nodes.clone() {
+            self.scale_ring(n);
+        }
+    }
+
+    fn scale_ring(&mut self, n: usize) {
+        eprintln!("{n} nodes, default timeouts, --hold-ms 0 ...");
+        let ports = self.ports();
+        let observer = Observer::start(ports);
+        let counter = RingPortCounter::start(ports.udp);
+        let spawning = Instant::now();
+        let nodes: Vec<NodeProcess> = (0..n)
+            .map(|i| {
+                let host = Ipv4Addr::new(127, 4, (i / 250) as u8, (i % 250 + 1) as u8);
+                NodeProcess::start(&self.node, &format!("n{:03}", i + 1), host, ports, &["--summary-secs", "0"])
+            })
+            .collect();
+        let all_started = Instant::now();
+        let Some(first) = observer.wait_for(spawning, Duration::from_secs(60), |s| s.new == StateName::Owner) else {
+            eprintln!("  no token within 60 s");
+            return;
+        };
+        let first_token = first.at.saturating_duration_since(all_started).as_secs_f64();
+        // Coverage: when every node has said it held the token.
+        let covered = {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let seen = observer.seen();
+                let mut held = std::collections::BTreeSet::new();
+                for s in &seen {
+                    if s.new == StateName::Owner || s.holdings.unwrap_or(0) > 0 {
+                        held.insert(s.node.clone());
+                    }
+                }
+                if held.len() >= n {
+                    break seen.iter().map(|s| s.at).max();
+                }
+                if Instant::now() > deadline {
+                    eprintln!("  only {} of {n} nodes held the token within 120 s", held.len());
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        let window = Duration::from_secs(self.args.scale_secs);
+        let from = Instant::now().max(first.at + Duration::from_secs(5));
+        std::thread::sleep((from + window).saturating_duration_since(Instant::now()));
+        let to = from + window;
+        let seen = observer.seen();
+        let rate = passes_from_hops(&seen, from, to).unwrap_or(f64::NAN);
+        let rounds = covered.map(|c| (c - first.at).as_secs_f64() * rate / n as f64);
+        let (ring_dgrams, heartbeats) = counter.rates(from, to);
+        let monitor = seen.iter().filter(|s| s.at >= from && s.at < to).count() as f64 / window.as_secs_f64();
+        let after_first = |pred: &dyn Fn(&pi_ring_harness::Seen) -> bool| {
+            seen.iter().filter(|s| s.at > first.at && pred(s)).count() as f64
+        };
+        let regenerations = after_first(&|s| s.old == StateName::Generating && s.new == StateName::Owner);
+        let declared_lost = after_first(&|s| s.old == StateName::Waiter && s.new == StateName::Looser);
+        let too_slow: usize = nodes.iter().map(|p| p.log_text().matches("too slow").count()).sum();
+        let bad: usize = nodes.iter().map(|p| p.log_text().matches("dropped a bad message").count()).sum();
+        let digits = seen.iter().map(|s| s.progress).max().unwrap_or(0).saturating_sub(2);
+        let name = |what: &str| format!("{n} nodes: {what}");
+        let secs = window.as_secs();
+        self.push(stats(&name("first token after the last start"), "s", vec![first_token], "defaults"));
+        self.push(stats(
+            &name("every node held the token after"),
+            "rounds",
+            vec![rounds.unwrap_or(f64::NAN)],
+            "from the first token; round = n / passes per second",
+        ));
+        self.push(stats(&name("passes per second"), "1/s", vec![rate], &format!("{secs} s window, {digits} digits")));
+        self.push(stats(&name("datagrams on the ring port"), "1/s", vec![ring_dgrams], "steady state"));
+        self.push(stats(&name("TOKEN_IS_HERE on the ring port"), "1/s", vec![heartbeats], "heartbeat 0.5 s"));
+        self.push(stats(&name("datagrams on the monitoring port"), "1/s", vec![monitor], "MY_STATE"));
+        self.push(stats(
+            &name("regenerations / tokens declared lost"),
+            "count",
+            vec![regenerations, declared_lost],
+            "after the first token; min = regenerations, max = lost",
+        ));
+        self.push(stats(
+            &name("connections closed as too slow / empty messages"),
+            "count",
+            vec![too_slow as f64, bad as f64],
+            "whole run; min = too slow, max = empty",
+        ));
+        if !observer.wrong().is_empty() {
+            eprintln!("  WRONG DIGITS: {:?}", &observer.wrong()[..1]);
+        }
+    }
+
+    /// One ring of 5 nodes (hold 0) growing from nothing: passes per second
+    /// as the expansion passes each length, the longest time without
+    /// progress, and the hand-off time at the longest length against
+    /// copying the data.
+    fn lengths(&mut self) {
+        let lengths: &[usize] =
+            if self.args.quick { &[1_000, 10_000, 100_000] } else { &[1_000, 10_000, 100_000, 1_000_000] };
+        let top = *lengths.last().unwrap();
+        let window = |digits: usize| (digits + 2, digits + 2 + (digits / 10).max(20_000));
+        let end = window(top).1;
+        eprintln!("5 nodes growing to {} digits, --hold-ms 0 ...", end - 2);
+        let target = (end - 2).to_string();
+        let (_nodes, observer, _, t0) = self.ring(5, &["--hold-ms", "0", "--target-digits", &target]);
+        if observer.wait_for(t0, Duration::from_secs(900), |s| s.progress as usize >= end).is_none() {
+            eprintln!("  the ring did not reach {} digits in 900 s", end - 2);
+            return;
+        }
+        let mut seen = observer.seen();
+        seen.sort_by_key(|s| s.at);
+        let when = |len: usize| seen.iter().find(|s| s.progress as usize >= len).map(|s| s.at);
+        let mut per_pass_at_top = f64::NAN;
+        for &digits in lengths {
+            let (from, to) = window(digits);
+            let (Some(t1), Some(t2)) = (when(from), when(to)) else { continue };
+            let rate = (to - from) as f64 / 20.0 / (t2 - t1).as_secs_f64();
+            per_pass_at_top = 1000.0 / rate;
+            let note = format!("{} to {} digits", from - 2, to - 2);
+            self.push(stats(&format!("passes/s at {digits} digits, 5 nodes"), "1/s", vec![rate], &note));
+        }
+        // The longest time the ring's progress stood still after the start.
+        let mut longest = (Duration::ZERO, 0);
+        // From the first holding on (the cold start is a figure of its own).
+        let grown: Vec<&pi_ring_harness::Seen> = seen.iter().skip_while(|s| s.progress < 22).collect();
+        let mut last = (grown.first().map(|s| s.at).unwrap_or(t0), 22u64);
+        for s in grown {
+            if s.progress > last.1 {
+                if s.at - last.0 > longest.0 {
+                    longest = (s.at - last.0, last.1.saturating_sub(2));
+                }
+                last = (s.at, s.progress);
+            }
+        }
+        let note = format!("whole growth; the longest from {} digits", longest.1);
+        self.push(stats("longest time without progress, 5 nodes", "s", vec![longest.0.as_secs_f64()], &note));
+        let copy = copy_ms(top + 2);
+        self.push(stats(
+            &format!("hand-off at {top} digits / 4 copies of the data"),
+            "ratio",
+            vec![per_pass_at_top / copy],
+            &format!("{per_pass_at_top:.2} ms vs {copy:.3} ms"),
+        ));
+        if !observer.wrong().is_empty() {
+            eprintln!("  WRONG DIGITS: {:?}", &observer.wrong()[..1]);
+        }
+    }
+
     fn idle(&mut self) {
         eprintln!("idle waiter CPU and RSS with 1,000,000 digits ...");
         let (nodes, observer, _, t0) = self.ring(3, &["--hold-ms", "0", "--target-digits", "1000000"]);
@@ -466,6 +627,54 @@ impl Bench {
     }
 }
 
+/// Datagrams overheard on a ring's UDP port: (time, is TOKEN_IS_HERE).
+struct RingPortCounter {
+    seen: Arc<Mutex<Vec<(Instant, bool)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RingPortCounter {
+    fn start(port: u16) -> Self {
+        let seen: Arc<Mutex<Vec<(Instant, bool)>>> = Arc::default();
+        let stop: Arc<AtomicBool> = Arc::default();
+        let socket = udp_listener(port);
+        let (seen2, stop2) = (Arc::clone(&seen), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((n, _)) = socket.recv_from(&mut buf) else { continue };
+                let heartbeat =
+                    matches!(RawMessage::decode(&buf[..n], MAX_DATAGRAM).map(|m| m.body), Ok(Body::TokenIsHere { .. }));
+                seen2.lock().unwrap().push((Instant::now(), heartbeat));
+            }
+        });
+        RingPortCounter { seen, stop }
+    }
+
+    /// (datagrams, TOKEN_IS_HERE) per second within [from, to).
+    fn rates(&self, from: Instant, to: Instant) -> (f64, f64) {
+        let seen = self.seen.lock().unwrap();
+        let window: Vec<&(Instant, bool)> = seen.iter().filter(|(t, _)| *t >= from && *t < to).collect();
+        let secs = (to - from).as_secs_f64();
+        (window.len() as f64 / secs, window.iter().filter(|(_, hb)| *hb).count() as f64 / secs)
+    }
+}
+
+impl Drop for RingPortCounter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Passes per second from the token's hand-off counts in MY_STATE, between
+/// the first report at or after `from` and the last before `to`.
+fn passes_from_hops(seen: &[pi_ring_harness::Seen], from: Instant, to: Instant) -> Option<f64> {
+    let with_hops: Vec<(Instant, u64)> =
+        seen.iter().filter(|s| s.at >= from && s.at < to).filter_map(|s| Some((s.at, s.hops?))).collect();
+    let (first, last) = (with_hops.first()?, with_hops.iter().max_by_key(|(_, h)| *h)?);
+    (last.1 > first.1 && last.0 > first.0).then(|| (last.1 - first.1) as f64 / (last.0 - first.0).as_secs_f64())
+}
+
 fn scale(f: &Figure, k: f64) -> Figure {
     Figure {
         median: f.median * k,
@@ -475,6 +684,23 @@ fn scale(f: &Figure, k: f64) -> Figure {
         note: String::new(),
         ..f.clone()
     }
+}
+
+/// Milliseconds to copy `len` bytes four times (the median of 20 tries).
+fn copy_ms(len: usize) -> f64 {
+    let source = vec![b'7'; len];
+    let mut times: Vec<f64> = (0..20)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..4 {
+                let copy = source.clone();
+                std::hint::black_box(&copy);
+            }
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
@@ -508,6 +734,12 @@ fn main() {
     if b.wants("passes") {
         b.passes(3);
         b.passes(5);
+    }
+    if b.wants("lengths") {
+        b.lengths();
+    }
+    if b.wants("scale") {
+        b.scale_rings();
     }
     if b.wants("growth") {
         let runs = b.args.runs;
