@@ -21,6 +21,10 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// The timeline keeps at most this many incidents (the oldest go first),
+/// so a monitor left running for weeks stays small.
+pub const MAX_INCIDENTS: usize = 1000;
+
 /// A node is never called silent before this much silence.
 const MIN_SILENCE: Duration = Duration::from_secs(3);
 /// An OWNER not heard for this long is not counted as a current holder
@@ -199,16 +203,19 @@ impl RingView {
         view.host = host;
         if view.silent {
             view.silent = false;
-            self.incidents.push(Incident {
-                at: now,
-                ended: None,
-                kind: IncidentKind::NodeBack { node: id.to_owned() },
-            });
+            self.record(now, IncidentKind::NodeBack { node: id.to_owned() });
         }
         self.nodes.get_mut(id).expect("inserted above")
     }
 
     fn record(&mut self, at: Instant, kind: IncidentKind) -> usize {
+        if self.incidents.len() >= MAX_INCIDENTS {
+            // Drop the oldest tenth; open incidents move with their index.
+            let drop = MAX_INCIDENTS / 10;
+            self.incidents.drain(..drop);
+            self.open_loss = self.open_loss.and_then(|i| i.checked_sub(drop));
+            self.open_duplicate = self.open_duplicate.and_then(|i| i.checked_sub(drop));
+        }
         self.incidents.push(Incident { at, ended: None, kind });
         self.incidents.len() - 1
     }

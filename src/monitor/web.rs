@@ -3,8 +3,11 @@
 //! - `GET /`: the page (everything it needs is in this binary);
 //! - `GET /api/ring`: holder, digits, passes per second, every node;
 //! - `GET /api/incidents`: the timeline;
-//! - `GET /api/events`: server-sent events, `{"ring": .., "incidents": ..}`
-//!   four times a second, which the page uses to update itself.
+//! - `GET /api/events`: server-sent events four times a second, which the
+//!   page uses to update itself. Each sends what changed since the last:
+//!   `{"ring": figures, "nodes": [changed nodes], "incidents": [..]}`, the
+//!   incidents only when the timeline changed (its latest 200), so a page
+//!   watching 250 nodes costs kilobytes a second, not the whole state.
 
 use super::view::{Incident, RingView};
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -57,6 +60,7 @@ impl Shared {
                     "holds_token": holder.as_deref() == Some(id.as_str()),
                     "holdings": v.holdings,
                     "last_heard_ms_ago": now.saturating_duration_since(v.last_heard).as_millis() as u64,
+                    "last_heard_ms": self.unix_ms(v.last_heard),
                 })
             })
             .collect();
@@ -85,6 +89,18 @@ impl Shared {
         Value::Array(view.incidents().iter().map(|i| self.incident_json(i, now)).collect())
     }
 
+    /// The latest `n` incidents, and a fingerprint of the timeline that
+    /// changes whenever an incident is added or ends.
+    fn latest_incidents(&self, n: usize) -> (Value, (usize, usize, Option<u64>)) {
+        let now = Instant::now();
+        let view = self.lock();
+        let all = view.incidents();
+        let ended = all.iter().filter(|i| i.ended.is_some()).count();
+        let fingerprint = (all.len(), ended, all.last().map(|i| self.unix_ms(i.at)));
+        let latest = &all[all.len().saturating_sub(n)..];
+        (Value::Array(latest.iter().map(|i| self.incident_json(i, now)).collect()), fingerprint)
+    }
+
     fn incident_json(&self, i: &Incident, now: Instant) -> Value {
         json!({
             "at_ms": self.unix_ms(i.at),
@@ -108,13 +124,53 @@ async fn incidents(shared: web::Data<Shared>) -> HttpResponse {
     HttpResponse::Ok().json(shared.incidents_json())
 }
 
+/// What one page was last sent.
+#[derive(Default)]
+struct Sent {
+    nodes: std::collections::HashMap<String, Value>,
+    incidents: Option<(usize, usize, Option<u64>)>,
+}
+
+/// One server-sent event: the figures, the nodes that changed, and the
+/// timeline if it changed. Durations ("heard 3 s ago") are left to the
+/// page, which has the time; otherwise every node would change every tick.
+fn delta(shared: &Shared, sent: &mut Sent) -> Value {
+    let mut ring = shared.ring_json();
+    let nodes = match ring.get_mut("nodes").map(Value::take) {
+        Some(Value::Array(nodes)) => nodes,
+        _ => Vec::new(),
+    };
+    if let Some(ring) = ring.as_object_mut() {
+        ring.remove("nodes");
+    }
+    let mut changed = Vec::new();
+    for mut node in nodes {
+        if let Some(node) = node.as_object_mut() {
+            node.remove("last_heard_ms_ago");
+        }
+        let id = node.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if sent.nodes.get(&id) != Some(&node) {
+            sent.nodes.insert(id, node.clone());
+            changed.push(node);
+        }
+    }
+    let mut event = json!({ "ring": ring, "nodes": changed });
+    let (incidents, fingerprint) = shared.latest_incidents(200);
+    if sent.incidents != Some(fingerprint) {
+        sent.incidents = Some(fingerprint);
+        event["incidents"] = incidents;
+    }
+    event
+}
+
 async fn events(shared: web::Data<Shared>) -> HttpResponse {
     let ticks = tokio::time::interval(Duration::from_millis(250));
-    let stream = futures_util::stream::unfold((shared, ticks), |(shared, mut ticks)| async move {
+    let state = (shared, ticks, Sent::default());
+    let stream = futures_util::stream::unfold(state, |(shared, mut ticks, mut sent)| async move {
         ticks.tick().await;
-        let payload = json!({ "ring": shared.ring_json(), "incidents": shared.incidents_json() });
+        let payload = delta(&shared, &mut sent);
         let event = web::Bytes::from(format!("data: {payload}\n\n"));
-        Some((Ok::<_, actix_web::Error>(event), (shared, ticks)))
+        Some((Ok::<_, actix_web::Error>(event), (shared, ticks, sent)))
     });
     HttpResponse::Ok().content_type("text/event-stream").insert_header(("Cache-Control", "no-cache")).streaming(stream)
 }
@@ -134,4 +190,36 @@ pub fn server(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<actix_we
     .disable_signals()
     .bind(addr)?
     .run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Body, Message, Token};
+    use std::net::Ipv4Addr;
+
+    fn heartbeat(shared: &Shared, id: &str) {
+        let message = Message::new(id, Body::TokenIsHere { token: Token::new(22, id, 1) });
+        shared.lock().apply(&message, Ipv4Addr::LOCALHOST, Instant::now());
+    }
+
+    #[actix_rt::test]
+    async fn events_send_only_what_changed() {
+        let shared = Shared::new(RingView::new());
+        for id in ["a", "b", "c"] {
+            heartbeat(&shared, id);
+        }
+        let mut sent = Sent::default();
+        let first = delta(&shared, &mut sent);
+        assert_eq!(first["nodes"].as_array().unwrap().len(), 3);
+        assert!(first.get("incidents").is_some(), "the first event carries the timeline");
+        let second = delta(&shared, &mut sent);
+        assert_eq!(second["nodes"].as_array().unwrap().len(), 0, "{second}");
+        assert!(second.get("incidents").is_none());
+        heartbeat(&shared, "d");
+        let third = delta(&shared, &mut sent);
+        let ids: Vec<&str> = third["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
+        assert!(ids.contains(&"d"), "{ids:?}");
+        assert!(third.get("incidents").is_some(), "d joined");
+    }
 }

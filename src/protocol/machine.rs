@@ -408,12 +408,12 @@ impl Machine {
         // TAKE_TOKEN's age misses the hand-offs' time in transit, so a
         // heard announcement is the better clock.
         // (Once the target is reached every announcement tells the same
-        // progress; then the later of the two is the last.)
+        // progress, and the heard one may be older: then the entry announces
+        // early, but holdings last a heartbeat there anyway.)
         if let Some((author, revision, heard)) = &self.heard_announcement {
             if *author == self.token_author && *revision == self.token_revision {
                 self.announced = match self.announced {
                     Some(told) if told.progress > heard.progress => Some(told),
-                    Some(told) if told.progress == heard.progress && told.at > heard.at => Some(told),
                     _ => Some(*heard),
                 };
             }

@@ -261,3 +261,14 @@ async fn the_named_holder_is_always_drawn_as_holding() {
         assert_eq!(v.nodes()[&h].state, O, "named {h} but drew it {:?}", v.nodes()[&h].state);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_timeline_stays_bounded() {
+    let t0 = Instant::now();
+    let mut v = RingView::new();
+    for i in 0..3 * pi_ring::monitor::view::MAX_INCIDENTS {
+        heartbeat(&mut v, t0 + ms(i as u64), &format!("n{i}"), Token::new(22, "n0", 1));
+    }
+    assert!(v.incidents().len() <= pi_ring::monitor::view::MAX_INCIDENTS, "{}", v.incidents().len());
+    assert!(matches!(&v.incidents().last().unwrap().kind, IncidentKind::NodeJoined { node } if node == "n2999"));
+}

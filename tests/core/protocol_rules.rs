@@ -300,6 +300,21 @@ fn take_token_tells_of_an_announcement_whose_datagram_has_not_arrived() {
 }
 
 #[test]
+fn a_heard_announcement_outweighs_take_tokens_age_which_misses_the_transit_time() {
+    // We heard the token announced at progress 22, 450 ms ago; TAKE_TOKEN
+    // claims 100 ms for that same announcement (hand-offs spend time in
+    // transit that no node can count). The heard time is the truth: 50 ms
+    // are left. (Taking the later time made a 50-node ring announce once
+    // every 4 s instead of every 0.5 s.)
+    let mut n = Probe::looser();
+    n.receive("n1", Body::TokenIsHere { token: Token::new(22, "n1", 1) });
+    n.advance(Duration::from_millis(450));
+    let pacing = Pacing { announced_us_ago: Some(100_000), announced_progress: Some(22), ..Pacing::default() };
+    n.receive("n1", take_token_paced(Token::new(62, "n1", 1), 62, pacing));
+    assert!(n.armed().contains(&(TimerKind::Heartbeat, Duration::from_millis(50))));
+}
+
+#[test]
 fn an_announcement_heard_after_the_one_take_token_knows_of_counts() {
     // TAKE_TOKEN knows of the announcement at progress 22, 450 ms ago; we
     // heard a later one (progress 42) 100 ms ago: 400 ms are left.
