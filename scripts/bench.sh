@@ -8,7 +8,8 @@
 #   scripts/bench.sh --quick          # skip growth to 1M digits and the idle check
 #   scripts/bench.sh --only handoff,passes --runs 3
 #
-# Any option is passed to pi-ring-bench (see target/release/pi-ring-bench --help).
+# Scenarios include scale (5/50/250 nodes) and lengths (passes per second
+# at 1k to 1M digits). Any option is passed to pi-ring-bench (see target/release/pi-ring-bench --help).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
