@@ -5,7 +5,8 @@
 //! actor started. Timers are `run_later`s, armed and cancelled as the node
 //! says (a firing the node no longer expects is ignored by the node); digit
 //! computation runs on a blocking thread unless the cache already has the
-//! digits; TCP sends run as tasks whose results go back to the node.
+//! digits (a hit also lets the cache grow ahead of need); TCP sends run as
+//! tasks whose results go back to the node.
 //!
 //! MY_STATE goes to monitors at once for every change except routine
 //! hand-offs, which the node reports at most once per
