@@ -61,7 +61,9 @@ struct Args {
     scale_secs: u64,
 
     /// First UDP port to use; each ring takes the next free block of 3
-    #[arg(long, default_value_t = 41000)]
+    /// (below Linux's ephemeral range, 32768-60999: a ring's listening
+    /// port must not be a source port of an earlier ring's connections)
+    #[arg(long, default_value_t = 21000)]
     base_port: u16,
 }
 
@@ -120,12 +122,22 @@ impl Bench {
         let ports = self.ports();
         let observer = Observer::start(ports);
         let t0 = Instant::now();
-        let nodes = (0..n)
-            .map(|i| {
-                let host = self.host();
-                NodeProcess::start(&self.node, &format!("node{}", i + 1), host, ports, flags)
-            })
-            .collect();
+        let nodes = if n <= 200 {
+            (0..n)
+                .map(|i| {
+                    let host = self.host();
+                    NodeProcess::start(&self.node, &format!("node{}", i + 1), host, ports, flags)
+                })
+                .collect()
+        } else {
+            // Big rings get a block of addresses of their own.
+            (0..n)
+                .map(|i| {
+                    let host = Ipv4Addr::new(127, 5, (i / 250) as u8, (i % 250 + 1) as u8);
+                    NodeProcess::start(&self.node, &format!("n{:03}", i + 1), host, ports, flags)
+                })
+                .collect()
+        };
         (nodes, observer, ports, t0)
     }
 
@@ -218,15 +230,21 @@ impl Bench {
     /// uniformly random moment of it, so the time since its last heartbeat
     /// is as random as in real failures.
     fn recovery(&mut self, name: &str, flags: &[&str], bound: f64, hold_ms: u32) {
+        let kills = self.args.kills;
+        self.recovery_of(5, kills, name, flags, bound, hold_ms);
+    }
+
+    /// Kill the holder of an `n`-node ring `kills` times; see [`Self::recovery`].
+    fn recovery_of(&mut self, n: usize, kills: usize, name: &str, flags: &[&str], bound: f64, hold_ms: u32) {
         eprintln!("recovery after SIGKILL of the holder ({name}) ...");
         let mut all: Vec<&str> = flags.to_vec();
         let hold = hold_ms.to_string();
         all.extend(["--hold-ms", &hold]);
-        let (mut nodes, observer, _, t0) = self.ring(5, &all);
+        let (mut nodes, observer, _, t0) = self.ring(n, &all);
         let mut samples = Vec::new();
         let mut since = t0;
         let mut rng = 0x9e37_79b9_u32;
-        for _ in 0..self.args.kills {
+        for _ in 0..kills {
             // A fresh holder, then kill it at a random moment of its holding.
             let Some(entry) = observer.wait_for(since, Duration::from_secs(30), |s| s.new == StateName::Owner) else {
                 eprintln!("  no holder appeared; stopping");
@@ -473,6 +491,15 @@ impl Bench {
             return;
         };
         let first_token = first.at.saturating_duration_since(all_started).as_secs_f64();
+        let failed: Vec<String> = nodes
+            .iter()
+            .filter_map(|p| {
+                p.log_text().lines().find(|l| l.starts_with("pi-ring-node:")).map(|l| format!("{}: {l}", p.id))
+            })
+            .collect();
+        if let Some(example) = failed.first() {
+            eprintln!("  {} of {n} nodes did not start, e.g. {example}", failed.len());
+        }
         // Coverage: when every node has said it held the token.
         let covered = {
             let deadline = Instant::now() + Duration::from_secs(120);
@@ -496,8 +523,17 @@ impl Bench {
         };
         let window = Duration::from_secs(self.args.scale_secs);
         let from = Instant::now().max(first.at + Duration::from_secs(5));
+        std::thread::sleep(from.saturating_duration_since(Instant::now()));
+        let pids: Vec<u32> = nodes.iter().filter_map(|p| p.pid()).collect();
+        let ticks_before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect();
         std::thread::sleep((from + window).saturating_duration_since(Instant::now()));
         let to = from + window;
+        let cpu: Vec<f64> = pids
+            .iter()
+            .zip(ticks_before)
+            .map(|(p, b)| cpu_ticks(*p).saturating_sub(b) as f64 / 100.0 / window.as_secs_f64() * 100.0)
+            .collect();
+        let rss: Vec<f64> = pids.iter().map(|p| rss_mib(*p)).collect();
         let seen = observer.seen();
         let rate = passes_from_hops(&seen, from, to).unwrap_or(f64::NAN);
         let rounds = covered.map(|c| (c - first.at).as_secs_f64() * rate / n as f64);
@@ -536,8 +572,16 @@ impl Bench {
             vec![too_slow as f64, bad as f64],
             "whole run; min = too slow, max = empty",
         ));
+        self.push(stats(&name("CPU per node"), "%core", cpu, "steady window, hold 0: every node passes"));
+        self.push(stats(&name("resident memory per node"), "MiB", rss, "VmRSS at the end of the window"));
         if !observer.wrong().is_empty() {
             eprintln!("  WRONG DIGITS: {:?}", &observer.wrong()[..1]);
+        }
+        drop(nodes);
+        // Kills need a known holder: a second ring of the same size whose
+        // holders keep the token 1 s (each entry is reported).
+        if n > 5 {
+            self.recovery_of(n, 5, &format!("{n} nodes, defaults"), DEFAULTS, 6.0, 1000);
         }
     }
 

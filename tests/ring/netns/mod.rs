@@ -32,6 +32,8 @@ fn run_quiet(args: &[&str]) {
 
 pub struct Lan {
     pub hosts: Vec<Host>,
+    /// ARP table limits raised for a big LAN, to restore when dropped.
+    raised_neigh_limits: Vec<(&'static str, String)>,
     bridge_ns: String,
     /// The namespace an observer listens from (10.77.0.200).
     pub observer_ns: String,
@@ -53,6 +55,7 @@ impl Lan {
         let bridge_ns = format!("pr-{tag}-br");
         let mut lan = Lan {
             hosts: Vec::new(),
+            raised_neigh_limits: raise_neigh_limits(n),
             bridge_ns: bridge_ns.clone(),
             observer_ns: format!("pr-{tag}-obs"),
             created: Vec::new(),
@@ -163,5 +166,25 @@ impl Drop for Lan {
         for ns in self.created.iter().rev() {
             run_quiet(&["ip", "netns", "del", ns]);
         }
+        for (path, old) in &self.raised_neigh_limits {
+            let _ = std::fs::write(path, old);
+        }
     }
+}
+
+/// The kernel's ARP table is shared by every namespace, and its default
+/// limit (1,024 entries) is less than a LAN of 40 hosts that all talk to
+/// each other needs: past it, "neighbor table overflow" and hosts stop
+/// reaching each other. Raise the limits for `n` hosts if they are lower;
+/// returns the old values, restored when the LAN is dropped.
+fn raise_neigh_limits(n: usize) -> Vec<(&'static str, String)> {
+    let wanted = (n + 1) * (n + 1) * 2;
+    let mut raised = Vec::new();
+    for path in ["/proc/sys/net/ipv4/neigh/default/gc_thresh3", "/proc/sys/net/ipv4/neigh/default/gc_thresh2"] {
+        let Ok(old) = std::fs::read_to_string(path) else { continue };
+        if old.trim().parse::<usize>().is_ok_and(|v| v < wanted) && std::fs::write(path, wanted.to_string()).is_ok() {
+            raised.push((path, old.trim().to_owned()));
+        }
+    }
+    raised
 }
