@@ -253,11 +253,19 @@ impl PiDigits {
 fn lower_this_threads_priority() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: gettid has no preconditions; setpriority on our own
-        // thread id with a valid niceness only changes this thread.
+        // SCHED_IDLE: runs only on a core nothing else wants, and yields
+        // it at once when a hand-off wakes up; niceness 19 if refused.
+        // SAFETY: pid 0 is the calling thread; the parameter is valid for
+        // SCHED_IDLE; gettid has no preconditions; setpriority on our own
+        // thread id only changes this thread.
         let rc = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, 19)
+            let param = libc::sched_param { sched_priority: 0 };
+            if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 {
+                0
+            } else {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, 19)
+            }
         };
         if rc != 0 {
             log::debug!("pi: cannot lower the priority of computing ahead: {}", std::io::Error::last_os_error());

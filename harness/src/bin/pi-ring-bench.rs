@@ -617,7 +617,9 @@ impl Bench {
         // The longest time the ring's progress stood still after the start.
         let mut longest = (Duration::ZERO, 0);
         // From the first holding on (the cold start is a figure of its own).
-        let grown: Vec<&pi_ring_harness::Seen> = seen.iter().skip_while(|s| s.progress < 22).collect();
+        // Up to the target: there the ring slows to one pass per heartbeat.
+        let grown: Vec<&pi_ring_harness::Seen> =
+            seen.iter().skip_while(|s| s.progress < 22).take_while(|s| (s.progress as usize) < end).collect();
         let mut last = (grown.first().map(|s| s.at).unwrap_or(t0), 22u64);
         for s in grown {
             if s.progress > last.1 {
