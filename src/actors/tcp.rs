@@ -34,10 +34,6 @@ const BLOCKING_DECODE_BYTES: usize = 64 * 1024;
 /// Slowest average transfer that is never cut short (bytes/s): far below
 /// any real link, far above an idle or byte-a-second client.
 const MIN_RATE: f64 = 16.0 * 1024.0;
-/// Socket buffer for large transfers (the kernel caps it at
-/// `net.core.rmem_max` / `wmem_max`).
-const TRANSFER_BUFFER: usize = 4 * 1024 * 1024;
-
 /// How often a connection's pace is checked while it sends nothing.
 const RATE_CHECK: Duration = Duration::from_millis(250);
 
@@ -100,12 +96,7 @@ impl TcpEndpoint {
     pub fn bind(config: TcpConfig, inbound: Recipient<Inbound>, pi: Arc<PiDigits>) -> Result<Self, StartError> {
         let addr = SocketAddrV4::new(config.bind, config.port);
         // Address reuse: a restarted node must not wait for TIME_WAIT.
-        // A large receive buffer (inherited by accepted connections) lets a
-        // big TAKE_TOKEN arrive in a few rounds instead of dozens.
-        let socket = bound_socket(Type::STREAM, addr, |s| {
-            let _ = s.set_recv_buffer_size(TRANSFER_BUFFER);
-            s.set_reuse_address(true)
-        })?;
+        let socket = bound_socket(Type::STREAM, addr, |s| s.set_reuse_address(true))?;
         socket.listen(config.backlog as i32).map_err(socket_error(addr, "listen on"))?;
         let listener = TcpListener::from_std(socket.into()).map_err(socket_error(addr, "register"))?;
         Ok(TcpEndpoint { listener: Some(listener), config, inbound, pi })
@@ -301,12 +292,10 @@ async fn send_message(bind: Ipv4Addr, to: SocketAddrV4, bytes: &[u8], patience: 
     let connect_error = |e: std::io::Error| SendError::Connect { addr: to, reason: e.to_string() };
     let socket = TcpSocket::new_v4().map_err(connect_error)?;
     allow_port_reuse_at_connect(&socket);
-    // The whole message in the send buffer when possible: a 100 KB
-    // expansion then goes out in one write, not in 16 KB rounds that each
-    // wait for the receiver to wake up.
-    if bytes.len() > 16 * 1024 {
-        let _ = socket.set_send_buffer_size(bytes.len().min(TRANSFER_BUFFER) as u32);
-    }
+    // The socket buffers stay the kernel's: larger ones would let a
+    // member that is stopped (SIGSTOP, a frozen machine) swallow whole
+    // expansions with no stalled write to tell, and cost a recovery each
+    // time (tests/ring network_faults, stopped member).
     socket.bind(SocketAddrV4::new(bind, 0).into()).map_err(connect_error)?;
     let mut stream = match tokio::time::timeout(connect_timeout, socket.connect(to.into())).await {
         Err(_) => return Err(SendError::ConnectTimeout { addr: to }),
