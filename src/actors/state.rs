@@ -84,8 +84,6 @@ pub struct StateMachine {
     reported: Reported,
     /// A coalesced report is scheduled.
     report_due: Option<SpawnHandle>,
-    /// The token's hand-offs as of the last change.
-    hops: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -113,7 +111,6 @@ impl StateMachine {
             exited: false,
             reported: Reported { at: None, state: StateName::None, holdings: 0 },
             report_due: None,
-            hops: 0,
         }
     }
 
@@ -186,11 +183,10 @@ impl StateMachine {
                     );
                 }
             },
-            Action::StateChanged { old, new, token, progress, routine, hops } => {
+            Action::StateChanged { old, new, token, progress, routine } => {
                 if new == StateName::Owner {
                     self.holdings += 1;
                 }
-                self.hops = hops;
                 // Hand-offs are per-pass detail; other changes matter.
                 let hand_off =
                     matches!((old, new), (StateName::Waiter, StateName::Owner) | (StateName::Owner, StateName::Waiter));
@@ -265,7 +261,7 @@ impl StateMachine {
             timestamp_ms: Some(timestamp_ms),
             host: Some(self.host.to_string()),
             digits_tail: Some(self.node.expansion().tail(20).to_owned()),
-            hops: Some(self.hops),
+            hops: Some(self.node.hops()),
             holdings: Some(self.holdings),
         };
         let message = Message::new(self.node.id(), Body::MyState(Box::new(state)));

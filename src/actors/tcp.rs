@@ -265,9 +265,6 @@ impl Server {
         } else {
             raw.verify(&self.pi)
         };
-        if let crate::protocol::Body::TakeToken { data, .. } = &message.body {
-            drop(self.pi.grow_ahead(data.len()));
-        }
         if let Some(report) = report {
             log::warn!(
                 "TAKE_TOKEN from {} ({from}) carried {} characters of which only the first {} are pi; keeping those",

@@ -298,17 +298,19 @@ impl RingView {
     fn passes_since_last_report(&mut self, id: &str, hops: Option<u64>) -> u64 {
         let token = self.nodes.get(id).and_then(|v| v.token.clone());
         let (Some(hops), Some(token)) = (hops, token) else { return 1 };
-        let lineage = (token.author_node_id.clone(), token.author_token_revision);
-        let passes = match &self.last_hops {
-            Some((author, revision, last)) if (author, *revision) == (&lineage.0, lineage.1) => {
-                hops.saturating_sub(*last)
+        let last = match &self.last_hops {
+            Some((author, revision, last))
+                if *author == token.author_node_id && *revision == token.author_token_revision =>
+            {
+                Some(*last)
             }
-            _ => 1,
+            _ => None,
         };
-        if self.last_hops.as_ref().is_none_or(|(a, r, last)| (a, *r) != (&lineage.0, lineage.1) || hops > *last) {
-            self.last_hops = Some((lineage.0, lineage.1, hops));
+        // A late report of the same token (fewer hops) counts nothing.
+        if last.is_none_or(|last| hops > last) {
+            self.last_hops = Some((token.author_node_id, token.author_token_revision, hops));
         }
-        passes
+        last.map_or(1, |last| hops.saturating_sub(last))
     }
 
     /// `id` holds its token now: whoever showed this same token before has

@@ -166,9 +166,10 @@ impl PiDigits {
     }
 
     /// Grow the cache ahead of need, on a thread of its own, once `len`
-    /// (an expansion just used) passes a quarter of it: the ring then never
-    /// waits for a doubling on its hand-off path, even when many nodes on
-    /// one machine compute at once at a low priority. Returns the thread when
+    /// (an expansion just used) passes a quarter of it: with spare CPU, the
+    /// ring then never waits for a doubling on its hand-off path. (With
+    /// none, e.g. 250 nodes on 2 cores, the idle-priority thread starves
+    /// and a holder computes when it needs the digits.) Returns the thread when
     /// it started one (none while another growth ahead runs, or at the
     /// maximum).
     pub fn grow_ahead(self: &Arc<Self>, len: usize) -> Option<std::thread::JoinHandle<()>> {

@@ -13,8 +13,9 @@
 //! answered by [`Machine::waiter_on_message`].
 //!
 //! Timers belong to states: entering a state disarms every timer (and says
-//! so with [`Output::CancelTimer`]), and a firing whose [`TimerId`] is not the one currently armed is ignored, so a
-//! late or cancelled timer of a state that was left never acts.
+//! so with [`Output::CancelTimer`]), and a firing whose [`TimerId`] is not
+//! the one currently armed is ignored, so a late or cancelled timer of a
+//! state that was left never acts.
 
 use super::message::{Body, Message, Pacing, StateName};
 use super::token::{NodeId, Token};
@@ -146,9 +147,8 @@ pub enum Output {
     CancelTimer(TimerKind),
     /// The behaviour changed (for MY_STATE and logs). A `routine` change
     /// (a hand-off while another holder of this token reported less than
-    /// `report` ago) need not reach monitors at once. `hops` counts the
-    /// token's hand-offs since it was generated.
-    StateChanged { old: StateName, new: StateName, token: Token, progress: usize, routine: bool, hops: u64 },
+    /// `report` ago) need not reach monitors at once.
+    StateChanged { old: StateName, new: StateName, token: Token, progress: usize, routine: bool },
 }
 
 /// The current behaviour of the node.
@@ -303,6 +303,11 @@ impl Machine {
         Token::new(self.expansion.len(), &self.config.id, self.own_revision + 1)
     }
 
+    /// Hand-offs of the current token since it was generated.
+    pub fn hops(&self) -> u64 {
+        self.hops
+    }
+
     /// The pacing a TAKE_TOKEN sent at `now` carries to the next holder.
     pub fn pacing(&self, now: Time) -> Pacing {
         let ago = |at: Option<Time>| at.map(|at| now.saturating_sub(at).as_micros() as u64);
@@ -410,11 +415,11 @@ impl Machine {
         // (Once the target is reached every announcement tells the same
         // progress, and the heard one may be older: then the entry announces
         // early, but holdings last a heartbeat there anyway.)
-        if let Some((author, revision, heard)) = &self.heard_announcement {
-            if *author == self.token_author && *revision == self.token_revision {
+        if let Some((author, revision, heard)) = self.heard_announcement.clone() {
+            if self.is_our_token(&author, revision) {
                 self.announced = match self.announced {
                     Some(told) if told.progress > heard.progress => Some(told),
-                    _ => Some(*heard),
+                    _ => Some(heard),
                 };
             }
         }
@@ -472,7 +477,7 @@ impl Machine {
                     // our token already.
                     let ours = Body::TokenIsHere { token: self.token() };
                     self.send(from, ours);
-                    if !self.is_same_lineage(&token) {
+                    if !self.is_our_token(&token.author_node_id, token.author_token_revision) {
                         self.broadcast_token_is_here();
                     }
                 }
@@ -755,9 +760,7 @@ impl Machine {
     /// (the older implementation counts characters that are not pi, and we
     /// kept only the correct prefix).
     fn is_late_heartbeat_of_our_predecessor(&self, token: &Token, holder: &str) -> bool {
-        self.handed_by.contains(holder)
-            && token.author_node_id == self.token_author
-            && token.author_token_revision == self.token_revision
+        self.handed_by.contains(holder) && self.is_our_token(&token.author_node_id, token.author_token_revision)
     }
 
     /// Whether a token announced by `holder` beats ours. Equal tokens at
@@ -769,9 +772,10 @@ impl Machine {
         token.is_better_than(&ours) || (*token == ours && holder > self.config.id.as_str())
     }
 
-    /// Whether `token` has our token's author and revision.
-    fn is_same_lineage(&self, token: &Token) -> bool {
-        token.author_node_id == self.token_author && token.author_token_revision == self.token_revision
+    /// Whether a token of `author` and `revision` is our current token
+    /// (whatever its progress).
+    fn is_our_token(&self, author: &str, revision: u64) -> bool {
+        author == self.token_author && revision == self.token_revision
     }
 
     fn enter_owner(&mut self) {
@@ -795,8 +799,8 @@ impl Machine {
         if new == StateName::Owner && !routine {
             self.reported_at = Some(self.now);
         }
-        let (progress, hops) = (self.expansion.len(), self.hops);
-        self.out.push(Output::StateChanged { old, new, token, progress, routine, hops });
+        let progress = self.expansion.len();
+        self.out.push(Output::StateChanged { old, new, token, progress, routine });
         match new {
             StateName::Owner => self.owner_on_entry(),
             StateName::Waiter => self.waiter_on_entry(),

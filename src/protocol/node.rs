@@ -80,9 +80,8 @@ pub enum Action {
     /// Disarm the timer of this kind.
     CancelTimer(TimerKind),
     /// The behaviour changed (for MY_STATE and the log). A `routine`
-    /// hand-off may reach monitors later, coalesced with others; `hops`
-    /// counts the token's hand-offs since it was generated.
-    StateChanged { old: StateName, new: StateName, token: Token, progress: usize, routine: bool, hops: u64 },
+    /// hand-off may reach monitors later, coalesced with others.
+    StateChanged { old: StateName, new: StateName, token: Token, progress: usize, routine: bool },
     /// Save this state (`--data-dir`): the expansion or the revision changed.
     Persist { expansion: Expansion, own_revision: u64 },
     /// The membership changed (a node joined, was learnt, marked lost or
@@ -194,6 +193,11 @@ impl Node {
         self.machine.own_revision()
     }
 
+    /// Hand-offs of the current token since it was generated.
+    pub fn hops(&self) -> u64 {
+        self.machine.hops()
+    }
+
     /// Whether this node holds the token now (OWNER, not handing it on).
     pub fn holds_token(&self) -> bool {
         self.machine.holds_token()
@@ -287,8 +291,8 @@ impl Node {
                     Output::Compute { epoch, len } => Action::Compute { epoch, len },
                     Output::SetTimer { timer, after } => Action::SetTimer { timer, after },
                     Output::CancelTimer(kind) => Action::CancelTimer(kind),
-                    Output::StateChanged { old, new, token, progress, routine, hops } => {
-                        Action::StateChanged { old, new, token, progress, routine, hops }
+                    Output::StateChanged { old, new, token, progress, routine } => {
+                        Action::StateChanged { old, new, token, progress, routine }
                     }
                     Output::PassToken { epoch, token, data } => {
                         if let Some(done) = self.try_next(now, HandOff::new(epoch, token, data)) {

@@ -176,14 +176,19 @@ impl Probe {
     }
 }
 
+/// TAKE_TOKEN as the older implementation sends it: no pacing.
 fn take_token(token: Token, len: usize) -> Body {
-    let nodes: Nodes = [("n1".to_string(), "127.0.0.9".to_string())].into_iter().collect();
-    Body::TakeToken { token, nodes, data: expansion(len), pacing: Default::default() }
+    take_token_paced(token, len, Pacing::default())
 }
 
 fn take_token_paced(token: Token, len: usize, pacing: Pacing) -> Body {
     let nodes: Nodes = [("n1".to_string(), "127.0.0.9".to_string())].into_iter().collect();
     Body::TakeToken { token, nodes, data: expansion(len), pacing }
+}
+
+/// Pacing that tells of an announcement at `progress`, `ms_ago`.
+fn announced(ms_ago: u64, progress: u64) -> Pacing {
+    Pacing { announced_us_ago: Some(ms_ago * 1000), announced_progress: Some(progress), ..Pacing::default() }
 }
 
 fn is_token_is_here(body: &Body) -> bool {
@@ -293,7 +298,7 @@ fn owner_entry_waits_when_the_token_was_announced_less_than_a_heartbeat_ago() {
 fn take_token_tells_of_an_announcement_whose_datagram_has_not_arrived() {
     let mut n = Probe::waiter(); // heard progress 0 long ago
     n.advance(Duration::from_secs(1));
-    let pacing = Pacing { announced_us_ago: Some(100_000), announced_progress: Some(22), ..Pacing::default() };
+    let pacing = announced(100, 22);
     n.receive("n1", take_token_paced(Token::new(42, "n1", 1), 42, pacing));
     assert!(!n.broadcasts().iter().any(|b| is_token_is_here(b)));
     assert!(n.armed().contains(&(TimerKind::Heartbeat, Duration::from_millis(400))));
@@ -309,7 +314,7 @@ fn a_heard_announcement_outweighs_take_tokens_age_which_misses_the_transit_time(
     let mut n = Probe::looser();
     n.receive("n1", Body::TokenIsHere { token: Token::new(22, "n1", 1) });
     n.advance(Duration::from_millis(450));
-    let pacing = Pacing { announced_us_ago: Some(100_000), announced_progress: Some(22), ..Pacing::default() };
+    let pacing = announced(100, 22);
     n.receive("n1", take_token_paced(Token::new(62, "n1", 1), 62, pacing));
     assert!(n.armed().contains(&(TimerKind::Heartbeat, Duration::from_millis(50))));
 }
@@ -322,7 +327,7 @@ fn an_announcement_heard_after_the_one_take_token_knows_of_counts() {
     n.advance(Duration::from_millis(350));
     n.receive("n1", Body::TokenIsHere { token: Token::new(42, "n1", 1) });
     n.advance(Duration::from_millis(100));
-    let pacing = Pacing { announced_us_ago: Some(450_000), announced_progress: Some(22), ..Pacing::default() };
+    let pacing = announced(450, 22);
     n.receive("n1", take_token_paced(Token::new(62, "n1", 1), 62, pacing));
     assert!(!n.broadcasts().iter().any(|b| is_token_is_here(b)));
     assert!(n.armed().contains(&(TimerKind::Heartbeat, Duration::from_millis(400))));
