@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         let via = if c % 2 == 0 { Via::Udp } else { Via::Tcp };
         let token = Token::new(usize::from(b) * 20, ["n1", "n9", "me"][(c % 3) as usize], u64::from(c % 5));
         let before = m.expansion().len();
-        let received = |body| Input::Received { message: Message::new(author, body), from, via };
+        let received = |body| Input::Received { message: Message::new(author, body), from, via, unchecked: None };
         let input = match op % 11 {
             0 => Input::Start,
             1 => received(Body::Ping),
@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
             8 => Input::Computed {
                 epoch: epoch - u64::from(a % 2).min(epoch),
                 expansion: (b % 7 != 0).then(|| pi.expansion(usize::from(b) * 20)),
+                checked: (b % 3 == 0).then(|| pi.expansion(usize::from(a) * 20)),
             },
             9 => Input::Stop,
             _ => {

@@ -7,6 +7,7 @@
 //!      +------- SendTo ---------+------ Broadcast ------> UdpEndpoint
 //! ```
 
+use crate::pi::Unchecked;
 use crate::protocol::registry::Member;
 use crate::protocol::Message;
 use actix::prelude::*;
@@ -21,6 +22,8 @@ pub struct Inbound {
     pub message: Message,
     pub from: Ipv4Addr,
     pub via: Via,
+    /// A TAKE_TOKEN's digits beyond what the pi cache has, still to check.
+    pub unchecked: Option<Unchecked>,
 }
 
 /// Which UDP port a broadcast goes to.

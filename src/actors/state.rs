@@ -4,7 +4,8 @@
 //! It holds no protocol rules of its own. Time is tokio's clock since the
 //! actor started. Timers are `run_later`s, armed and cancelled as the node
 //! says (a firing the node no longer expects is ignored by the node); digit
-//! computation runs on a blocking thread unless the cache already has the
+//! computation (and the check of digits handed with the token beyond the
+//! cache) runs on a blocking thread unless the cache already has the
 //! digits (a hit also lets the cache grow ahead of need); TCP sends run as
 //! tasks whose results go back to the node.
 //!
@@ -165,24 +166,31 @@ impl StateMachine {
                     ctx.cancel_future(handle);
                 }
             }
-            Action::Compute { epoch, len } => match self.pi.cached_expansion(len) {
-                Some(expansion) => {
-                    // Detached: the cache publishes the longer expansion.
-                    drop(self.pi.grow_ahead(len));
-                    ctx.notify(Feed(Input::Computed { epoch, expansion: Some(expansion) }))
-                }
-                None => {
-                    let pi = Arc::clone(&self.pi);
-                    ctx.spawn(
-                        async move { tokio::task::spawn_blocking(move || pi.expansion(len)).await }
-                            .into_actor(self)
-                            .map(move |result, act, ctx| {
-                                let expansion = result.map_err(|e| log::error!("digit computation failed: {e}")).ok();
-                                act.feed(Input::Computed { epoch, expansion }, ctx)
-                            }),
-                    );
-                }
-            },
+            Action::Compute { epoch, len, check: None } if self.pi.cached_expansion(len).is_some() => {
+                let expansion = self.pi.cached_expansion(len);
+                // Detached: the cache publishes the longer expansion.
+                drop(self.pi.grow_ahead(len));
+                ctx.notify(Feed(Input::Computed { epoch, expansion, checked: None }))
+            }
+            Action::Compute { epoch, len, check } => {
+                let pi = Arc::clone(&self.pi);
+                let work = move || {
+                    let checked = check.map(|digits| pi.verify(digits.as_str()).expansion);
+                    (pi.expansion(len), checked)
+                };
+                ctx.spawn(async move { tokio::task::spawn_blocking(work).await }.into_actor(self).map(
+                    move |result, act, ctx| {
+                        let (expansion, checked) = match result {
+                            Ok((expansion, checked)) => (Some(expansion), checked),
+                            Err(e) => {
+                                log::error!("digit computation failed: {e}");
+                                (None, None)
+                            }
+                        };
+                        act.feed(Input::Computed { epoch, expansion, checked }, ctx)
+                    },
+                ));
+            }
             Action::StateChanged { old, new, token, progress, routine } => {
                 if new == StateName::Owner {
                     self.holdings += 1;
@@ -200,7 +208,7 @@ impl StateMachine {
                 if routine {
                     self.report_later(ctx);
                 } else {
-                    self.report(old, new, token, progress, ctx);
+                    self.report(old, new, token, ctx);
                 }
             }
             Action::Persist { expansion, own_revision } => {
@@ -242,12 +250,14 @@ impl StateMachine {
             return;
         }
         let token = if state == StateName::Generating { self.node.candidate() } else { self.node.token() };
-        let progress = self.node.expansion().len();
-        self.report(self.reported.state, state, token, progress, ctx);
+        self.report(self.reported.state, state, token, ctx);
     }
 
-    /// MY_STATE on the monitoring port.
-    fn report(&mut self, old: StateName, new: StateName, token: Token, progress: usize, ctx: &mut Context<Self>) {
+    /// MY_STATE on the monitoring port. Its progress and digits are the
+    /// expansion this node has checked; the token's progress may count
+    /// digits handed with it that are still being checked.
+    fn report(&mut self, old: StateName, new: StateName, token: Token, ctx: &mut Context<Self>) {
+        let progress = self.node.expansion().len();
         if let Some(due) = self.report_due.take() {
             ctx.cancel_future(due);
         }
@@ -304,8 +314,8 @@ impl Handler<Inbound> for StateMachine {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
-        let Inbound { message, from, via } = msg;
-        self.feed(Input::Received { message, from, via }, ctx);
+        let Inbound { message, from, via, unchecked } = msg;
+        self.feed(Input::Received { message, from, via, unchecked }, ctx);
     }
 }
 

@@ -3,8 +3,9 @@
 //! Receiving: a listener on the node's own address with a real backlog; each
 //! connection is read until end of stream with a size cap and a deadline,
 //! and the number of connections served at once is bounded. A TAKE_TOKEN's
-//! expansion is verified against the pi cache before it goes further (off
-//! the event loop when it is large or longer than the cache).
+//! expansion is verified against the digits the pi cache has (off the event
+//! loop when it is large); digits beyond the cache go to the node
+//! unchecked, to be checked while it holds the token.
 //!
 //! Sending: connect from the node's own address with a timeout, write the
 //! whole document, close. "Sent" means only that.
@@ -13,7 +14,7 @@ use super::messages::{Inbound, SendTo, Via};
 use super::sockets::{bound_socket, socket_error};
 use crate::auth::Authenticator;
 use crate::error::{SendError, StartError};
-use crate::pi::PiDigits;
+use crate::pi::{PiDigits, Unchecked};
 use crate::protocol::{DecodeError, Message, RawMessage};
 use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
@@ -172,10 +173,10 @@ impl Server {
         let Some(buf) = self.read_message(&mut stream, peer).await else { return };
         drop(stream);
         let from = *peer.ip();
-        let Some(message) = self.decode(buf, from).await else {
+        let Some((message, unchecked)) = self.decode(buf, from).await else {
             return;
         };
-        self.inbound.do_send(Inbound { message, from, via: Via::Tcp });
+        self.inbound.do_send(Inbound { message, from, via: Via::Tcp, unchecked });
     }
 
     /// Read one message until end of stream. A connection that sends more
@@ -232,7 +233,8 @@ impl Server {
     }
 
     /// Decode and verify one message; `None` (after a warning) if invalid.
-    async fn decode(&self, buf: Vec<u8>, from: Ipv4Addr) -> Option<Message> {
+    /// A TAKE_TOKEN's digits beyond the pi cache come back unchecked.
+    async fn decode(&self, buf: Vec<u8>, from: Ipv4Addr) -> Option<(Message, Option<Unchecked>)> {
         let buf_len = buf.len();
         let cap = self.config.max_message_bytes;
         let auth = self.config.auth.clone();
@@ -250,20 +252,17 @@ impl Server {
             }
         };
         let raw = match raw.without_data() {
-            Ok(message) => return Some(message),
+            Ok(message) => return Some((message, None)),
             Err(take_token) => *take_token,
         };
-        let needs_thread = match &raw.body {
-            crate::protocol::Body::TakeToken { data, .. } => {
-                data.len() >= BLOCKING_DECODE_BYTES || data.len() > self.pi.snapshot().len()
-            }
-            _ => false,
-        };
-        let (message, report) = if needs_thread {
+        // Digits beyond the cache are not computed here: the node takes
+        // the token first and checks them while it holds it, so that its
+        // heartbeats never wait for a computation.
+        let (message, report, unchecked) = if buf_len >= BLOCKING_DECODE_BYTES {
             let pi = Arc::clone(&self.pi);
-            tokio::task::spawn_blocking(move || raw.verify(&pi)).await.ok()?
+            tokio::task::spawn_blocking(move || raw.verify_cached(&pi)).await.ok()?
         } else {
-            raw.verify(&self.pi)
+            raw.verify_cached(&self.pi)
         };
         if let Some(report) = report {
             log::warn!(
@@ -273,7 +272,7 @@ impl Server {
                 report.expansion.len()
             );
         }
-        Some(message)
+        Some((message, unchecked))
     }
 }
 

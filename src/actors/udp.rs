@@ -140,7 +140,7 @@ impl StreamHandler<Datagram> for UdpEndpoint {
         };
         match raw.without_data() {
             Ok(Message { body: Body::MyState(_), .. }) => {} // monitors' traffic, not the ring's
-            Ok(message) => self.inbound.do_send(Inbound { message, from: *from.ip(), via: Via::Udp }),
+            Ok(message) => self.inbound.do_send(Inbound { message, from: *from.ip(), via: Via::Udp, unchecked: None }),
             Err(_) => {
                 warn_limited!(
                     self.warnings,

@@ -61,6 +61,12 @@ impl Expansion {
         &s[s.len().saturating_sub(n)..]
     }
 
+    /// The first `len` characters (all of it when shorter): a prefix of pi
+    /// is pi.
+    pub fn prefix(&self, len: usize) -> Expansion {
+        Expansion { text: Arc::clone(&self.text), len: len.min(self.len) }
+    }
+
     /// The longer of two expansions (both are correct pi, so the longer one
     /// contains the shorter).
     pub fn longer(self, other: Expansion) -> Expansion {
@@ -105,6 +111,49 @@ pub struct Verified {
 impl Verified {
     pub fn is_intact(&self) -> bool {
         self.expansion.len() == self.received_len
+    }
+}
+
+/// Received digits that go beyond what this node has computed: correct pi
+/// as far as the cache reached when they arrived, the rest still to check.
+///
+/// Checking them means computing that far, which can take seconds; a node
+/// handed the token takes it first and checks while it holds it
+/// ([`PiDigits::verify`] on a blocking thread), so the ring's heartbeats
+/// never wait for a computation (PROTOCOL section 4).
+#[derive(Clone)]
+pub struct Unchecked {
+    text: Arc<str>,
+    /// The characters that count: at most the cache's maximum.
+    len: usize,
+}
+
+impl Unchecked {
+    /// The length the sender claims, in characters (at most the maximum
+    /// this node computes).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The received text, to verify.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Debug for Unchecked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Unchecked(len {})", self.len)
+    }
+}
+
+impl PartialEq for Unchecked {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
     }
 }
 
@@ -220,6 +269,22 @@ impl PiDigits {
         Verified { expansion: Expansion { text, len }, received_len }
     }
 
+    /// Check `data` against the digits computed so far, never computing:
+    /// the longest correct prefix, and, when all of the cache matches and
+    /// `data` goes further, the rest to check later ([`Unchecked`]).
+    /// Cheap: a comparison.
+    pub fn verify_cached(&self, data: &str) -> (Verified, Option<Unchecked>) {
+        let text = self.snapshot();
+        let len = common_prefix_len(data.as_bytes(), text.as_bytes());
+        let beyond = len == text.len() && data.len() > len && len < self.max_len;
+        if beyond {
+            let checked = Expansion { text, len };
+            let unchecked = Unchecked { text: Arc::from(data), len: data.len().min(self.max_len) };
+            return (Verified { expansion: checked, received_len: len }, Some(unchecked));
+        }
+        (Verified { expansion: Expansion { text, len }, received_len: data.len() }, None)
+    }
+
     /// Compute and publish a cache of at least `len` characters. Callers
     /// that need digits now do not wait for a growth ahead that runs at a
     /// low priority (that would invert the priorities): they compute
@@ -322,6 +387,29 @@ mod tests {
         let pi = Arc::new(PiDigits::new(10_000));
         pi.expansion(100);
         assert!(pi.grow_ahead(9_000).is_none());
+    }
+
+    #[test]
+    fn digits_beyond_the_cache_are_left_to_check_later_without_computing() {
+        let reference = PiDigits::new(1_000_000).expansion(50_000);
+        let pi = PiDigits::new(1_000_000);
+        pi.expansion(100);
+        let cached = pi.snapshot().len();
+        let (verified, unchecked) = pi.verify_cached(reference.as_str());
+        assert_eq!(pi.snapshot().len(), cached, "nothing computed");
+        assert_eq!(verified.expansion.len(), cached);
+        assert!(verified.is_intact());
+        let unchecked = unchecked.expect("the rest is left to check");
+        assert_eq!(unchecked.len(), 50_000);
+        assert_eq!(pi.verify(unchecked.as_str()).expansion.len(), 50_000);
+
+        // A mismatch inside the cache is found at once; nothing is left.
+        let mut wrong = reference.as_str().to_owned();
+        wrong.replace_range(50..51, if &wrong[50..51] == "0" { "1" } else { "0" });
+        let (verified, unchecked) = pi.verify_cached(&wrong);
+        assert!(unchecked.is_none());
+        assert_eq!(verified.expansion.len(), 50);
+        assert!(!verified.is_intact());
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use super::message::{Body, Message, Pacing, StateName};
 use super::token::{NodeId, Token};
 use super::Time;
-use crate::pi::{extended_len, Expansion};
+use crate::pi::{extended_len, Expansion, Unchecked};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -106,6 +106,8 @@ pub struct Envelope {
     pub message: Message,
     /// The sender's host (the datagram's or connection's source address).
     pub from: Ipv4Addr,
+    /// A TAKE_TOKEN's digits beyond what this node has computed.
+    pub unchecked: Option<Unchecked>,
 }
 
 #[derive(Clone, Debug)]
@@ -115,10 +117,12 @@ pub enum Input {
     Received(Envelope),
     Timer(TimerId),
     /// The digit computation started by [`Output::Compute`] finished
-    /// (`None`: it failed; the token goes on without this holding's digits).
+    /// (`None`: it failed; the token goes on without this holding's digits),
+    /// with the correct prefix of the digits it was asked to check.
     Computed {
         epoch: u64,
         expansion: Option<Expansion>,
+        checked: Option<Expansion>,
     },
     /// The hand-off started by [`Output::PassToken`] finished: delivered to
     /// `to`, or `None` when no other node was reachable.
@@ -139,8 +143,10 @@ pub enum Output {
     /// TAKE_TOKEN to the next reachable node (the node adds the table,
     /// marks unreachable nodes lost and tries the following ones).
     PassToken { epoch: u64, token: Token, data: Expansion },
-    /// Compute the expansion of length `len` (off the event loop).
-    Compute { epoch: u64, len: usize },
+    /// Compute the expansion of length `len` (off the event loop), after
+    /// verifying `check`, the digits handed with the token that this node
+    /// had not computed yet.
+    Compute { epoch: u64, len: usize, check: Option<Unchecked> },
     /// Arm a timer; it replaces the previous one of the same kind.
     SetTimer { timer: TimerId, after: Duration },
     /// Disarm the timer of this kind (its state was left).
@@ -200,6 +206,13 @@ pub struct Machine {
     /// earlier state are ignored.
     epoch: u64,
     expansion: Expansion,
+    /// Digits handed with the token beyond what this node had computed:
+    /// the token is taken at once and they are checked while it is held,
+    /// so no heartbeat waits for a computation (PROTOCOL section 4). They
+    /// count in the token's progress until the check says otherwise.
+    claim: Option<Unchecked>,
+    /// The unchecked digits of the message being handled.
+    handed: Option<Unchecked>,
     /// Author and revision of the current token (section 2).
     token_author: NodeId,
     token_revision: u64,
@@ -247,6 +260,8 @@ impl Machine {
             behaviour: Behaviour::Idle,
             epoch: 0,
             expansion,
+            claim: None,
+            handed: None,
             own_revision,
             timers: [None; TIMER_KINDS],
             timer_seq: 0,
@@ -293,9 +308,16 @@ impl Machine {
         self.epoch
     }
 
-    /// The current token: `(len(data), author, revision)`.
+    /// The current token: `(len(data), author, revision)`, counting digits
+    /// handed with it that are still being checked.
     pub fn token(&self) -> Token {
-        Token::new(self.expansion.len(), &self.token_author, self.token_revision)
+        Token::new(self.progress(), &self.token_author, self.token_revision)
+    }
+
+    /// The token's progress: the expansion, or the digits handed with the
+    /// token while they are checked.
+    fn progress(&self) -> usize {
+        self.claim.as_ref().map_or(0, Unchecked::len).max(self.expansion.len())
     }
 
     /// The candidate used while searching: `(len(data), own id, own revision + 1)`.
@@ -333,9 +355,9 @@ impl Machine {
                     log::trace!("{}: ignoring stale timer {timer:?}", self.config.id);
                 }
             }
-            Input::Computed { epoch, expansion } => {
+            Input::Computed { epoch, expansion, checked } => {
                 if epoch == self.epoch {
-                    self.owner_on_computed(expansion);
+                    self.owner_on_computed(expansion, checked);
                 }
             }
             Input::Passed { epoch, to } => {
@@ -360,10 +382,11 @@ impl Machine {
     }
 
     fn on_message(&mut self, envelope: Envelope) {
-        let Envelope { message, from } = envelope;
+        let Envelope { message, from, unchecked } = envelope;
         if message.author == self.config.id {
             return; // section 6, step 1 (the registry filters these too)
         }
+        self.handed = unchecked;
         // Claims are taken at face value, whatever their progress: a
         // heartbeat is evidence that a token lives even when it claims more
         // than this ring computes (the older implementation counts
@@ -379,6 +402,7 @@ impl Machine {
             Behaviour::Looser => self.looser_on_message(message, from),
             Behaviour::Generating => self.generating_on_message(message, from),
         }
+        self.handed = None;
     }
 
     fn on_timer(&mut self, kind: TimerKind) {
@@ -435,9 +459,9 @@ impl Machine {
 
     fn begin_holding(&mut self) {
         let mut holding = Holding::default();
-        let target = extended_len(self.expansion.len()).min(self.config.max_len);
+        let target = extended_len(self.progress()).min(self.config.max_len);
         if target > self.expansion.len() {
-            self.out.push(Output::Compute { epoch: self.epoch, len: target });
+            self.out.push(Output::Compute { epoch: self.epoch, len: target, check: self.claim.clone() });
         } else {
             holding.computed = true; // target reached: nothing to extend
         }
@@ -492,8 +516,17 @@ impl Machine {
             Body::TakeToken { token, data, .. } => {
                 // Two tokens met: keep the better token and the longer
                 // expansion; stay OWNER.
-                let theirs = Token::new(data.len(), &token.author_node_id, token.author_token_revision);
+                let theirs = Token::new(self.handed_len(&data), &token.author_node_id, token.author_token_revision);
                 log::info!("{}: token {theirs} from {sender} met ours {}; merging", self.config.id, self.token());
+                if self.handed.is_some() {
+                    // This holding's computation is under way: the digits
+                    // we have not checked stay with the node that sent them.
+                    log::info!(
+                        "{}: keeping the {} checked characters of {sender}'s expansion",
+                        self.config.id,
+                        data.len()
+                    );
+                }
                 self.handed_by.insert(sender);
                 if theirs.is_better_than(&self.token()) {
                     self.token_author = theirs.author_node_id;
@@ -524,7 +557,7 @@ impl Machine {
     /// The extension is computed: adopt it and pass the token when the
     /// minimum holding time is over. A failed computation passes the token
     /// on without new digits: the next holder computes them.
-    fn owner_on_computed(&mut self, expansion: Option<Expansion>) {
+    fn owner_on_computed(&mut self, mut expansion: Option<Expansion>, checked: Option<Expansion>) {
         let Behaviour::Owner(holding) = &mut self.behaviour else {
             return;
         };
@@ -532,6 +565,24 @@ impl Machine {
             return;
         }
         holding.computed = true;
+        if let Some(claim) = self.claim.take() {
+            // The digits handed with the token are checked: keep the
+            // correct ones, and extend from there (PROTOCOL section 4).
+            let correct = checked.as_ref().map_or(0, Expansion::len);
+            if correct < claim.len() {
+                log::warn!(
+                    "{}: the token's expansion was pi only for its first {correct} of {} characters; \
+                     continuing from there",
+                    self.config.id,
+                    claim.len()
+                );
+            }
+            if let Some(checked) = checked {
+                self.adopt_longer(checked);
+            }
+            let next = extended_len(self.expansion.len()).min(self.config.max_len);
+            expansion = expansion.map(|e| e.prefix(next));
+        }
         match expansion {
             Some(expansion) => self.adopt_longer(expansion),
             None => log::error!("{}: the digit computation failed; passing the token on as it is", self.config.id),
@@ -555,6 +606,11 @@ impl Machine {
         };
         if holding.computed && holding.held && !holding.passing {
             holding.passing = true;
+            if self.claim.take().is_some() {
+                // A planned stop before the check finished: hand on what
+                // is checked; the sender still has the rest.
+                log::info!("{}: handing the token on with the digits checked so far", self.config.id);
+            }
             // A heartbeat due during the hand-off goes out now, so that
             // TAKE_TOKEN tells the next holder about it; otherwise both
             // would broadcast one.
@@ -693,10 +749,10 @@ impl Machine {
             Body::TakeToken { token, data, pacing, .. } => {
                 // The better of our candidate and the received token, with
                 // the longer expansion.
-                let theirs = Token::new(data.len(), &token.author_node_id, token.author_token_revision);
+                let theirs = Token::new(self.handed_len(&data), &token.author_node_id, token.author_token_revision);
                 if self.candidate().is_better_than(&theirs) {
                     self.generate_token();
-                    self.adopt_longer(data);
+                    self.adopt_handed(data);
                     self.handed_by.insert(message.author);
                 } else {
                     self.take_token(&message.author, token, data, pacing);
@@ -723,7 +779,7 @@ impl Machine {
         self.token_author = token.author_node_id;
         self.token_revision = token.author_token_revision;
         self.handed_by = BTreeSet::from([sender.to_owned()]);
-        self.adopt_longer(data);
+        self.adopt_handed(data);
         let at = |us: Option<u64>| us.and_then(|us| self.now.checked_sub(Duration::from_micros(us)));
         self.announced =
             at(pacing.announced_us_ago).map(|at| Announcement { progress: pacing.announced_progress.unwrap_or(0), at });
@@ -745,6 +801,19 @@ impl Machine {
     /// `generating` period.
     fn better_claim_is_recent(&self) -> bool {
         self.better_claim_at.is_some_and(|at| self.now.saturating_sub(at) < self.config.timing.generating)
+    }
+
+    /// The progress of an expansion handed with TAKE_TOKEN: its checked
+    /// part, or the digits still to check.
+    fn handed_len(&self, data: &Expansion) -> usize {
+        self.handed.as_ref().map_or(0, Unchecked::len).max(data.len())
+    }
+
+    /// Keep the longer of our expansion and one handed with TAKE_TOKEN,
+    /// and the digits handed beyond it, to check while holding.
+    fn adopt_handed(&mut self, data: Expansion) {
+        self.adopt_longer(data);
+        self.claim = self.handed.take().filter(|claim| claim.len() > self.expansion.len());
     }
 
     fn adopt_longer(&mut self, other: Expansion) {
@@ -799,7 +868,12 @@ impl Machine {
         if new == StateName::Owner && !routine {
             self.reported_at = Some(self.now);
         }
-        let progress = self.expansion.len();
+        if new != StateName::Owner {
+            // Digits being checked belong to a holding; leaving it (for a
+            // better token) leaves them.
+            self.claim = None;
+        }
+        let progress = self.progress();
         self.out.push(Output::StateChanged { old, new, token, progress, routine });
         match new {
             StateName::Owner => self.owner_on_entry(),
@@ -835,7 +909,7 @@ impl Machine {
     }
 
     fn broadcast_token_is_here(&mut self) {
-        let announcement = Announcement { progress: self.expansion.len() as u64, at: self.now };
+        let announcement = Announcement { progress: self.progress() as u64, at: self.now };
         self.announced = Some(announcement);
         self.heard_announcement = Some((self.token_author.clone(), self.token_revision, announcement));
         self.broadcast(Body::TokenIsHere { token: self.token() });

@@ -9,7 +9,7 @@
 //! become a [`Message`] whose data is a correct [`Expansion`].
 
 use super::token::{NodeId, Token};
-use crate::pi::{Expansion, PiDigits, Verified};
+use crate::pi::{Expansion, PiDigits, Unchecked, Verified};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -456,6 +456,26 @@ impl RawMessage {
             expansion
         });
         (message, report)
+    }
+
+    /// Verify a TAKE_TOKEN's expansion against the digits the cache
+    /// already has, never computing ([`PiDigits::verify_cached`]): the
+    /// message with the correct prefix, the report when a suffix was
+    /// wrong, and the digits beyond the cache, which the node checks while
+    /// it holds the token.
+    pub fn verify_cached(self, pi: &PiDigits) -> (Message, Option<Verified>, Option<Unchecked>) {
+        let mut report = None;
+        let mut rest = None;
+        let message = self.map_data(|data| {
+            let (verified, unchecked) = pi.verify_cached(&data);
+            let expansion = verified.expansion.clone();
+            if !verified.is_intact() {
+                report = Some(verified);
+            }
+            rest = unchecked;
+            expansion
+        });
+        (message, report, rest)
     }
 }
 

@@ -24,7 +24,7 @@ use super::registry::{Member, Registry};
 use super::token::{NodeId, Token};
 use super::Time;
 use crate::error::SendError;
-use crate::pi::Expansion;
+use crate::pi::{Expansion, Unchecked};
 use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
 use std::collections::BTreeSet;
@@ -45,13 +45,15 @@ pub enum Via {
 pub enum Input {
     /// The node starts: announce itself and look for the token.
     Start,
-    /// A decoded, verified message from the network.
-    Received { message: Message, from: Ipv4Addr, via: Via },
+    /// A decoded, verified message from the network; `unchecked`: a
+    /// TAKE_TOKEN's digits beyond the pi cache, checked while holding.
+    Received { message: Message, from: Ipv4Addr, via: Via, unchecked: Option<Unchecked> },
     /// A timer armed by [`Action::SetTimer`] fired.
     Timer(TimerId),
     /// The computation asked by [`Action::Compute`] finished (`None`: it
-    /// failed).
-    Computed { epoch: u64, expansion: Option<Expansion> },
+    /// failed), with the correct prefix of the digits it was asked to
+    /// check.
+    Computed { epoch: u64, expansion: Option<Expansion>, checked: Option<Expansion> },
     /// The TAKE_TOKEN of [`Action::SendToken`] was written out (`Ok`) or
     /// could not be (`Err`).
     TokenSent { attempt: u64, result: Result<(), SendError> },
@@ -72,9 +74,10 @@ pub enum Action {
     /// heart-beats meanwhile, so a member that is off or stopped must not
     /// hold the token for long.
     SendToken { attempt: u64, to: NodeId, host: Ipv4Addr, message: Message, patience: Duration },
-    /// Compute the expansion of length `len` off the event loop; report it
-    /// with [`Input::Computed`].
-    Compute { epoch: u64, len: usize },
+    /// Compute the expansion of length `len` off the event loop, after
+    /// verifying `check` (digits handed with the token) if given; report
+    /// both with [`Input::Computed`].
+    Compute { epoch: u64, len: usize, check: Option<Unchecked> },
     /// Arm a timer; it replaces the armed one of the same kind.
     SetTimer { timer: TimerId, after: Duration },
     /// Disarm the timer of this kind.
@@ -212,10 +215,10 @@ impl Node {
     pub fn handle(&mut self, now: Time, input: Input) -> Vec<Action> {
         match input {
             Input::Start => self.step_machine(now, super::machine::Input::Start),
-            Input::Received { message, from, via } => self.receive(now, message, from, via),
+            Input::Received { message, from, via, unchecked } => self.receive(now, message, from, via, unchecked),
             Input::Timer(timer) => self.step_machine(now, super::machine::Input::Timer(timer)),
-            Input::Computed { epoch, expansion } => {
-                self.step_machine(now, super::machine::Input::Computed { epoch, expansion })
+            Input::Computed { epoch, expansion, checked } => {
+                self.step_machine(now, super::machine::Input::Computed { epoch, expansion, checked })
             }
             Input::TokenSent { attempt, result } => self.token_sent(now, attempt, result),
             Input::Stop => {
@@ -241,7 +244,7 @@ impl Node {
     }
 
     /// PROTOCOL section 6, then the state acts (step 5).
-    fn receive(&mut self, now: Time, message: Message, from: Ipv4Addr, via: Via) {
+    fn receive(&mut self, now: Time, message: Message, from: Ipv4Addr, via: Via, unchecked: Option<Unchecked>) {
         let reception = self.registry.receive(&message, from, via == Via::Udp);
         if let Some(known) = reception.impostor {
             warn_limited!(
@@ -276,7 +279,7 @@ impl Node {
         if reception.newcomer || reception.learnt > 0 || reception.unmarked {
             self.actions.push(Action::Members(self.registry.members(now)));
         }
-        self.step_machine(now, super::machine::Input::Received(Envelope { message, from }));
+        self.step_machine(now, super::machine::Input::Received(Envelope { message, from, unchecked }));
     }
 
     /// Feed the machine and carry its outputs into actions; a request to
@@ -288,7 +291,7 @@ impl Node {
                 let action = match output {
                     Output::Broadcast(m) => Action::Broadcast(m),
                     Output::Send { to, message } => Action::Send { to, message },
-                    Output::Compute { epoch, len } => Action::Compute { epoch, len },
+                    Output::Compute { epoch, len, check } => Action::Compute { epoch, len, check },
                     Output::SetTimer { timer, after } => Action::SetTimer { timer, after },
                     Output::CancelTimer(kind) => Action::CancelTimer(kind),
                     Output::StateChanged { old, new, token, progress, routine } => {

@@ -207,7 +207,7 @@ fn start_recorded_with(
 
 fn deliver(addr: &Addr<StateMachine>, author: &str, body: Body) {
     let via = if matches!(body, Body::TakeToken { .. }) { Via::Tcp } else { Via::Udp };
-    addr.do_send(Inbound { message: Message::new(author, body), from: PEER, via });
+    addr.do_send(Inbound { message: Message::new(author, body), from: PEER, via, unchecked: None });
 }
 
 fn take_token(len: usize) -> Body {
@@ -316,6 +316,36 @@ async fn take_token_hand_off_goes_to_the_next_node_in_ring_order_then_waiter() {
     assert_eq!(state(&node).await, StateName::Waiter);
 }
 
+/// A TAKE_TOKEN whose digits the node has not computed: it is OWNER at
+/// once, heart-beats, and checks them with its own 20 digits on a blocking
+/// thread; what it hands on is the checked expansion, extended.
+#[actix_rt::test(system = "PausedSystem")]
+async fn digits_handed_unchecked_are_checked_while_holding_and_passed_on_extended() {
+    let t0 = Instant::now();
+    let (node, log) = start_recorded("n5", timing(300));
+    let cold = PiDigits::new(1_000_000);
+    let (verified, unchecked) = cold.verify_cached(pi().expansion(1_002).as_str());
+    assert_eq!(verified.expansion.len(), 2);
+    let mut nodes: Nodes = Nodes::new();
+    nodes.insert("n1".to_string(), PEER.to_string());
+    let body = Body::TakeToken {
+        token: Token::new(1_002, "n1", 1),
+        nodes,
+        data: verified.expansion,
+        pacing: Default::default(),
+    };
+    node.do_send(Inbound { message: Message::new("n1", body), from: PEER, via: Via::Tcp, unchecked });
+    assert_eq!(state(&node).await, StateName::Owner);
+    assert_eq!(log.broadcasts(t0, "token is here"), vec![ms(0)]);
+    sleep(ms(301)).await;
+    let sends = log.sends();
+    let Some((_, Message { body: Body::TakeToken { token, data, .. }, .. })) = sends.first() else {
+        panic!("no TAKE_TOKEN sent: {sends:?}")
+    };
+    assert_eq!((token.progress, data.len()), (1_022, 1_022));
+    assert_eq!(data.as_str(), pi().expansion(1_022).as_str());
+}
+
 #[actix_rt::test(system = "PausedSystem")]
 async fn a_hand_off_skips_a_refused_and_a_stalled_member_and_reaches_the_next() {
     let n6 = Ipv4Addr::new(127, 0, 0, 6);
@@ -380,7 +410,12 @@ impl Handler<Broadcast> for FakeNet {
         if msg.port == Port::Ring {
             for (host, node) in self.wires.lock().unwrap().iter() {
                 if *host != self.me {
-                    node.do_send(Inbound { message: msg.message.clone(), from: self.me, via: Via::Udp });
+                    node.do_send(Inbound {
+                        message: msg.message.clone(),
+                        from: self.me,
+                        via: Via::Udp,
+                        unchecked: None,
+                    });
                 }
             }
         }
@@ -393,7 +428,7 @@ impl Handler<SendTo> for FakeNet {
         self.log.push(Event::Send(msg.to, msg.message.clone()));
         match self.wires.lock().unwrap().get(&msg.to) {
             Some(node) => {
-                node.do_send(Inbound { message: msg.message, from: self.me, via: Via::Tcp });
+                node.do_send(Inbound { message: msg.message, from: self.me, via: Via::Tcp, unchecked: None });
                 Ok(())
             }
             None => Err(SendError::EndpointGone),

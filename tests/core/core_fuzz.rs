@@ -57,13 +57,14 @@ fn arbitrary_input_sequences_keep_the_core_sane() {
                 1..=4 => {
                     let from = Ipv4Addr::new(10, 0, 0, rng.below(4) as u8);
                     let via = if rng.below(2) == 0 { Via::Udp } else { Via::Tcp };
-                    Input::Received { message: message(&mut rng), from, via }
+                    Input::Received { message: message(&mut rng), from, via, unchecked: None }
                 }
                 5 | 6 if !armed.is_empty() => Input::Timer(armed[rng.below(armed.len() as u64) as usize]),
                 5 | 6 => Input::Timer(TimerId { kind: TimerKind::ALL[rng.below(6) as usize], seq: rng.below(50) }),
                 7 => Input::Computed {
                     epoch: last_epoch.saturating_sub(rng.below(2)),
                     expansion: (rng.below(8) > 0).then(|| pi().expansion(rng.below(3000) as usize)),
+                    checked: (rng.below(2) > 0).then(|| pi().expansion(rng.below(3000) as usize)),
                 },
                 8 => Input::Stop,
                 _ => {

@@ -2,7 +2,7 @@
 //! and 6 the state machine applies), on the pure protocol core.
 
 use pi_ring::error::SendError;
-use pi_ring::pi::{Expansion, PiDigits};
+use pi_ring::pi::{Expansion, PiDigits, Unchecked};
 use pi_ring::protocol::machine::{Config, TimerId, TimerKind, Timing};
 use pi_ring::protocol::message::Pacing;
 use pi_ring::protocol::{Action, Body, Input, Message, Node, Nodes, StateName, Time, Token, Via};
@@ -100,7 +100,7 @@ impl Probe {
     fn receive(&mut self, author: &str, body: Body) {
         if author != ME && !self.node.members(self.now).iter().any(|m| m.id == author) {
             let hello = Message::new(author, Body::Ping);
-            self.input(Input::Received { message: hello, from: PEER, via: Via::Tcp });
+            self.input(Input::Received { message: hello, from: PEER, via: Via::Tcp, unchecked: None });
         }
         self.receive_new(author, body);
     }
@@ -108,7 +108,7 @@ impl Probe {
     /// Receive a message by its natural path, without introducing `author`.
     fn receive_new(&mut self, author: &str, body: Body) {
         let via = if matches!(body, Body::TakeToken { .. }) { Via::Tcp } else { Via::Udp };
-        self.input(Input::Received { message: Message::new(author, body), from: PEER, via });
+        self.input(Input::Received { message: Message::new(author, body), from: PEER, via, unchecked: None });
     }
 
     /// Fire the most recently armed timer of `kind`.
@@ -140,7 +140,9 @@ impl Probe {
     }
 
     fn compute(&self) -> Option<(u64, usize)> {
-        self.out.iter().find_map(|o| if let Action::Compute { epoch, len } = o { Some((*epoch, *len)) } else { None })
+        self.out
+            .iter()
+            .find_map(|o| if let Action::Compute { epoch, len, .. } = o { Some((*epoch, *len)) } else { None })
     }
 
     /// The TAKE_TOKEN the node sends: (attempt, to, token, data).
@@ -172,7 +174,7 @@ impl Probe {
     /// Complete the pending computation.
     fn finish_compute(&mut self) {
         let (epoch, len) = self.compute().expect("a computation was started");
-        self.input(Input::Computed { epoch, expansion: Some(expansion(len)) });
+        self.input(Input::Computed { epoch, expansion: Some(expansion(len)), checked: None });
     }
 }
 
@@ -233,6 +235,59 @@ fn owner_computation_done_sends_take_token_with_current_token_and_data() {
     assert_eq!(to, "n1", "the only other member");
     assert_eq!(data.len(), 62);
     assert_eq!(token, Token::new(62, "n1", 1), "progress is the data's length; author and revision are kept");
+}
+
+/// TAKE_TOKEN as a node that has computed none of its digits gets it: the
+/// checked part (just `3,`) and the rest to check.
+fn handed_unchecked(len: usize) -> (Body, Unchecked) {
+    static COLD: OnceLock<PiDigits> = OnceLock::new();
+    let cold = COLD.get_or_init(|| PiDigits::new(100_000));
+    let (verified, unchecked) = cold.verify_cached(expansion(len).as_str());
+    let nodes: Nodes = [("n1".to_string(), "127.0.0.9".to_string())].into_iter().collect();
+    let token = Token::new(len, "n1", 1);
+    let body = Body::TakeToken { token, nodes, data: verified.expansion, pacing: Pacing::default() };
+    (body, unchecked.expect("nothing computed: all to check"))
+}
+
+#[test]
+fn digits_handed_beyond_what_the_node_computed_are_checked_while_it_holds_the_token() {
+    let mut n = Probe::waiter();
+    n.advance(Duration::from_millis(500));
+    let (body, unchecked) = handed_unchecked(442);
+    let message = Message::new("n1", body);
+    n.input(Input::Received { message, from: PEER, via: Via::Tcp, unchecked: Some(unchecked.clone()) });
+    // The token is taken at once, and announced with the digits handed.
+    assert_eq!(n.state(), StateName::Owner);
+    assert!(n.broadcasts().iter().any(|b| matches!(b, Body::TokenIsHere { token } if token.progress == 442)));
+    // The check and the extension are one computation, while holding.
+    let check = n.out.iter().find_map(|o| match o {
+        Action::Compute { len, check, .. } => Some((*len, check.clone())),
+        _ => None,
+    });
+    assert_eq!(check, Some((462, Some(unchecked.clone()))));
+    let (epoch, len) = n.compute().expect("computes");
+    // Heartbeats go on while it computes.
+    n.advance(Duration::from_millis(500));
+    n.fire(TimerKind::Heartbeat);
+    assert!(n.broadcasts().iter().any(|b| matches!(b, Body::TokenIsHere { token } if token.progress == 442)));
+    let checked = Some(pi().verify(unchecked.as_str()).expansion);
+    n.input(Input::Computed { epoch, expansion: Some(expansion(len)), checked });
+    let (_, _, token, data) = n.pass().expect("TAKE_TOKEN is sent");
+    assert_eq!((token.progress, data.len()), (462, 462));
+}
+
+#[test]
+fn digits_handed_that_are_not_all_pi_are_dropped_after_the_check_and_the_ring_goes_on_from_the_correct_ones() {
+    let mut n = Probe::waiter();
+    let (body, unchecked) = handed_unchecked(442);
+    let message = Message::new("n1", body);
+    n.input(Input::Received { message, from: PEER, via: Via::Tcp, unchecked: Some(unchecked) });
+    let (epoch, len) = n.compute().expect("checks and computes");
+    assert_eq!(len, 462);
+    // The check found only the first 300 characters to be pi.
+    n.input(Input::Computed { epoch, expansion: Some(expansion(len)), checked: Some(expansion(300)) });
+    let (_, _, token, data) = n.pass().expect("TAKE_TOKEN is sent");
+    assert_eq!((token.progress, data.len()), (320, 320), "20 digits after the correct ones");
 }
 
 #[test]
@@ -718,7 +773,7 @@ fn results_of_work_from_a_left_state_are_ignored() {
     let (epoch, len) = n.compute().unwrap();
     n.receive("n9", Body::TokenIsHere { token: Token::new(1000, "n9", 1) });
     assert_eq!(n.state(), StateName::Waiter);
-    n.input(Input::Computed { epoch, expansion: Some(expansion(len)) });
+    n.input(Input::Computed { epoch, expansion: Some(expansion(len)), checked: None });
     assert!(n.pass().is_none(), "a computation of a left state does not pass the token");
     assert!(n.out.is_empty());
     assert_eq!(n.state(), StateName::Waiter);
@@ -766,7 +821,7 @@ fn section_6_a_message_from_a_known_id_at_another_address_is_dropped() {
             pacing: Default::default(),
         },
     );
-    n.input(Input::Received { message: forged, from: Ipv4Addr::new(127, 0, 0, 66), via: Via::Tcp });
+    n.input(Input::Received { message: forged, from: Ipv4Addr::new(127, 0, 0, 66), via: Via::Tcp, unchecked: None });
     assert_eq!(n.state(), StateName::Waiter);
     assert!(n.out.is_empty());
 }
@@ -852,7 +907,7 @@ fn members_that_stay_down_cost_a_later_hand_off_at_most_one_attempt() {
 fn a_failed_computation_passes_the_token_on_as_it_is() {
     let mut n = Probe::owner_with(42);
     let (epoch, _) = n.compute().unwrap();
-    n.input(Input::Computed { epoch, expansion: None });
+    n.input(Input::Computed { epoch, expansion: None, checked: None });
     assert_eq!(n.pass().unwrap().3.len(), 42);
 }
 

@@ -25,6 +25,7 @@
 
 use crate::sim::{Churn, Fault, Kind, Rng, Sim};
 use pi_ring::protocol::machine::Timing;
+use pi_ring::protocol::StateName;
 use std::time::Duration;
 
 const NODES: usize = 5;
@@ -290,6 +291,58 @@ fn heartbeat_budget(sim: &Sim, from: Duration, until: Duration) -> Result<(), St
 #[test]
 fn a_healthy_ring_generates_one_token_and_never_loses_it() {
     over_seeds("healthy", seeds(300), healthy);
+}
+
+/// Members that have computed none of the digits they are handed take the
+/// token at once and check them while they hold it, heart-beating: a check
+/// that takes longer than the waiter timeout costs no recovery (PROTOCOL
+/// section 4).
+#[test]
+fn holders_that_check_what_they_are_handed_keep_the_ring_alive() {
+    over_seeds("cold checks", seeds(100), |seed| {
+        let mut rng = Rng::new(seed ^ 0xc01d);
+        let n = 2 + rng.below(4) as usize;
+        let mut sim = Sim::new(seed, &vec![Kind::PiRing; n], timing());
+        let check = rng.between(timing().waiter, 3 * timing().waiter);
+        sim.cold_checks = Some(check);
+        let run_until = Duration::from_secs(12);
+        let result = (|| {
+            one_token(&mut sim, recovery() + ms(500), run_until)?;
+            if sim.churn != (Churn { generated: 1, lost: 0 }) {
+                return Err(format!("the ring churned: {:?}", sim.churn));
+            }
+            if let Some(v) = sim.violations.first() {
+                return Err(v.clone());
+            }
+            heartbeat_budget(&sim, recovery() + ms(500), run_until)?;
+            // One holding per check: 20 digits each.
+            let holdings = ((run_until - recovery()).as_secs_f64() / check.as_secs_f64()) as usize;
+            if sim.longest_live() < 2 + 20 * holdings / 2 {
+                return Err(format!("too little progress: {} characters", sim.longest_live()));
+            }
+            Ok(())
+        })();
+        (sim, result.map_err(|e| format!("{n} nodes, checks of {check:?}: {e}")))
+    });
+}
+
+/// The holder dies while it checks the digits it was handed: the ring
+/// recovers within the bound from the longest expansion a survivor has.
+#[test]
+fn a_holder_that_dies_while_checking_is_replaced() {
+    over_seeds("cold crash", seeds(100), |seed| {
+        let mut rng = Rng::new(seed ^ 0xdead);
+        let mut sim = Sim::new(seed, &[Kind::PiRing; 4], timing());
+        sim.cold_checks = Some(rng.between(ms(100), ms(600)));
+        sim.run_until(ms(1500) + rng.between(ms(0), ms(500)));
+        let holder = (0..4).find(|&i| sim.nodes[i].state() == Some(StateName::Owner));
+        if let Some(holder) = holder {
+            sim.schedule_fault(sim.now + ms(1), Fault::Crash(holder));
+        }
+        let faults_until = sim.now + ms(2);
+        let result = check_after_faults(&mut sim, faults_until);
+        (sim, result)
+    });
 }
 
 #[test]

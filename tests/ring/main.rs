@@ -7,6 +7,7 @@
 //!   and hands the token on when the holder gets SIGTERM;
 //! - `auth_ring`: a ring with a secret ignores forged and replayed messages;
 //! - `flood`: a ring keeps its pace under garbage, idle and slow clients;
+//! - `hand_off`: the TCP endpoint hands TAKE_TOKEN on without computing;
 //! - `network_faults` (needs root; ignored otherwise, CI runs it): kills,
 //!   partitions, packet loss, powered-off and stopped members, restarts;
 //! - `monitor_browser` (needs Chromium; ignored otherwise, CI runs it): the
@@ -15,6 +16,7 @@
 mod auth_ring;
 mod common;
 mod flood;
+mod hand_off;
 mod monitor_browser;
 mod netns;
 mod network_faults;

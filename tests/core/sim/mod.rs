@@ -20,7 +20,7 @@ pub mod legacy;
 
 use legacy::{Legacy, LegacyAction};
 use pi_ring::error::SendError;
-use pi_ring::pi::{Expansion, PiDigits};
+use pi_ring::pi::{Expansion, PiDigits, Unchecked};
 use pi_ring::protocol::machine::{Config, TimerId, TimerKind, Timing};
 use pi_ring::protocol::{Action, Body, Input, Message, Node, NodeId, StateName, Token, Via};
 use std::collections::BTreeMap;
@@ -108,6 +108,7 @@ enum Event {
         incarnation: u64,
         epoch: u64,
         len: usize,
+        check: Option<Unchecked>,
     },
     TokenSent {
         node: usize,
@@ -176,10 +177,12 @@ impl SimNode {
         }
     }
 
-    /// The length of the expansion (for a legacy node, of its data).
+    /// The length of the expansion (for a legacy node, of its data). A
+    /// pi-ring holder counts the digits it was handed and still checks.
     pub fn progress(&self) -> usize {
         match &self.running {
             Running::Down => 0,
+            Running::PiRing(n) if n.state() == StateName::Owner => n.token().progress as usize,
             Running::PiRing(n) => n.expansion().len(),
             Running::Legacy(l) => l.data.len(),
         }
@@ -212,6 +215,10 @@ pub struct Sim {
     /// TCP delivery delays.
     pub tcp_delay: (Duration, Duration),
     pub connect_timeout: Duration,
+    /// When set, pi-ring receivers have computed no digits: every
+    /// expansion they are handed arrives unchecked, and checking it (while
+    /// they hold the token) takes this long.
+    pub cold_checks: Option<Duration>,
     pub trace: Vec<String>,
     /// Safety violations seen at any time (faults or not).
     pub violations: Vec<String>,
@@ -264,6 +271,7 @@ impl Sim {
             udp_delay: (Duration::from_micros(100), Duration::from_millis(5)),
             tcp_delay: (Duration::from_micros(100), Duration::from_millis(5)),
             connect_timeout: Duration::from_millis(300),
+            cold_checks: None,
             trace: Vec::new(),
             violations: Vec::new(),
             churn: Churn::default(),
@@ -347,6 +355,23 @@ impl Sim {
         self.now = self.now.max(until);
     }
 
+    /// A TAKE_TOKEN as a receiver with no digits computed gets it (when
+    /// `cold_checks` is set): all of its expansion left to check.
+    fn received_cold(&self, message: Message) -> (Message, Option<Unchecked>) {
+        static COLD: OnceLock<PiDigits> = OnceLock::new();
+        if self.cold_checks.is_none() || !matches!(message.body, Body::TakeToken { .. }) {
+            return (message, None);
+        }
+        let cold = COLD.get_or_init(|| PiDigits::new(1_000_000));
+        let mut unchecked = None;
+        let message = message.map_data(|data| {
+            let (verified, rest) = cold.verify_cached(data.as_str());
+            unchecked = rest;
+            verified.expansion
+        });
+        (message, unchecked)
+    }
+
     fn current(&self, node: usize, incarnation: u64) -> bool {
         self.nodes[node].incarnation == incarnation && self.alive(node)
     }
@@ -363,7 +388,10 @@ impl Sim {
                 let from_host = self.nodes[from].host;
                 self.log(Some(to), format!("<- {} {}", message.author, describe(&message)));
                 match self.nodes[to].kind {
-                    Kind::PiRing => self.input(to, Input::Received { message, from: from_host, via }),
+                    Kind::PiRing => {
+                        let (message, unchecked) = self.received_cold(message);
+                        self.input(to, Input::Received { message, from: from_host, via, unchecked })
+                    }
                     Kind::Legacy => {
                         let Running::Legacy(l) = &mut self.nodes[to].running else { return };
                         let actions = l.receive(message, raw, from_host, via == Via::Udp);
@@ -376,9 +404,10 @@ impl Sim {
                     self.input(node, Input::Timer(timer));
                 }
             }
-            Event::Computed { node, incarnation, epoch, len } => {
+            Event::Computed { node, incarnation, epoch, len, check } => {
                 if self.current(node, incarnation) {
-                    self.input(node, Input::Computed { epoch, expansion: Some(pi().expansion(len)) });
+                    let checked = check.map(|digits| pi().verify(digits.as_str()).expansion);
+                    self.input(node, Input::Computed { epoch, expansion: Some(pi().expansion(len)), checked });
                 }
             }
             Event::TokenSent { node, incarnation, attempt, delivered, timed_out } => {
@@ -504,9 +533,13 @@ impl Sim {
                 let event = Event::TokenSent { node: i, incarnation, attempt, delivered: reported, timed_out };
                 self.at(self.now + wait, event);
             }
-            Action::Compute { epoch, len } => {
-                let at = self.now + Duration::from_micros(50);
-                self.at(at, Event::Computed { node: i, incarnation, epoch, len });
+            Action::Compute { epoch, len, check } => {
+                let took = match (&check, self.cold_checks) {
+                    (Some(_), Some(took)) => took,
+                    _ => Duration::from_micros(50),
+                };
+                let at = self.now + took;
+                self.at(at, Event::Computed { node: i, incarnation, epoch, len, check });
             }
             Action::SetTimer { timer, after } => {
                 self.at(self.now + after, Event::Timer { node: i, incarnation, timer });
