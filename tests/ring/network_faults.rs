@@ -477,6 +477,6 @@ fn fifty_nodes_on_a_bridge_form_one_ring_without_churn() {
     assert!(recovery <= Duration::from_millis(7000), "recovery took {recovery:?} (bound 6 s)");
     let wrong = observer.wrong();
     assert!(wrong.is_empty(), "expansions that are not pi: {wrong:?}");
-    drop(nodes);
+    pi_ring_harness::kill_all(nodes);
     drop(lan);
 }

@@ -5,7 +5,7 @@ use clap::Parser;
 use pi_ring::actors::udp::MAX_DATAGRAM;
 use pi_ring::pi::{fraction_digits, PiDigits};
 use pi_ring::protocol::{Body, Message, RawMessage, StateName, Token};
-use pi_ring_harness::{rss_mib, send_from, udp_listener, NodeProcess, Observer, Ports};
+use pi_ring_harness::{kill_all, rss_mib, send_from, udp_listener, NodeProcess, Observer, Ports};
 use serde::Serialize;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
@@ -274,6 +274,7 @@ impl Bench {
                 .wait_for(Instant::now(), Duration::from_secs(30), |s| s.node == id && s.new == StateName::Waiter);
             since = rejoined.map(|s| s.at).unwrap_or_else(Instant::now);
         }
+        kill_all(nodes);
         let wrong = observer.wrong();
         let note = format!("bound waiter+looser_answer+generating = {bound} s; wrong digits seen: {}", wrong.len());
         let f = stats(&format!("recovery after SIGKILL, {name}"), "s", samples, &note);
@@ -329,7 +330,7 @@ impl Bench {
                 observer.wrong().len()
             );
             self.push(stats(&format!("tokens generated after the first, {name}"), "", vec![generated as f64], &note));
-            drop(nodes);
+            kill_all(nodes);
         }
     }
 
@@ -505,14 +506,15 @@ impl Bench {
             let deadline = Instant::now() + Duration::from_secs(120);
             loop {
                 let seen = observer.seen();
-                let mut held = std::collections::BTreeSet::new();
+                // When each node first said it held the token.
+                let mut held = std::collections::BTreeMap::new();
                 for s in &seen {
                     if s.new == StateName::Owner || s.holdings.unwrap_or(0) > 0 {
-                        held.insert(s.node.clone());
+                        held.entry(s.node.clone()).or_insert(s.at);
                     }
                 }
                 if held.len() >= n {
-                    break seen.iter().map(|s| s.at).max();
+                    break held.values().max().copied();
                 }
                 if Instant::now() > deadline {
                     eprintln!("  only {} of {n} nodes held the token within 120 s", held.len());
@@ -577,7 +579,7 @@ impl Bench {
         if !observer.wrong().is_empty() {
             eprintln!("  WRONG DIGITS: {:?}", &observer.wrong()[..1]);
         }
-        drop(nodes);
+        kill_all(nodes);
         // Kills need a known holder: a second ring of the same size whose
         // holders keep the token 1 s (each entry is reported).
         if n > 5 {
@@ -686,6 +688,7 @@ impl RingPortCounter {
         let socket = udp_listener(port);
         let (seen2, stop2) = (Arc::clone(&seen), Arc::clone(&stop));
         std::thread::spawn(move || {
+            pi_ring_harness::raise_this_threads_priority();
             let mut buf = vec![0u8; MAX_DATAGRAM + 1];
             while !stop2.load(Ordering::Relaxed) {
                 let Ok((n, _)) = socket.recv_from(&mut buf) else { continue };
