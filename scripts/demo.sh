@@ -10,11 +10,16 @@
 # Nodes listen on 127.0.0.2, 127.0.0.3, ... and broadcast on 127.255.255.255,
 # so nothing leaves the machine. Works as root or as a normal user, with no
 # setup. Ctrl-C stops every node the script started.
+#
+# Exit status: 0 when the demo ran, 2 for bad options, 1 when something
+# kept it from running (a port in use, a node or the monitor that died at
+# start: the script prints the reason from its log).
 set -euo pipefail
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     cat <<USAGE
+
 Options:
   -n N          number of nodes (default 5, at most 250)
   -t SECS       stop after SECS seconds (default: run until Ctrl-C)
@@ -22,25 +27,40 @@ Options:
   --story       tell the fault story (uses curl to read the monitor's API)
   --http A:P    address of the monitor page (default 127.0.0.1:8080)
   --no-build    use the binaries already in target/release
+  --keep        keep the node logs and saved digits (removed at exit otherwise)
   -h, --help    this help
   -- FLAGS      pass FLAGS to every pi-ring-node (see target/release/pi-ring-node --help)
 USAGE
 }
 
-nodes=5 duration="" base_port=23912 build=1 node_flags=() story=0 http=127.0.0.1:8080
+fail_usage() { echo "demo.sh: $*" >&2; exit 2; }
+# need_value OPTION ARGS...: OPTION must be followed by a value.
+need_value() { [ $# -ge 2 ] && [ -n "$2" ] || fail_usage "$1 needs a value (see --help)"; }
+
+nodes=5 duration="" base_port=23912 build=1 node_flags=() story=0 http=127.0.0.1:8080 keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
-        -n) nodes="$2"; shift 2 ;;
-        -t) duration="$2"; shift 2 ;;
-        -p) base_port="$2"; shift 2 ;;
+        -n) need_value "$@"; nodes="$2"; shift 2 ;;
+        -t) need_value "$@"; duration="$2"; shift 2 ;;
+        -p) need_value "$@"; base_port="$2"; shift 2 ;;
         --no-build) build=0; shift ;;
         --story) story=1; shift ;;
-        --http) http="$2"; shift 2 ;;
+        --keep) keep=1; shift ;;
+        --http) need_value "$@"; http="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; node_flags=("$@"); break ;;
-        *) echo "demo.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+        *) fail_usage "unknown option $1 (see --help)" ;;
     esac
 done
+if [ -n "$duration" ] && ! [[ "$duration" =~ ^[0-9]+$ && "$duration" -gt 0 ]]; then
+    fail_usage "-t takes a whole number of seconds, 1 or more (got '$duration')"
+fi
+if ! [[ "$base_port" =~ ^[0-9]+$ ]] || [ "$base_port" -lt 1024 ] || [ "$base_port" -gt 65533 ]; then
+    fail_usage "-p takes a port from 1024 to 65533 (got '$base_port')"
+fi
+if ! [[ "$http" =~ ^[0-9.]+:[0-9]+$ ]]; then
+    fail_usage "--http takes ADDRESS:PORT, e.g. 127.0.0.1:8080 (got '$http')"
+fi
 if [ "$story" = 1 ] && ! command -v curl >/dev/null; then
     echo "demo.sh: --story reads the monitor's API with curl; install curl first" >&2; exit 2
 fi
@@ -57,29 +77,72 @@ if [ "$build" = 1 ]; then
     echo "Building (release)..."
     cargo build --release --quiet --bin pi-ring-node --bin pi-ring-monitor --bin pi-ring-verify
 fi
-bin="$root/target/release"
+# PI_RING_BIN_DIR: where the binaries are (the tests use their own build).
+bin="${PI_RING_BIN_DIR:-$root/target/release}"
+udp=$base_port tcp=$((base_port + 1)) mon=$((base_port + 2))
+
+# Something already listening (another demo?) would make the nodes or the
+# monitor fail to start: say so before starting anything.
+listening() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+for i in $(seq 1 "$nodes"); do
+    if listening "127.0.0.$((i + 1)):$tcp"; then
+        echo "demo.sh: something already listens on 127.0.0.$((i + 1)):$tcp (another demo?)." >&2
+        echo "  Stop it, or run this one on other ports: -p $((base_port + 10)) --http ${http%:*}:$((${http##*:} + 1))" >&2
+        exit 1
+    fi
+done
+if listening "$http"; then
+    echo "demo.sh: something already listens on $http (another demo's monitor?)." >&2
+    echo "  Stop it, or give this demo another page address: --http ${http%:*}:$((${http##*:} + 1))" >&2
+    exit 1
+fi
+
 logs="$(mktemp -d "${TMPDIR:-/tmp}/pi-ring-demo.XXXXXX")"
 pids=()
+status="" # how the demo ends, once decided: 0 ran, 1 failed
 
 stop() {
+    local rc=$?
+    status=${status:-$rc}
     trap - INT TERM EXIT
     if [ ${#pids[@]} -gt 0 ]; then
         kill "${pids[@]}" 2>/dev/null || true
         wait "${pids[@]}" 2>/dev/null || true
     fi
     echo
-    echo "Stopped ${#pids[@]} processes. Node logs: $logs"
+    if [ "$keep" = 1 ] || [ "$status" != 0 ]; then
+        echo "Stopped ${#pids[@]} processes. Node logs and saved digits: $logs"
+    else
+        rm -rf "$logs"
+        echo "Stopped ${#pids[@]} processes (--keep keeps their logs)."
+    fi
+    exit "$status"
 }
-trap stop INT TERM EXIT
+trap 'status=${status:-0}; stop' INT TERM # Ctrl-C is how a demo ends
+trap stop EXIT
 
-udp=$base_port tcp=$((base_port + 1)) mon=$((base_port + 2))
+# alive PID: running (not gone, not a zombie waiting to be reaped).
+alive() {
+    if [ -r "/proc/$1/status" ]; then ! grep -q '^State:.*Z' "/proc/$1/status"; else kill -0 "$1" 2>/dev/null; fi
+}
+
+# started NAME PID LOG: fail loudly if the process died at start.
+started() {
+    if ! alive "$2"; then
+        echo "demo.sh: $1 exited at start:" >&2
+        tail -n 5 "$3" | sed 's/^/  /' >&2
+        status=1
+        exit 1
+    fi
+}
 if [ "$story" = 1 ] && [ ${#node_flags[@]} -eq 0 ]; then
     # Each holder keeps the token 100 ms: slow enough to kill it while it
     # holds the token, fast enough to watch the digits grow.
     node_flags=(--hold-ms 100)
 fi
 echo "Starting $nodes nodes on 127.0.0.2..127.0.0.$((nodes + 1)) (UDP $udp, TCP $tcp, monitor $mon); logs in $logs"
-"$bin/pi-ring-monitor" --http "$http" --udp-port "$udp" --monitor-port "$mon" &
+"$bin/pi-ring-monitor" --http "$http" --udp-port "$udp" --monitor-port "$mon" 2> >(tee "$logs/monitor.log" >&2) &
+monitor_pid=$!
 pids+=($!)
 node_pid=()
 start_node() { # start_node I: node I on 127.0.0.(I+1), its data in $logs/nodeI
@@ -92,12 +155,17 @@ start_node() { # start_node I: node I on 127.0.0.(I+1), its data in $logs/nodeI
     disown "$!" # no "Killed" job notices when the story kills a node
 }
 for i in $(seq 1 "$nodes"); do start_node "$i"; done
+# A process that cannot start (a port in use, a bad flag) exits at once.
+sleep 1
+started "the monitor" "$monitor_pid" "$logs/monitor.log"
+for i in $(seq 1 "$nodes"); do started "node$i" "${node_pid[$i]}" "$logs/node$i.log"; done
 echo "Open http://$http/ to watch the ring. The first token appears after about 4 s"
 echo "(the nodes first search for one). Each line: who holds the token, digits so far,"
 echo "token passes per second, each node's state."
 
 if [ "$story" = 0 ]; then
     if [ -n "$duration" ]; then sleep "$duration"; else wait "${pids[0]}"; fi
+    status=0
     exit 0
 fi
 

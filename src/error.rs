@@ -20,9 +20,11 @@ pub enum SendError {
 /// Failure to start a node.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot {what} {addr}: {source}")]
+    #[error("cannot {what} {protocol} {addr}: {source}")]
     Socket {
         what: &'static str,
+        /// "TCP" or "UDP".
+        protocol: &'static str,
         addr: String,
         #[source]
         source: std::io::Error,
@@ -41,4 +43,18 @@ pub enum StartError {
     Load(#[from] crate::actors::persist::LoadError),
     #[error("cannot use the secret file {0}: {1}")]
     Secret(String, String),
+    #[error(transparent)]
+    Timing(#[from] crate::protocol::machine::TimingError),
+}
+
+impl StartError {
+    /// The exit code a binary returns for this error: 2 for a usage error
+    /// (the command line cannot work anywhere), 1 for the environment
+    /// (this machine, its addresses, ports, files).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Timing(_) => 2,
+            _ => 1,
+        }
+    }
 }

@@ -22,6 +22,7 @@
 //!   page.
 //! - [`auth`]: optional authentication of every message with a ring secret.
 //! - [`error`]: the library's typed errors.
+//! - [`logging`]: the binaries' log formats (text, JSON) and version.
 //! - [`warn_limit`]: rate-limited warnings for floods of bad input.
 //!
 //! The binaries in `src/bin/`: `pi-ring-node` (one node), `pi-ring-monitor`
@@ -32,6 +33,7 @@
 pub mod actors;
 pub mod auth;
 pub mod error;
+pub mod logging;
 pub mod monitor;
 pub mod pi;
 pub mod protocol;

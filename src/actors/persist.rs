@@ -2,6 +2,13 @@
 //! temporary file renamed over the old one) by a background thread, so the
 //! state machine never waits for the disk. When holdings come faster than
 //! the disk, intermediate states are skipped and the latest is written.
+//!
+//! The directory is checked at start (created if missing, and written to
+//! once), so a node that could never save refuses to start. If saving
+//! fails later (disk full, permissions changed), the node carries on
+//! without saving: the ring needs no disk, only a restart of this node
+//! would resume from less. It says so once, then once a minute with the
+//! count of failed saves, and again when saving works.
 
 use crate::pi::{Expansion, PiDigits};
 use std::io::Write;
@@ -24,6 +31,10 @@ pub struct Saved {
 pub enum LoadError {
     #[error("cannot create the data directory {0}: {1}")]
     CreateDir(PathBuf, std::io::Error),
+    #[error("the data directory {0} is a file; give --data-dir a directory (it is created if missing)")]
+    NotADirectory(PathBuf),
+    #[error("cannot write in the data directory {0}: {1}; give --data-dir a directory this user can write")]
+    NotWritable(PathBuf, std::io::Error),
     #[error("cannot read {0}: {1}")]
     Read(PathBuf, std::io::Error),
     #[error("{0} does not hold a number")]
@@ -33,7 +44,7 @@ pub enum LoadError {
 /// Load (and verify) what a node saved in `dir`; an empty state if it
 /// saved nothing yet. Blocking: it may compute digits to verify them.
 pub fn load(dir: &Path, pi: &PiDigits) -> Result<(Saved, Option<usize>), LoadError> {
-    std::fs::create_dir_all(dir).map_err(|e| LoadError::CreateDir(dir.to_owned(), e))?;
+    check_dir(dir)?;
     let read = |name: &str| -> Result<Option<String>, LoadError> {
         let path = dir.join(name);
         match std::fs::read_to_string(&path) {
@@ -57,6 +68,56 @@ pub fn load(dir: &Path, pi: &PiDigits) -> Result<(Saved, Option<usize>), LoadErr
     Ok((Saved { expansion, own_revision }, wrong_from))
 }
 
+/// Create `dir` if needed and prove it writable: a node that could never
+/// save must not start as if it could.
+pub fn check_dir(dir: &Path) -> Result<(), LoadError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(LoadError::NotADirectory(dir.to_owned()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| LoadError::CreateDir(dir.to_owned(), e))?;
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"pi-ring").map_err(|e| LoadError::NotWritable(dir.to_owned(), e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// How often a persistent failure to save is repeated in the log.
+const FAILURE_REPEAT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Says what saving does: the first failure, a reminder a minute, and the
+/// recovery (not one line per failed save).
+#[derive(Debug, Default)]
+struct FailureLog {
+    failing_since: Option<std::time::Instant>,
+    last_said: Option<std::time::Instant>,
+    failures: u64,
+}
+
+impl FailureLog {
+    fn failed(&mut self, dir: &Path, e: &std::io::Error, now: std::time::Instant) {
+        self.failures += 1;
+        if self.failing_since.is_none() {
+            self.failing_since = Some(now);
+            self.last_said = Some(now);
+            log::error!(
+                "cannot save the expansion in {}: {e}; carrying on without saving (the ring is not affected, \
+                 but a restart of this node resumes from what was saved last)",
+                dir.display()
+            );
+        } else if self.last_said.is_some_and(|at| now.duration_since(at) >= FAILURE_REPEAT) {
+            self.last_said = Some(now);
+            log::error!("still cannot save the expansion in {}: {e} ({} failed saves)", dir.display(), self.failures);
+        }
+    }
+
+    fn saved(&mut self, dir: &Path) {
+        if self.failing_since.take().is_some() {
+            log::info!("saving the expansion in {} works again (after {} failed saves)", dir.display(), self.failures);
+            self.failures = 0;
+        }
+    }
+}
+
 /// Hands states to the writer thread.
 pub struct Persister {
     sender: mpsc::Sender<Saved>,
@@ -71,13 +132,15 @@ impl Persister {
         std::thread::Builder::new()
             .name("persist".into())
             .spawn(move || {
+                let mut failures = FailureLog::default();
                 while let Ok(mut saved) = receiver.recv() {
                     // Skip to the newest state.
                     while let Ok(newer) = receiver.try_recv() {
                         saved = newer;
                     }
-                    if let Err(e) = write_atomically(&dir, &saved) {
-                        log::error!("cannot save the expansion in {}: {e}", dir.display());
+                    match write_atomically(&dir, &saved) {
+                        Ok(()) => failures.saved(&dir),
+                        Err(e) => failures.failed(&dir, &e, std::time::Instant::now()),
                     }
                 }
             })
@@ -111,6 +174,34 @@ fn write_atomically(dir: &Path, saved: &Saved) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_disk_is_reported_once_then_once_a_minute() {
+        let mut log = FailureLog::default();
+        let dir = Path::new("/nowhere");
+        let e = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let t0 = std::time::Instant::now();
+        log.failed(dir, &e, t0);
+        let first = log.last_said;
+        for i in 1..1000 {
+            log.failed(dir, &e, t0 + std::time::Duration::from_millis(i));
+        }
+        assert_eq!(log.last_said, first, "repeated within the minute");
+        log.failed(dir, &e, t0 + FAILURE_REPEAT);
+        assert_eq!(log.last_said, Some(t0 + FAILURE_REPEAT));
+        assert_eq!(log.failures, 1001);
+        log.saved(dir);
+        assert!(log.failing_since.is_none());
+    }
+
+    #[test]
+    fn a_data_dir_that_is_a_file_is_refused() {
+        let file = std::env::temp_dir().join(format!("pi-ring-not-a-dir-{}", std::process::id()));
+        std::fs::write(&file, b"x").unwrap();
+        let result = check_dir(&file);
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(result, Err(LoadError::NotADirectory(_))), "{result:?}");
+    }
 
     #[test]
     fn saves_and_loads_a_verified_expansion() {

@@ -10,8 +10,8 @@ pub fn bound_socket(
     addr: SocketAddrV4,
     configure: impl FnOnce(&Socket) -> std::io::Result<()>,
 ) -> Result<Socket, StartError> {
-    let error = |what| move |source| StartError::Socket { what, addr: addr.to_string(), source };
-    let protocol = if kind == Type::STREAM { Protocol::TCP } else { Protocol::UDP };
+    let (protocol, name) = if kind == Type::STREAM { (Protocol::TCP, "TCP") } else { (Protocol::UDP, "UDP") };
+    let error = |what| move |source| StartError::Socket { what, protocol: name, addr: addr.to_string(), source };
     let socket = Socket::new(Domain::IPV4, kind, Some(protocol)).map_err(error("create a socket for"))?;
     configure(&socket).map_err(error("set socket options for"))?;
     socket.set_nonblocking(true).map_err(error("make non-blocking"))?;
@@ -19,7 +19,12 @@ pub fn bound_socket(
     Ok(socket)
 }
 
-/// The error for a failed step on a socket bound to `addr`.
-pub fn socket_error(addr: SocketAddrV4, what: &'static str) -> impl FnOnce(std::io::Error) -> StartError {
-    move |source| StartError::Socket { what, addr: addr.to_string(), source }
+/// The error for a failed step on a `protocol` ("TCP", "UDP") socket bound
+/// to `addr`.
+pub fn socket_error(
+    protocol: &'static str,
+    addr: SocketAddrV4,
+    what: &'static str,
+) -> impl FnOnce(std::io::Error) -> StartError {
+    move |source| StartError::Socket { what, protocol, addr: addr.to_string(), source }
 }

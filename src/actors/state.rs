@@ -81,6 +81,9 @@ pub struct StateMachine {
     /// Who waits for the planned stop to complete.
     stopped: Vec<oneshot::Sender<()>>,
     exited: bool,
+    /// Why the node had to stop on its own ([`Action::Halt`]): the process
+    /// then exits with status 1 once the planned stop is done.
+    halted: Option<String>,
     /// What monitors last heard from this node, and when.
     reported: Reported,
     /// A coalesced report is scheduled.
@@ -110,6 +113,7 @@ impl StateMachine {
             persister: None,
             stopped: Vec::new(),
             exited: false,
+            halted: None,
             reported: Reported { at: None, state: StateName::None, holdings: 0 },
             report_due: None,
         }
@@ -199,12 +203,11 @@ impl StateMachine {
                 let hand_off =
                     matches!((old, new), (StateName::Waiter, StateName::Owner) | (StateName::Owner, StateName::Waiter));
                 let level = if hand_off { log::Level::Debug } else { log::Level::Info };
-                log::log!(
-                    level,
-                    "{}: {old} -> {new}, token {token}, {} digits",
-                    self.node.id(),
-                    progress.saturating_sub(2)
-                );
+                let what = match new {
+                    StateName::Owner | StateName::Waiter => format!("{token}"),
+                    _ => format!("{} digits", progress.saturating_sub(2)),
+                };
+                log::log!(level, "{}: {} -> {}, {what}", self.node.id(), old.for_people(), new.for_people());
                 if routine {
                     self.report_later(ctx);
                 } else {
@@ -217,12 +220,19 @@ impl StateMachine {
                 }
             }
             Action::Members(members) => self.peers.members.do_send(Members(members)),
+            Action::Halt(reason) => {
+                log::error!("{}: {reason}", self.node.id());
+                self.halted = Some(reason);
+            }
             Action::Exit => {
-                let how = if self.node.holds_token() { "with the token (nobody else to take it)" } else { "" };
+                let how = if self.node.holds_token() { "with the token (nobody else to take it) " } else { "" };
                 log::info!("{}: stopped {how}after {} holdings", self.node.id(), self.holdings);
                 self.exited = true;
                 for waiter in self.stopped.drain(..) {
                     let _ = waiter.send(());
+                }
+                if self.halted.is_some() {
+                    System::current().stop_with_code(1);
                 }
             }
         }
@@ -273,6 +283,7 @@ impl StateMachine {
             digits_tail: Some(self.node.expansion().tail(20).to_owned()),
             hops: Some(self.node.hops()),
             holdings: Some(self.holdings),
+            target_digits: Some(self.node.target_digits() as u64),
         };
         let message = Message::new(self.node.id(), Body::MyState(Box::new(state)));
         self.peers.udp.do_send(Broadcast { message, port: Port::Monitor });
@@ -286,7 +297,7 @@ impl StateMachine {
         let line = format!(
             "{}: {} | {} digits (+{:.0}/s) | held {:.1}/s",
             self.node.id(),
-            self.node.state(),
+            self.node.state().for_people(),
             progress.saturating_sub(2),
             (progress.saturating_sub(progress_then)) as f64 / secs,
             (self.holdings - holdings_then) as f64 / secs,

@@ -98,8 +98,8 @@ impl TcpEndpoint {
         let addr = SocketAddrV4::new(config.bind, config.port);
         // Address reuse: a restarted node must not wait for TIME_WAIT.
         let socket = bound_socket(Type::STREAM, addr, |s| s.set_reuse_address(true))?;
-        socket.listen(config.backlog as i32).map_err(socket_error(addr, "listen on"))?;
-        let listener = TcpListener::from_std(socket.into()).map_err(socket_error(addr, "register"))?;
+        socket.listen(config.backlog as i32).map_err(socket_error("TCP", addr, "listen on"))?;
+        let listener = TcpListener::from_std(socket.into()).map_err(socket_error("TCP", addr, "register"))?;
         Ok(TcpEndpoint { listener: Some(listener), config, inbound, pi })
     }
 }

@@ -87,7 +87,7 @@ pub fn shared_listener(bind: Ipv4Addr, port: u16) -> Result<UdpSocket, StartErro
         let _ = s.set_recv_buffer_size(4 << 20);
         Ok(())
     })?;
-    UdpSocket::from_std(socket.into()).map_err(socket_error(addr, "register"))
+    UdpSocket::from_std(socket.into()).map_err(socket_error("UDP", addr, "register"))
 }
 
 impl UdpEndpoint {
@@ -96,7 +96,7 @@ impl UdpEndpoint {
         let receiver = shared_listener(Ipv4Addr::UNSPECIFIED, config.ring_port)?;
         let addr = SocketAddrV4::new(config.bind, 0);
         let socket = bound_socket(Type::DGRAM, addr, |s| s.set_broadcast(true))?;
-        let sender = UdpSocket::from_std(socket.into()).map_err(socket_error(addr, "register"))?;
+        let sender = UdpSocket::from_std(socket.into()).map_err(socket_error("UDP", addr, "register"))?;
         Ok(UdpEndpoint {
             receiver: Some(receiver),
             sender: Arc::new(sender),

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use pi_ring::actors::udp::{shared_listener, MAX_DATAGRAM};
+use pi_ring::logging::{LogFormat, VERSION};
 use pi_ring::monitor::web::{self, Shared};
 use pi_ring::monitor::RingView;
 use pi_ring::protocol::RawMessage;
@@ -18,10 +19,17 @@ use tokio::time::Instant;
 /// many digits, passes per second, every node's state. Incidents (token
 /// lost and regenerated, duplicate tokens, silent nodes) are printed as
 /// they happen.
+///
+/// For tools: /metrics (Prometheus text: digits, passes, holder changes,
+/// incidents, nodes by state) and /healthz (200 while the monitor serves).
+///
+/// Exit status: 0 after Ctrl-C or SIGTERM, 2 for bad options, 1 when a
+/// port or address cannot be used.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "pi-ring-monitor", version = VERSION)]
 struct Args {
-    /// Address of the web page and the API (/api/ring, /api/incidents, /api/events)
+    /// Address of the web page and the API (/api/ring, /api/incidents,
+    /// /api/events, /metrics, /healthz)
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
 
@@ -45,11 +53,15 @@ struct Args {
     /// Do not serve the web page and API (terminal lines only)
     #[arg(long)]
     no_http: bool,
+
+    /// Log lines for people (text) or one JSON object per line (json)
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
+    pi_ring::logging::init(args.log_format, "info,actix_server=warn,actix_web=warn");
     match actix_web::rt::System::new().block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -72,10 +84,16 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let server = web::server(args.http, Arc::clone(&shared))
         .map_err(|e| format!("cannot serve HTTP on {}: {e} (pick another with --http)", args.http))?;
-    println!("monitor page: http://{}/", args.http);
+    println!("monitor page: http://{}/ ({VERSION})", args.http);
     let handle = server.handle();
     actix_web::rt::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else { return };
+        let name = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        log::info!("{name}: stopping");
         handle.stop(false).await;
     });
     server.await.map_err(|e| e.to_string())

@@ -1,8 +1,9 @@
 //! `pi-ring-node`: one node of a pi-ring. See `--help` and README.md.
 
 use clap::Parser;
-use pi_ring::actors::{start_node, NodeConfig, Stop};
+use pi_ring::actors::{persist, start_node, NodeConfig, Stop};
 use pi_ring::error::StartError;
+use pi_ring::logging::{LogFormat, VERSION};
 use pi_ring::pi::PiDigits;
 use pi_ring::protocol::machine::Timing;
 use std::net::Ipv4Addr;
@@ -18,12 +19,21 @@ use std::time::Duration;
 /// On a LAN, name the interface:
 ///   pi-ring-node --interface eth0
 ///
+/// Every node of a ring uses the same --udp-port, --tcp-port and
+/// --monitor-port, and its own address and --id.
+///
 /// Logs go to stderr; RUST_LOG=debug shows every pass.
 /// Ctrl-C or SIGTERM stops the node; if it holds the token, it first hands
 /// the token and the expansion to the next node. A second signal stops it
 /// at once.
+///
+/// Exit status: 0 after a stop by signal, 2 for a command line that cannot
+/// work (bad flags or timeouts), 1 when this machine prevents it (address,
+/// ports, data directory, secret file) or the node had to stop (another
+/// node uses its --id).
 #[derive(Parser, Debug)]
-#[command(version, verbatim_doc_comment)]
+#[command(name = "pi-ring-node", version = VERSION, verbatim_doc_comment, allow_negative_numbers = true)]
+#[command(group(clap::ArgGroup::new("address").required(true).args(["bind", "interface"])))]
 struct Args {
     /// This node's id, unique in the ring and stable across restarts
     /// [default: the bound address]
@@ -31,7 +41,7 @@ struct Args {
     id: Option<String>,
 
     /// IPv4 address to listen on (TCP) and send broadcasts from
-    #[arg(long, value_name = "IPV4", required_unless_present = "interface")]
+    #[arg(long, value_name = "IPV4")]
     bind: Option<Ipv4Addr>,
 
     /// Broadcast address of the ring's network [default: 127.255.255.255 for
@@ -58,35 +68,35 @@ struct Args {
     monitor_port: u16,
 
     /// Heartbeat period of the token holder (ms)
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = millis)]
     heartbeat_ms: u64,
 
     /// Silence after which a waiter declares the token lost (ms)
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = millis)]
     waiter_ms: u64,
 
     /// Period of WHERE_IS_TOKEN while searching (ms)
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = millis)]
     looser_ask_ms: u64,
 
     /// Search time without an answer before claiming the token (ms)
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = millis)]
     looser_answer_ms: u64,
 
     /// Time a claim must stand unchallenged before the token is generated (ms)
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = millis)]
     generating_ms: u64,
 
     /// Minimum time a holder keeps the token before passing it on (ms);
     /// 0 passes as soon as its 20 digits are computed
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = millis)]
     hold_ms: u64,
 
     /// Monitors hear of routine hand-offs at most this often across the
     /// ring (ms): the holder at that moment reports, and every node sends a
     /// coalesced report at most once a second. 0 reports every change
     /// (two datagrams per pass on the monitoring port)
-    #[arg(long, value_name = "MS", default_value_t = 100)]
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = millis)]
     report_ms: u64,
 
     /// Stop extending the expansion at this many digits after the point
@@ -113,36 +123,49 @@ struct Args {
     /// Seconds between one-line summaries in the log (0: none)
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     summary_secs: u64,
+
+    /// Log lines for people (text) or one JSON object per line (json)
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// A duration in milliseconds: a whole number, 0 or more.
+fn millis(text: &str) -> Result<u64, String> {
+    text.parse().map_err(|_| {
+        if text.trim_start().starts_with('-') {
+            "a duration cannot be negative: give milliseconds, 0 or more".to_owned()
+        } else {
+            "expected a whole number of milliseconds, e.g. 500".to_owned()
+        }
+    })
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
     let args = Args::parse();
+    pi_ring::logging::init(args.log_format, "info");
     let config = match node_config(&args) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("pi-ring-node: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return refuse(&e),
     };
+    // Whatever can be checked before the sockets is checked first, so the
+    // node refuses before printing anything that reads like success.
+    if let Some(dir) = &config.data_dir {
+        if let Err(e) = persist::check_dir(dir) {
+            return refuse(&StartError::Load(e));
+        }
+    }
     let system = actix::System::new();
     let started = system.block_on(async move {
         let pi = Arc::new(PiDigits::new(config.target_digits));
-        log::info!(
-            "node {} on {} (TCP port {}), broadcasting to {} (UDP port {}, monitor {})",
-            config.id,
-            config.bind,
-            config.tcp_port,
-            config.broadcast,
-            config.udp_port,
-            config.monitor_port
-        );
         // A planned stop hands the token on; give it a few connect
         // timeouts, and stop at once on a second signal.
         let grace = config.connect_timeout * 3 + Duration::from_secs(1);
+        let summary = format!(
+            "node {} ({VERSION}) listening on {}, TCP port {}; broadcasting to {} on UDP port {} (monitors: UDP port {})",
+            config.id, config.bind, config.tcp_port, config.broadcast, config.udp_port, config.monitor_port
+        );
         let node = start_node(config, pi)?;
+        log::info!("{summary}");
         actix::spawn(async move {
             let Ok(mut signals) = StopSignals::new() else {
                 log::error!("cannot listen for SIGINT/SIGTERM; stop the node with SIGKILL");
@@ -158,28 +181,61 @@ fn main() -> ExitCode {
                 }
                 name = signals.next() => log::warn!("{name} again: stopping at once"),
             }
+            log::info!("stopped");
             actix::System::current().stop();
         });
         Ok::<(), StartError>(())
     });
     if let Err(e) = started {
-        eprintln!("pi-ring-node: {e}");
-        if let StartError::Socket { source, .. } = &e {
-            if source.kind() == std::io::ErrorKind::AddrInUse {
-                eprintln!("  another program (another node?) uses this address and port: give each node its own --bind address, or other ports");
-            } else if source.kind() == std::io::ErrorKind::AddrNotAvailable {
-                eprintln!("  this machine has no such address: see `ip -4 addr`");
-            }
-        }
-        return ExitCode::FAILURE;
+        return refuse(&e);
     }
-    match system.run() {
-        Ok(()) => ExitCode::SUCCESS,
+    match system.run_with_code() {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             eprintln!("pi-ring-node: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Print why the node cannot start, with what to do, and the exit code.
+fn refuse(e: &StartError) -> ExitCode {
+    eprintln!("pi-ring-node: {e}");
+    if let Some(hint) = hint(e) {
+        eprintln!("  {hint}");
+    }
+    ExitCode::from(e.exit_code())
+}
+
+/// What to do about a start-up error, when the error itself does not say.
+fn hint(e: &StartError) -> Option<String> {
+    use pi_ring::protocol::machine::TimingError;
+    use std::io::ErrorKind;
+    Some(match e {
+        StartError::Socket { protocol: "UDP", addr, source, .. } if source.kind() == ErrorKind::AddrInUse => format!(
+            "another program holds UDP {addr} without sharing it (pi-ring nodes and monitors share their UDP ports); \
+             stop it, or give every node and monitor of this ring other ports (--udp-port, --monitor-port)"
+        ),
+        StartError::Socket { addr, source, .. } if source.kind() == ErrorKind::AddrInUse => format!(
+            "another node or program already listens on TCP {addr}: give each node its own --bind address \
+             (on one machine: 127.0.0.2, 127.0.0.3, ...), or stop the other one"
+        ),
+        StartError::Socket { source, .. } if source.kind() == ErrorKind::AddrNotAvailable => {
+            "this machine has no such address: see `ip -4 addr`".to_owned()
+        }
+        StartError::Socket { source, .. } if source.kind() == ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges: choose ports of 1024 or more".to_owned()
+        }
+        StartError::Timing(TimingError::WaiterTooShort { heartbeat, .. }) => {
+            format!("give --waiter-ms {} or more, or a shorter --heartbeat-ms", 2 * heartbeat)
+        }
+        StartError::Timing(TimingError::LooserAnswerTooShort { heartbeat, .. }) => {
+            format!("give --looser-answer-ms {} or more, or a shorter --heartbeat-ms", 2 * heartbeat)
+        }
+        StartError::Timing(_) => "see --help for the timeouts and their defaults".to_owned(),
+        _ => return None,
+    })
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM.
@@ -210,7 +266,7 @@ fn node_config(args: &Args) -> Result<NodeConfig, StartError> {
     config.udp_port = args.udp_port;
     config.tcp_port = args.tcp_port;
     config.monitor_port = args.monitor_port;
-    config.timing = Timing {
+    let timing = Timing {
         heartbeat: Duration::from_millis(args.heartbeat_ms),
         waiter: Duration::from_millis(args.waiter_ms),
         looser_ask: Duration::from_millis(args.looser_ask_ms),
@@ -219,6 +275,8 @@ fn node_config(args: &Args) -> Result<NodeConfig, StartError> {
         hold: Duration::from_millis(args.hold_ms),
         report: Duration::from_millis(args.report_ms),
     };
+    timing.check()?;
+    config.timing = timing;
     config.target_digits = args.target_digits;
     config.max_message_bytes = args.max_message_mib.saturating_mul(1024 * 1024);
     config.summary_every = (args.summary_secs > 0).then(|| Duration::from_secs(args.summary_secs));

@@ -77,6 +77,20 @@ pub enum IncidentKind {
     },
 }
 
+impl IncidentKind {
+    /// The kind's name, as in the JSON (`"kind"`) and the metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            IncidentKind::FirstToken { .. } => "first_token",
+            IncidentKind::TokenLost { .. } => "token_lost",
+            IncidentKind::DuplicateTokens { .. } => "duplicate_tokens",
+            IncidentKind::NodeJoined { .. } => "node_joined",
+            IncidentKind::NodeSilent { .. } => "node_silent",
+            IncidentKind::NodeBack { .. } => "node_back",
+        }
+    }
+}
+
 /// An entry of the timeline. `ended` is set when a lasting incident (a
 /// lost or duplicated token) is over.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,9 +153,16 @@ pub struct RingView {
     entries: VecDeque<(Instant, u64)>,
     /// Token passes seen (counted from `hops` where nodes report it).
     pub passes: u64,
+    /// Times the monitor saw the token at another node than before.
+    pub holder_changes: u64,
+    /// Incidents recorded since the start, by kind (the timeline itself
+    /// keeps only the latest).
+    pub incident_totals: BTreeMap<&'static str, u64>,
     /// The token and hand-off count of the last holder report.
     last_hops: Option<(NodeId, u64, u64)>,
     pub max_progress: u64,
+    /// The ring's target (`--target-digits`), as its nodes report it.
+    pub target_digits: Option<u64>,
     /// The last digits of the longest expansion seen.
     pub latest_digits: String,
     incidents: Vec<Incident>,
@@ -164,8 +185,11 @@ impl RingView {
             last_holder_sign: None,
             entries: VecDeque::new(),
             passes: 0,
+            holder_changes: 0,
+            incident_totals: BTreeMap::new(),
             last_hops: None,
             max_progress: 0,
+            target_digits: None,
             latest_digits: String::new(),
             incidents: Vec::new(),
             open_loss: None,
@@ -216,6 +240,7 @@ impl RingView {
             self.open_loss = self.open_loss.and_then(|i| i.checked_sub(drop));
             self.open_duplicate = self.open_duplicate.and_then(|i| i.checked_sub(drop));
         }
+        *self.incident_totals.entry(kind.name()).or_default() += 1;
         self.incidents.push(Incident { at, ended: None, kind });
         self.incidents.len() - 1
     }
@@ -243,6 +268,9 @@ impl RingView {
         }
         let progress = view.progress;
         self.note_progress(progress, state.digits_tail.as_deref());
+        if state.target_digits.is_some() {
+            self.target_digits = state.target_digits;
+        }
         if let (Some(holdings), Some(view)) = (state.holdings, self.nodes.get_mut(id)) {
             view.holdings = view.holdings.max(holdings);
         }
@@ -328,6 +356,9 @@ impl RingView {
                     view.state = StateName::Waiter;
                 }
             }
+        }
+        if self.holder.as_deref() != Some(id) {
+            self.holder_changes += 1;
         }
         self.holder = Some(id.to_owned());
         self.holder_left = false;
@@ -525,6 +556,12 @@ impl RingView {
         (self.passes - before) as f64 / window.as_secs_f64()
     }
 
+    /// Whether the longest expansion seen has reached the ring's target:
+    /// the digits stop growing on purpose.
+    pub fn target_reached(&self) -> bool {
+        self.target_digits.is_some_and(|target| self.max_progress.saturating_sub(2) >= target)
+    }
+
     /// One line for a terminal: holder, digits, passes/s, members.
     pub fn summary_line(&mut self, now: Instant) -> String {
         let rate = self.passes_per_second(now, Duration::from_secs(1));
@@ -533,8 +570,9 @@ impl RingView {
             .iter()
             .map(|(id, v)| format!("{id}:{}", if v.silent { "silent" } else { short(v.state) }))
             .collect();
+        let reached = if self.target_reached() { " (target reached)" } else { "" };
         format!(
-            "holder {:<12} digits {:>9}  passes/s {:>7.0}  nodes {} [{}]",
+            "holder {:<12} digits {:>9}{reached}  passes/s {:>7.0}  nodes {} [{}]",
             self.holder_at(now).unwrap_or("-"),
             self.max_progress.saturating_sub(2),
             rate,
@@ -545,11 +583,5 @@ impl RingView {
 }
 
 fn short(state: StateName) -> &'static str {
-    match state {
-        StateName::None => "-",
-        StateName::Owner => "OWNER",
-        StateName::Waiter => "w",
-        StateName::Looser => "LOOSER",
-        StateName::Generating => "GEN",
-    }
+    state.for_people()
 }

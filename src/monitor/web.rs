@@ -12,6 +12,7 @@
 use super::view::{Incident, RingView};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -74,12 +75,77 @@ impl Shared {
             "uptime_s": (now - self.started).as_secs_f64(),
             "holder": holder,
             "digits": view.max_progress.saturating_sub(2),
+            "target_digits": view.target_digits,
+            "target_reached": view.target_reached(),
             "latest_digits": view.latest_digits,
             "passes": view.passes,
             "passes_per_second": rate,
             "without_holder_s": open_loss.map(|i| i.duration(now).as_secs_f64()),
             "nodes": nodes,
         })
+    }
+
+    /// `/metrics`: the ring in Prometheus' text format.
+    pub fn metrics(&self) -> String {
+        use std::fmt::Write;
+        let now = Instant::now();
+        let mut view = self.lock();
+        let rate = view.passes_per_second(now, Duration::from_secs(1));
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let one = |v: f64| vec![(String::new(), v)];
+        metric(
+            "pi_ring_digits",
+            "gauge",
+            "Digits of pi after the point in the longest expansion heard of.",
+            &one(view.max_progress.saturating_sub(2) as f64),
+        );
+        if let Some(target) = view.target_digits {
+            metric("pi_ring_target_digits", "gauge", "The ring's target (--target-digits).", &one(target as f64));
+        }
+        metric(
+            "pi_ring_target_reached",
+            "gauge",
+            "1 once the expansion has reached the ring's target.",
+            &one(f64::from(u8::from(view.target_reached()))),
+        );
+        metric("pi_ring_passes_total", "counter", "Token hand-offs seen.", &one(view.passes as f64));
+        metric("pi_ring_passes_per_second", "gauge", "Token hand-offs in the last second.", &one(rate));
+        metric(
+            "pi_ring_holder_changes_total",
+            "counter",
+            "Times the token was seen at another node than before.",
+            &one(view.holder_changes as f64),
+        );
+        let incidents: Vec<(String, f64)> =
+            ["first_token", "token_lost", "duplicate_tokens", "node_joined", "node_silent", "node_back"]
+                .iter()
+                .map(|kind| {
+                    (format!("{{kind=\"{kind}\"}}"), view.incident_totals.get(kind).copied().unwrap_or(0) as f64)
+                })
+                .collect();
+        metric("pi_ring_incidents_total", "counter", "Incidents of the timeline, by kind.", &incidents);
+        let mut by_state: BTreeMap<&str, u64> =
+            ["starting", "holding", "waiting", "searching", "claiming", "silent"].iter().map(|s| (*s, 0)).collect();
+        for node in view.nodes().values() {
+            let state = if node.silent { "silent" } else { node.state.for_people() };
+            *by_state.entry(state).or_default() += 1;
+        }
+        let nodes: Vec<(String, f64)> =
+            by_state.iter().map(|(state, n)| (format!("{{state=\"{state}\"}}"), *n as f64)).collect();
+        metric("pi_ring_nodes", "gauge", "Nodes heard of, by what they do (silent: not heard lately).", &nodes);
+        metric(
+            "pi_ring_monitor_uptime_seconds",
+            "gauge",
+            "Seconds since the monitor started.",
+            &one((now - self.started).as_secs_f64()),
+        );
+        out
     }
 
     /// `/api/incidents`, oldest first.
@@ -118,6 +184,16 @@ async fn page() -> HttpResponse {
 
 async fn ring(shared: web::Data<Shared>) -> HttpResponse {
     HttpResponse::Ok().json(shared.ring_json())
+}
+
+async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(shared.metrics())
+}
+
+/// `/healthz`: the monitor is up and serving (it says nothing of the ring:
+/// see `/metrics` or `/api/ring` for that).
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok\n")
 }
 
 async fn incidents(shared: web::Data<Shared>) -> HttpResponse {
@@ -185,6 +261,8 @@ pub fn server(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<actix_we
             .route("/api/ring", web::get().to(ring))
             .route("/api/incidents", web::get().to(incidents))
             .route("/api/events", web::get().to(events))
+            .route("/metrics", web::get().to(metrics))
+            .route("/healthz", web::get().to(healthz))
     })
     .workers(1)
     .disable_signals()
@@ -201,6 +279,38 @@ mod tests {
     fn heartbeat(shared: &Shared, id: &str) {
         let message = Message::new(id, Body::TokenIsHere { token: Token::new(22, id, 1) });
         shared.lock().apply(&message, Ipv4Addr::LOCALHOST, Instant::now());
+    }
+
+    #[actix_rt::test]
+    async fn metrics_count_the_ring_in_prometheus_text() {
+        let shared = Shared::new(RingView::new());
+        heartbeat(&shared, "a");
+        shared.lock().apply(&Message::new("b", Body::Ping), Ipv4Addr::LOCALHOST, Instant::now());
+        let state = crate::protocol::MyState {
+            old_state: "WaiterState".into(),
+            new_state: "OwnerState".into(),
+            progress: Some(2002),
+            target_digits: Some(2000),
+            ..Default::default()
+        };
+        shared.lock().apply(&Message::new("a", Body::MyState(Box::new(state))), Ipv4Addr::LOCALHOST, Instant::now());
+        let text = shared.metrics();
+        for line in [
+            "pi_ring_digits 2000",
+            "pi_ring_target_digits 2000",
+            "pi_ring_target_reached 1",
+            "pi_ring_incidents_total{kind=\"node_joined\"} 2",
+            "pi_ring_nodes{state=\"holding\"} 1",
+            "pi_ring_nodes{state=\"starting\"} 1",
+            "# TYPE pi_ring_passes_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        // Every sample line is a name, optional labels and a number.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
     }
 
     #[actix_rt::test]

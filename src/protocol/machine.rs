@@ -55,6 +55,54 @@ impl Default for Timing {
     }
 }
 
+/// Why a set of timeouts cannot work: each names the timeouts involved,
+/// with their values in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TimingError {
+    #[error("the heartbeat must be at least 1 ms")]
+    ZeroHeartbeat,
+    #[error(
+        "the waiter timeout ({waiter} ms) must be at least twice the heartbeat ({heartbeat} ms), \
+         or waiters declare a live token lost between two heartbeats"
+    )]
+    WaiterTooShort { waiter: u128, heartbeat: u128 },
+    #[error(
+        "the looser answer time ({looser_answer} ms) must be at least twice the heartbeat ({heartbeat} ms), \
+         or a searching node claims the token before it hears the holder"
+    )]
+    LooserAnswerTooShort { looser_answer: u128, heartbeat: u128 },
+    #[error("the looser ask period ({looser_ask} ms) must be at least 1 ms and at most the looser answer time ({looser_answer} ms)")]
+    LooserAsk { looser_ask: u128, looser_answer: u128 },
+    #[error("the generating time must be at least 1 ms")]
+    ZeroGenerating,
+}
+
+impl Timing {
+    /// Whether these timeouts can work together (PROTOCOL section 7): a
+    /// node refuses to start with timeouts that would lose live tokens.
+    pub fn check(&self) -> Result<(), TimingError> {
+        let ms = |d: Duration| d.as_millis();
+        let (heartbeat, waiter, looser_answer) = (ms(self.heartbeat), ms(self.waiter), ms(self.looser_answer));
+        if heartbeat == 0 {
+            return Err(TimingError::ZeroHeartbeat);
+        }
+        if waiter < 2 * heartbeat {
+            return Err(TimingError::WaiterTooShort { waiter, heartbeat });
+        }
+        if looser_answer < 2 * heartbeat {
+            return Err(TimingError::LooserAnswerTooShort { looser_answer, heartbeat });
+        }
+        let looser_ask = ms(self.looser_ask);
+        if looser_ask == 0 || looser_ask > looser_answer {
+            return Err(TimingError::LooserAsk { looser_ask, looser_answer });
+        }
+        if self.generating.is_zero() {
+            return Err(TimingError::ZeroGenerating);
+        }
+        Ok(())
+    }
+}
+
 /// Everything the machine needs to know about its node.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -240,6 +288,8 @@ pub struct Machine {
     heard_announcement: Option<(NodeId, u64, Announcement)>,
     /// The state is left because the token was handed on.
     passed_on: bool,
+    /// "Target reached" was logged.
+    said_target_reached: bool,
     /// The time of the input being handled.
     now: Time,
     out: Vec<Output>,
@@ -272,6 +322,7 @@ impl Machine {
             hops: 0,
             heard_announcement: None,
             passed_on: false,
+            said_target_reached: false,
             now: Time::ZERO,
             out: Vec::new(),
         }
@@ -302,6 +353,11 @@ impl Machine {
     /// How many tokens this node has generated.
     pub fn own_revision(&self) -> u64 {
         self.own_revision
+    }
+
+    /// Digits after the point at which this node stops extending.
+    pub fn target_digits(&self) -> usize {
+        self.config.max_len.saturating_sub(2)
     }
 
     pub fn epoch(&self) -> u64 {
@@ -464,6 +520,15 @@ impl Machine {
             self.out.push(Output::Compute { epoch: self.epoch, len: target, check: self.claim.clone() });
         } else {
             holding.computed = true; // target reached: nothing to extend
+            if !self.said_target_reached {
+                self.said_target_reached = true;
+                log::info!(
+                    "{}: the target of {} digits is reached; the token keeps going round (at most once per \
+                     heartbeat) without new digits",
+                    self.config.id,
+                    self.target_digits()
+                );
+            }
         }
         // Once the target is reached the token still travels, but no faster
         // than the heartbeat, so an idle ring does not spin.
@@ -735,11 +800,22 @@ impl Machine {
         match message.body {
             Body::TokenIsHere { token } => {
                 if token.is_better_than(&self.candidate()) {
+                    log::info!(
+                        "{}: {} holds {token}, better than our claim; waiting for it",
+                        self.config.id,
+                        message.author
+                    );
                     self.enter(Behaviour::Waiter);
                 }
             }
             Body::GeneratingToken { token } => {
                 if token.is_better_than(&self.candidate()) {
+                    log::info!(
+                        "{}: {} claims a better token ({} digits, then the greater id); searching again",
+                        self.config.id,
+                        message.author,
+                        token.progress.saturating_sub(2)
+                    );
                     self.better_claim_at = Some(self.now);
                     self.enter(Behaviour::Looser);
                 } else {

@@ -103,6 +103,20 @@ impl StateName {
     }
 }
 
+impl StateName {
+    /// The word people read (logs, terminal, page): what the node is
+    /// doing, rather than the protocol's state name (README, glossary).
+    pub fn for_people(self) -> &'static str {
+        match self {
+            StateName::None => "starting",
+            StateName::Owner => "holding",
+            StateName::Waiter => "waiting",
+            StateName::Looser => "searching",
+            StateName::Generating => "claiming",
+        }
+    }
+}
+
 impl std::fmt::Display for StateName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -142,6 +156,10 @@ pub struct MyState {
     /// Times the sender has held the token since it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdings: Option<u64>,
+    /// The digits after the point at which the sender stops extending
+    /// (`--target-digits`): monitors tell "target reached" from a stall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_digits: Option<u64>,
 }
 
 /// Why a datagram or TCP message was rejected.
@@ -190,6 +208,7 @@ struct Frame<'a> {
     reported_us_ago: Option<u64>,
     hops: Option<u64>,
     holdings: Option<u64>,
+    target_digits: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -426,6 +445,7 @@ impl RawMessage {
                 digits_tail: frame.digits_tail,
                 hops: frame.hops,
                 holdings: frame.holdings,
+                target_digits: frame.target_digits,
             })),
         };
         let message = Message { author, body };

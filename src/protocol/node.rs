@@ -90,6 +90,10 @@ pub enum Action {
     /// The membership changed (a node joined, was learnt, marked lost or
     /// heard from again): every member in ring order.
     Members(Vec<Member>),
+    /// The node cannot go on (another node uses its id): say why; a
+    /// planned stop follows, then [`Action::Exit`], and the process should
+    /// exit with a failure.
+    Halt(String),
     /// The planned stop is complete: the process may exit.
     Exit,
 }
@@ -146,6 +150,11 @@ pub struct Node {
     /// (the receiver cannot measure it).
     transit: Duration,
     warnings: WarnLimiter,
+    /// Addresses of other nodes that used our id, already reported.
+    twins: BTreeSet<Ipv4Addr>,
+    /// Addresses of other nodes found sending from our own address, already
+    /// reported.
+    sharing_our_address: BTreeSet<NodeId>,
     actions: Vec<Action>,
 }
 
@@ -167,6 +176,8 @@ impl Node {
             patience,
             transit: Duration::ZERO,
             warnings: WarnLimiter::new(5),
+            twins: BTreeSet::new(),
+            sharing_our_address: BTreeSet::new(),
             actions: Vec::new(),
         }
     }
@@ -194,6 +205,11 @@ impl Node {
 
     pub fn own_revision(&self) -> u64 {
         self.machine.own_revision()
+    }
+
+    /// Digits after the point at which the node stops extending.
+    pub fn target_digits(&self) -> usize {
+        self.machine.target_digits()
     }
 
     /// Hand-offs of the current token since it was generated.
@@ -247,21 +263,33 @@ impl Node {
     fn receive(&mut self, now: Time, message: Message, from: Ipv4Addr, via: Via, unchecked: Option<Unchecked>) {
         let reception = self.registry.receive(&message, from, via == Via::Udp);
         if let Some(known) = reception.impostor {
+            if message.author == self.id() {
+                self.twin(now, from, known);
+                return;
+            }
             warn_limited!(
                 at now,
                 self.warnings,
-                "{}: dropped a {} message from {from} claiming to be {}, which is at {known}",
+                "{}: dropped a {} message from {from} claiming to be {}, which is at {known} \
+                 (two nodes with one --id, or a forgery)",
                 self.id(),
                 message.body.kind(),
                 message.author
             );
             return;
         }
+        if reception.newcomer && Some(from) == self.registry.host_of(self.id()) {
+            self.shares_our_address(&message.author, from);
+        }
         if !reception.deliver {
             return;
         }
         if reception.newcomer {
-            log::info!("{}: {} joined at {from} (heard by {via:?})", self.id(), message.author);
+            let how = match via {
+                Via::Udp => "broadcast",
+                Via::Tcp => "TCP",
+            };
+            log::info!("{}: node {} at {from} joined the ring (first heard by {how})", self.id(), message.author);
         }
         if reception.ping_back {
             let ping = Message::new(self.id(), Body::Ping);
@@ -280,6 +308,52 @@ impl Node {
             self.actions.push(Action::Members(self.registry.members(now)));
         }
         self.step_machine(now, super::machine::Input::Received(Envelope { message, from, unchecked }));
+    }
+
+    /// Another node at `from` uses our id (we are at `ours`). Ids must be
+    /// unique: the node at the greater address stops (after handing the
+    /// token on if it holds it), the other says so once and goes on.
+    fn twin(&mut self, now: Time, from: Ipv4Addr, ours: Ipv4Addr) {
+        if !self.twins.insert(from) {
+            return;
+        }
+        let id = self.id().to_owned();
+        if ours > from {
+            let reason = format!(
+                "another node at {from} uses this node's id {id:?}: ids must be unique in a ring; stopping \
+                 (the node at the lower address, {from}, keeps the id); start this one with another --id"
+            );
+            self.halt(now, reason);
+        } else {
+            log::error!(
+                "{id}: another node at {from} uses this node's id {id:?}: ids must be unique in a ring; \
+                 that node stops (the one at the greater address does); start it with another --id"
+            );
+        }
+    }
+
+    /// A node with another id sends from our own address: on one host,
+    /// two nodes must not share an address (hand-offs to it reach us).
+    fn shares_our_address(&mut self, other: &str, host: Ipv4Addr) {
+        if self.sharing_our_address.insert(other.to_owned()) {
+            log::error!(
+                "{}: node {other:?} sends from this node's own address {host}: every node needs its own \
+                 address (on one machine: --bind 127.0.0.2, 127.0.0.3, ...), and all nodes of a ring use \
+                 the same ports",
+                self.id()
+            );
+        }
+    }
+
+    /// The node cannot go on: say why, and stop as planned (a holder hands
+    /// the token on first).
+    fn halt(&mut self, now: Time, reason: String) {
+        if self.stopping {
+            return;
+        }
+        self.actions.push(Action::Halt(reason));
+        self.stopping = true;
+        self.step_machine(now, super::machine::Input::Stop);
     }
 
     /// Feed the machine and carry its outputs into actions; a request to

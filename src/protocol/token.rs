@@ -45,9 +45,17 @@ impl PartialOrd for Token {
     }
 }
 
+/// For people: whose token it is, which of theirs, and how far it got,
+/// e.g. `n1's token #2 at 400 digits`.
 impl std::fmt::Display for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "({}, {}, r{})", self.progress, self.author_node_id, self.author_token_revision)
+        write!(
+            f,
+            "{}'s token #{} at {} digits",
+            self.author_node_id,
+            self.author_token_revision,
+            self.progress.saturating_sub(2)
+        )
     }
 }
 

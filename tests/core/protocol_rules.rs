@@ -981,3 +981,41 @@ fn the_node_asks_to_persist_whenever_the_expansion_or_revision_changes() {
     n.receive("n1", Body::Ping);
     assert!(!n.out.iter().any(|a| matches!(a, Action::Persist { .. })), "nothing changed");
 }
+
+// ----- mistakes of operators -----------------------------------------------
+
+#[test]
+fn a_node_hearing_its_own_id_from_a_lower_address_stops_and_the_other_goes_on() {
+    let twin = |at: Ipv4Addr| {
+        let mut n = Probe::looser();
+        let message = Message::new(ME, Body::Ping);
+        n.input(Input::Received { message, from: at, via: Via::Udp, unchecked: None });
+        n
+    };
+    // We are at 127.0.0.5: a twin at .3 keeps the id, we stop.
+    let n = twin(Ipv4Addr::new(127, 0, 0, 3));
+    assert!(n.out.iter().any(|a| matches!(a, Action::Halt(reason) if reason.contains("127.0.0.3"))), "{:?}", n.out);
+    assert!(n.out.contains(&Action::Exit));
+    // A twin at .9 stops itself; we go on.
+    let n = twin(Ipv4Addr::new(127, 0, 0, 9));
+    assert!(!n.out.iter().any(|a| matches!(a, Action::Halt(_) | Action::Exit)), "{:?}", n.out);
+    assert_eq!(n.state(), StateName::Looser);
+}
+
+#[test]
+fn timeouts_that_would_lose_live_tokens_are_refused() {
+    use pi_ring::protocol::machine::TimingError;
+    assert_eq!(Timing::default().check(), Ok(()));
+    let ms = Duration::from_millis;
+    let waiter = Timing { waiter: ms(100), ..Timing::default() };
+    assert_eq!(waiter.check(), Err(TimingError::WaiterTooShort { waiter: 100, heartbeat: 500 }));
+    let answer = Timing { looser_answer: ms(900), ..Timing::default() };
+    assert_eq!(answer.check(), Err(TimingError::LooserAnswerTooShort { looser_answer: 900, heartbeat: 500 }));
+    let ask = Timing { looser_ask: Duration::ZERO, ..Timing::default() };
+    assert!(matches!(ask.check(), Err(TimingError::LooserAsk { .. })));
+    let heartbeat = Timing { heartbeat: Duration::ZERO, ..Timing::default() };
+    assert_eq!(heartbeat.check(), Err(TimingError::ZeroHeartbeat));
+    // The fast profiles of the tests and benchmarks are fine.
+    let fast = Timing { heartbeat: ms(50), waiter: ms(200), looser_ask: ms(50), looser_answer: ms(200), ..timing() };
+    assert_eq!(fast.check(), Ok(()));
+}

@@ -556,6 +556,7 @@ impl Sim {
             }
             Action::Persist { expansion, own_revision } => self.nodes[i].saved = (expansion, own_revision),
             Action::Members(_) => {}
+            Action::Halt(reason) => self.log(Some(i), format!("halts: {reason}")),
             Action::Exit => {
                 self.log(Some(i), "exits".into());
                 self.nodes[i].running = Running::Down;
