@@ -8,6 +8,8 @@
 //! - `auth_ring`: a ring with a secret ignores forged and replayed messages;
 //! - `flood`: a ring keeps its pace under garbage, idle and slow clients;
 //! - `hand_off`: the TCP endpoint hands TAKE_TOKEN on without computing;
+//! - `operator`: every operator mistake gets its sentence and exit code
+//!   (node, monitor and `scripts/demo.sh`);
 //! - `network_faults` (needs root; ignored otherwise, CI runs it): kills,
 //!   partitions, packet loss, powered-off and stopped members, restarts;
 //! - `monitor_browser` (needs Chromium; ignored otherwise, CI runs it): the
@@ -20,4 +22,5 @@ mod hand_off;
 mod monitor_browser;
 mod netns;
 mod network_faults;
+mod operator;
 mod ring_processes;
