@@ -282,3 +282,59 @@ fn the_page_shows_every_node_and_a_growing_digit_count() {
     }
     eprintln!("page showed {before} then {after} digits; screenshot at {}", shot.display());
 }
+
+/// A ring that reached its target says so (not "stuck"), and a page whose
+/// monitor is gone greys what it shows and says since when.
+#[test]
+#[ignore = "needs Chromium and chromedriver (apt-get install chromium chromium-driver); CI runs it"]
+fn the_page_says_when_the_target_is_reached_and_when_its_data_is_stale() {
+    let (Some(chromium), Some(chromedriver)) =
+        (find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]), find(&["/usr/bin/chromedriver"]))
+    else {
+        panic!("Chromium or chromedriver is not installed: apt-get install chromium chromium-driver (.ci/run does)");
+    };
+    let ports = Ports::free();
+    let http_addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().to_string();
+    let http_addr = http_addr.as_str();
+    let mut args = vec!["--target-digits", "200"];
+    args.extend_from_slice(pi_ring_harness::QUICK_TIMING);
+    let _nodes: Vec<_> = (1..=2).map(|i| start_node(&format!("node{i}"), fresh_host(), ports, &args)).collect();
+    let mut monitor = Killed(
+        Command::new(env!("CARGO_BIN_EXE_pi-ring-monitor"))
+            .args(["--http", http_addr, "--udp-port", &ports.udp.to_string()])
+            .args(["--monitor-port", &ports.monitor.to_string(), "--every", "0"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start pi-ring-monitor"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while http(http_addr, "GET", "/healthz", None).is_none() {
+        assert!(Instant::now() < deadline, "the monitor did not serve /healthz within 15 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let browser = Browser::start(&chromedriver, &chromium);
+    browser.open(&format!("http://{http_addr}/"));
+    let status = || browser.eval("return document.getElementById('status').textContent");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !status().as_str().unwrap_or("").starts_with("Target reached: 200 digits") {
+        assert!(Instant::now() < deadline, "the page did not say the target was reached: {}", status());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let class = browser.eval("return document.getElementById('status').className");
+    assert_eq!(class, "done");
+    assert!(!browser.eval("return document.body.classList.contains('stale')").as_bool().unwrap());
+
+    // The monitor stops: the page keeps the last state, greyed, and says
+    // since when.
+    monitor.0.kill().unwrap();
+    monitor.0.wait().unwrap();
+    let conn = || browser.eval("return document.getElementById('conn').textContent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !browser.eval("return document.body.classList.contains('stale')").as_bool().unwrap() {
+        assert!(Instant::now() < deadline, "the page did not notice the monitor was gone: {}", conn());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(conn().as_str().unwrap_or("").starts_with("disconnected since "), "{}", conn());
+    let opacity = browser.eval("return getComputedStyle(document.querySelector('main')).opacity");
+    assert_eq!(opacity, "0.45", "the figures are not greyed");
+}
