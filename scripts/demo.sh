@@ -101,12 +101,26 @@ logs="$(mktemp -d "${TMPDIR:-/tmp}/pi-ring-demo.XXXXXX")"
 pids=()
 status="" # how the demo ends, once decided: 0 ran, 1 failed
 
+# alive PID: running (not gone, not a zombie waiting to be reaped).
+alive() {
+    if [ -r "/proc/$1/status" ]; then ! grep -q '^State:.*Z' "/proc/$1/status"; else kill -0 "$1" 2>/dev/null; fi
+}
+
 stop() {
     local rc=$?
     status=${status:-$rc}
     trap - INT TERM EXIT
     if [ ${#pids[@]} -gt 0 ]; then
         kill "${pids[@]}" 2>/dev/null || true
+        # Nodes are disowned (so `wait` does not see them): give each up to
+        # 5 s to hand the token on and save, then stop it at once.
+        for _ in $(seq 1 50); do
+            local running=0 pid
+            for pid in "${pids[@]}"; do alive "$pid" && running=1; done
+            [ "$running" = 0 ] && break
+            sleep 0.1
+        done
+        kill -KILL "${pids[@]}" 2>/dev/null || true
         wait "${pids[@]}" 2>/dev/null || true
     fi
     echo
@@ -120,11 +134,6 @@ stop() {
 }
 trap 'status=${status:-0}; stop' INT TERM # Ctrl-C is how a demo ends
 trap stop EXIT
-
-# alive PID: running (not gone, not a zombie waiting to be reaped).
-alive() {
-    if [ -r "/proc/$1/status" ]; then ! grep -q '^State:.*Z' "/proc/$1/status"; else kill -0 "$1" 2>/dev/null; fi
-}
 
 # started NAME PID LOG: fail loudly if the process died at start.
 started() {

@@ -9,6 +9,8 @@ pub enum SendError {
     ConnectTimeout { addr: SocketAddrV4 },
     #[error("connecting to {addr} failed: {reason}")]
     Connect { addr: SocketAddrV4, reason: String },
+    #[error("{addr} refused the connection (nothing listens there)")]
+    Refused { addr: SocketAddrV4 },
     #[error("writing to {addr} failed: {reason}")]
     Write { addr: SocketAddrV4, reason: String },
     #[error("{addr} stopped reading ({written} of {total} bytes written)")]

@@ -295,6 +295,7 @@ async fn send_message(bind: Ipv4Addr, to: SocketAddrV4, bytes: &[u8], patience: 
     socket.bind(SocketAddrV4::new(bind, 0).into()).map_err(connect_error)?;
     let mut stream = match tokio::time::timeout(connect_timeout, socket.connect(to.into())).await {
         Err(_) => return Err(SendError::ConnectTimeout { addr: to }),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(SendError::Refused { addr: to }),
         Ok(Err(e)) => return Err(connect_error(e)),
         Ok(Ok(stream)) => stream,
     };

@@ -31,6 +31,9 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+/// Refusals in a row after which a member is named as refusing the token.
+const REFUSALS_TO_SAY: u32 = 3;
+
 /// How a message reached the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
@@ -155,6 +158,12 @@ pub struct Node {
     /// Addresses of other nodes found sending from our own address, already
     /// reported.
     sharing_our_address: BTreeSet<NodeId>,
+    /// Members a hand-off failed to, heard from since: alive.
+    heard_after_failure: BTreeSet<NodeId>,
+    /// Members reported as refusing the token, already reported; and
+    /// refusals in a row per member.
+    refusing: BTreeSet<NodeId>,
+    refusals: std::collections::BTreeMap<NodeId, u32>,
     actions: Vec<Action>,
 }
 
@@ -178,6 +187,9 @@ impl Node {
             warnings: WarnLimiter::new(5),
             twins: BTreeSet::new(),
             sharing_our_address: BTreeSet::new(),
+            heard_after_failure: BTreeSet::new(),
+            refusing: BTreeSet::new(),
+            refusals: Default::default(),
             actions: Vec::new(),
         }
     }
@@ -281,6 +293,9 @@ impl Node {
         if reception.newcomer && Some(from) == self.registry.host_of(self.id()) {
             self.shares_our_address(&message.author, from);
         }
+        if reception.unmarked {
+            self.heard_after_failure.insert(message.author.clone());
+        }
         if !reception.deliver {
             return;
         }
@@ -289,7 +304,8 @@ impl Node {
                 Via::Udp => "broadcast",
                 Via::Tcp => "TCP",
             };
-            log::info!("{}: node {} at {from} joined the ring (first heard by {how})", self.id(), message.author);
+            let at = if message.author == from.to_string() { String::new() } else { format!(" at {from}") };
+            log::info!("{}: node {}{at} joined the ring (first heard by {how})", self.id(), message.author);
         }
         if reception.ping_back {
             let ping = Message::new(self.id(), Body::Ping);
@@ -340,6 +356,33 @@ impl Node {
                 "{}: node {other:?} sends from this node's own address {host}: every node needs its own \
                  address (on one machine: --bind 127.0.0.2, 127.0.0.3, ...), and all nodes of a ring use \
                  the same ports",
+                self.id()
+            );
+        }
+    }
+
+    /// A member refused the token: nothing listens on the ring's TCP port
+    /// at its address. If it was heard from since it last failed, it is
+    /// alive: usually another `--tcp-port`, or a firewall. After
+    /// [`REFUSALS_TO_SAY`] in a row, it has stopped or listens elsewhere.
+    fn refuses_while_alive(&mut self, id: &str, addr: std::net::SocketAddrV4) {
+        let refusals = self.refusals.entry(id.to_owned()).or_default();
+        *refusals += 1;
+        let in_a_row = *refusals;
+        let alive = self.heard_after_failure.remove(id);
+        if !(alive || in_a_row == REFUSALS_TO_SAY) || !self.refusing.insert(id.to_owned()) {
+            return;
+        }
+        if alive {
+            log::error!(
+                "{}: node {id} is alive (it sends to the ring) but refuses the token on TCP {addr}: does it use \
+                 another --tcp-port, or does a firewall block the port? All nodes of a ring use the same ports",
+                self.id()
+            );
+        } else {
+            log::warn!(
+                "{}: node {id} refused the token on TCP {addr} {in_a_row} times in a row: it has stopped, or it \
+                 listens on another --tcp-port (all nodes of a ring use the same ports)",
                 self.id()
             );
         }
@@ -434,6 +477,8 @@ impl Node {
         let current = self.machine.epoch() == hand_off.epoch;
         match result {
             Ok(()) => {
+                self.heard_after_failure.remove(&hand_off.to);
+                self.refusals.remove(&hand_off.to);
                 self.transit = now.saturating_sub(hand_off.started);
                 if current {
                     let to = hand_off.to.clone();
@@ -442,6 +487,9 @@ impl Node {
             }
             Err(e) => {
                 log::warn!("{}: hand-off to {} failed: {e}; marking it lost for now", self.id(), hand_off.to);
+                if let SendError::Refused { addr } = &e {
+                    self.refuses_while_alive(&hand_off.to, *addr);
+                }
                 self.registry.mark_lost(&hand_off.to, now);
                 self.actions.push(Action::Members(self.registry.members(now)));
                 if current {

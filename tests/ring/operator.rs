@@ -173,8 +173,7 @@ fn set_mode(path: &Path, mode: u32) {
 #[test]
 fn a_data_dir_the_node_cannot_write_is_refused_at_start_and_said_once_when_it_fails_later() {
     let Some(mut command) = unprivileged(node(fresh_host(), Ports::free(), &[])) else {
-        eprintln!("skipped: needs setpriv to drop root's privileges");
-        return;
+        panic!("as root this test needs setpriv (util-linux) to run the node as nobody; .ci/run installs it");
     };
     // At start: a directory of someone else's.
     let base = scratch_dir("unwritable");
@@ -302,6 +301,10 @@ fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The demos use the fixed addresses 127.0.0.2 and up: one at a time in
+/// this process (each on its own free ports), so two never pick the same.
+static ONE_DEMO_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn demo(tmp: &Path, args: &[&str]) -> Command {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh");
     let mut command = Command::new("bash");
@@ -312,6 +315,7 @@ fn demo(tmp: &Path, args: &[&str]) -> Command {
 
 #[test]
 fn the_demo_checks_its_options_and_says_why_it_cannot_run() {
+    let _one = ONE_DEMO_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = scratch_dir("demo");
     let help = run(&mut demo(&tmp, &["--help"]), SECS_10);
     assert_eq!(help.code, Some(0));
@@ -354,6 +358,7 @@ fn the_demo_checks_its_options_and_says_why_it_cannot_run() {
 
 #[test]
 fn a_demo_that_ran_leaves_nothing_behind() {
+    let _one = ONE_DEMO_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = scratch_dir("demo-ok");
     let base = free_block().to_string();
     let http = format!("127.0.0.1:{}", free_tcp_port());
@@ -364,4 +369,89 @@ fn a_demo_that_ran_leaves_nothing_behind() {
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
     assert!(left.is_empty(), "the demo left {left:?} in its temporary directory");
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Start nodes (id, host, ports, extra flags) with fast timeouts, let them
+/// run for `for_`, stop them with SIGTERM, and return their logs.
+fn run_nodes(name: &str, nodes: &[(&str, Ipv4Addr, Ports, &[&str])], for_: Duration) -> Vec<String> {
+    let dir = scratch_dir(name);
+    let mut running: Vec<(Child, PathBuf)> = nodes
+        .iter()
+        .map(|(id, host, ports, extra)| {
+            let log = dir.join(format!("{id}.log"));
+            let child = node(*host, *ports, &["--id", id])
+                .args(pi_ring_harness::FAST_TIMING)
+                .args(*extra)
+                .stderr(std::fs::File::create(&log).unwrap())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            (child, log)
+        })
+        .collect();
+    std::thread::sleep(for_);
+    for (child, _) in &running {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    }
+    let logs = running
+        .iter_mut()
+        .map(|(child, log)| {
+            wait_for_exit(child, SECS_10);
+            std::fs::read_to_string(log).unwrap()
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    logs
+}
+
+#[test]
+fn nodes_sharing_one_address_are_named_on_both_sides() {
+    let host = fresh_host();
+    let ports = Ports::free();
+    let mut other = Ports::free();
+    (other.udp, other.monitor) = (ports.udp, ports.monitor);
+    let logs = run_nodes("shared", &[("a", host, ports, &[]), ("b", host, other, &[])], Duration::from_secs(2));
+    for (log, other) in logs.iter().zip(["b", "a"]) {
+        let says = format!("node \"{other}\" sends from this node's own address {host}");
+        assert!(log.contains(&says), "{says:?} not in:\n{log}");
+        assert_eq!(log.matches(&says).count(), 1, "said more than once:\n{log}");
+    }
+}
+
+#[test]
+fn a_member_that_is_alive_but_refuses_the_token_is_named_with_the_port() {
+    let (first, second) = (fresh_host(), fresh_host());
+    let ports = Ports::free();
+    let mut other = Ports::free();
+    (other.udp, other.monitor) = (ports.udp, ports.monitor);
+    let logs = run_nodes("ports", &[("a", first, ports, &[]), ("b", second, other, &[])], Duration::from_secs(6));
+    // A waiter sends nothing while it hears the holder, so the holder
+    // names it after 3 refusals in a row (or at once, if it hears from it).
+    let told = |log: &str, id: &str, host: Ipv4Addr, port: u16| {
+        let alive = format!("node {id} is alive (it sends to the ring) but refuses the token on TCP {host}:{port}");
+        let refused = format!("node {id} refused the token on TCP {host}:{port} 3 times in a row");
+        (log.contains(&alive) || log.contains(&refused)) && log.contains("another --tcp-port")
+    };
+    // Whoever held the token tried the other, at its own port.
+    assert!(
+        told(&logs[0], "b", second, ports.tcp) || told(&logs[1], "a", first, other.tcp),
+        "nobody named the member on another port:\n--- a\n{}\n--- b\n{}",
+        logs[0],
+        logs[1]
+    );
+}
+
+#[test]
+fn the_log_says_when_the_target_is_reached_in_the_words_of_the_page() {
+    let logs =
+        run_nodes("target", &[("t", fresh_host(), Ports::free(), &["--target-digits", "40"])], Duration::from_secs(3));
+    let log = &logs[0];
+    assert_eq!(log.matches("the target of 40 digits is reached").count(), 1, "{log}");
+    // People's words, not the protocol's state names.
+    assert!(log.contains("t: starting -> searching"), "{log}");
+    assert!(log.contains("t: claiming -> holding, t's token #1 at 0 digits"), "{log}");
+    for protocol_word in ["WAITER", "LOOSER", "GENERATING", "OWNER"] {
+        assert!(!log.contains(protocol_word), "{protocol_word} in:\n{log}");
+    }
 }
