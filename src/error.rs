@@ -47,6 +47,10 @@ pub enum StartError {
     Secret(String, String),
     #[error(transparent)]
     Timing(#[from] crate::protocol::machine::TimingError),
+    #[error("{0}")]
+    Peers(String),
+    #[error("--no-broadcast needs seed peers: without broadcasts a node finds the ring only through --peer HOST (or --peers-file, PI_RING_PEERS)")]
+    NoSeeds,
 }
 
 impl StartError {
@@ -55,7 +59,7 @@ impl StartError {
     /// (this machine, its addresses, ports, files).
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Timing(_) => 2,
+            StartError::Timing(_) | StartError::NoSeeds => 2,
             _ => 1,
         }
     }

@@ -35,12 +35,14 @@ pub enum Port {
     Monitor,
 }
 
-/// Broadcast a message by UDP.
+/// Send a message by UDP to `port`: broadcast it, or, when `unicast`
+/// names hosts, send it to each of them instead.
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
 pub struct Broadcast {
     pub message: Message,
     pub port: Port,
+    pub unicast: Vec<Ipv4Addr>,
 }
 
 /// Send one message by TCP (connect, write, close).

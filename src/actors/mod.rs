@@ -48,6 +48,12 @@ pub struct NodeConfig {
     pub data_dir: Option<std::path::PathBuf>,
     /// The ring's shared secret: authenticate every message (`None`: open ring).
     pub secret: Option<Vec<u8>>,
+    /// Seed peers: hosts that get our broadcasts by unicast until a member
+    /// is known there (rings beyond one broadcast domain).
+    pub peers: Vec<Ipv4Addr>,
+    /// Send nothing by broadcast: every broadcast goes by unicast to each
+    /// known member and seed instead.
+    pub no_broadcast: bool,
 }
 
 impl NodeConfig {
@@ -69,6 +75,8 @@ impl NodeConfig {
             summary_every: Some(Duration::from_secs(5)),
             data_dir: None,
             secret: None,
+            peers: Vec::new(),
+            no_broadcast: false,
         }
     }
 }
@@ -143,6 +151,7 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
             (Node::new(machine_config, config.bind, saved.expansion, saved.own_revision), Some(persister))
         }
     };
+    let node = node.with_discovery(config.peers.clone(), !config.no_broadcast);
     let registry = RegistryActor::new().start();
     let peers = Peers {
         udp: udp.clone().recipient(),

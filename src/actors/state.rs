@@ -137,7 +137,12 @@ impl StateMachine {
 
     fn carry_out(&mut self, action: Action, ctx: &mut Context<Self>) {
         match action {
-            Action::Broadcast(message) => self.peers.udp.do_send(Broadcast { message, port: Port::Ring }),
+            Action::Broadcast(message) => {
+                self.peers.udp.do_send(Broadcast { message, port: Port::Ring, unicast: Vec::new() })
+            }
+            Action::Unicast { to, message } => {
+                self.peers.udp.do_send(Broadcast { message, port: Port::Ring, unicast: to })
+            }
             Action::Send { to, message } => {
                 let tcp = self.peers.tcp.clone();
                 ctx.spawn(
@@ -286,7 +291,7 @@ impl StateMachine {
             target_digits: Some(self.node.target_digits() as u64),
         };
         let message = Message::new(self.node.id(), Body::MyState(Box::new(state)));
-        self.peers.udp.do_send(Broadcast { message, port: Port::Monitor });
+        self.peers.udp.do_send(Broadcast { message, port: Port::Monitor, unicast: Vec::new() });
     }
 
     fn summarise(&mut self, ctx: &mut Context<Self>) {

@@ -1,8 +1,12 @@
 //! The UDP endpoint: receives the ring's broadcasts and sends ours.
 //!
-//! Two sockets: one bound to `0.0.0.0:udp_port` with address reuse, so every
-//! node on a host hears every broadcast; one bound to the node's own
-//! address, so receivers see the right source host. A bad datagram is
+//! Three sockets: one bound to `0.0.0.0:udp_port` with address reuse, so
+//! every node on a host hears every broadcast; one bound to the node's own
+//! address and the ring port, for the datagrams sent to this node alone
+//! (broadcasts that reach it by unicast, PROTOCOL section 10); and one
+//! bound to the node's own address for sending, so receivers see the right
+//! source host. Which socket a datagram came in on tells broadcast from
+//! unicast, so a node learns which members its broadcasts reach. A bad datagram is
 //! logged (rate-limited) and dropped; the receive stream never ends because
 //! of input.
 
@@ -69,6 +73,7 @@ pub struct UdpConfig {
 
 pub struct UdpEndpoint {
     receiver: Option<UdpSocket>,
+    unicast_receiver: Option<UdpSocket>,
     sender: Arc<UdpSocket>,
     ring: SocketAddrV4,
     monitor: SocketAddrV4,
@@ -94,11 +99,13 @@ impl UdpEndpoint {
     /// Open both sockets (must run inside the actor system).
     pub fn bind(config: &UdpConfig, inbound: Recipient<Inbound>) -> Result<Self, StartError> {
         let receiver = shared_listener(Ipv4Addr::UNSPECIFIED, config.ring_port)?;
+        let unicast_receiver = shared_listener(config.bind, config.ring_port)?;
         let addr = SocketAddrV4::new(config.bind, 0);
         let socket = bound_socket(Type::DGRAM, addr, |s| s.set_broadcast(true))?;
         let sender = UdpSocket::from_std(socket.into()).map_err(socket_error("UDP", addr, "register"))?;
         Ok(UdpEndpoint {
             receiver: Some(receiver),
+            unicast_receiver: Some(unicast_receiver),
             sender: Arc::new(sender),
             ring: SocketAddrV4::new(config.broadcast, config.ring_port),
             monitor: SocketAddrV4::new(config.broadcast, config.monitor_port),
@@ -113,16 +120,20 @@ impl Actor for UdpEndpoint {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Some(receiver) = self.receiver.take() {
-            ctx.add_stream(UdpFramed::new(receiver, DatagramCodec { auth: self.auth.clone() }));
+        use futures_util::StreamExt;
+        for (socket, via) in [(self.receiver.take(), Via::Udp), (self.unicast_receiver.take(), Via::Unicast)] {
+            if let Some(socket) = socket {
+                let datagrams = UdpFramed::new(socket, DatagramCodec { auth: self.auth.clone() });
+                ctx.add_stream(datagrams.map(move |datagram| (via, datagram)));
+            }
         }
     }
 }
 
 type Datagram = Result<(Result<RawMessage, DecodeError>, SocketAddr), io::Error>;
 
-impl StreamHandler<Datagram> for UdpEndpoint {
-    fn handle(&mut self, item: Datagram, _ctx: &mut Context<Self>) {
+impl StreamHandler<(Via, Datagram)> for UdpEndpoint {
+    fn handle(&mut self, (via, item): (Via, Datagram), _ctx: &mut Context<Self>) {
         let (decoded, from) = match item {
             Ok(datagram) => datagram,
             Err(e) => {
@@ -140,7 +151,7 @@ impl StreamHandler<Datagram> for UdpEndpoint {
         };
         match raw.without_data() {
             Ok(Message { body: Body::MyState(_), .. }) => {} // monitors' traffic, not the ring's
-            Ok(message) => self.inbound.do_send(Inbound { message, from: *from.ip(), via: Via::Udp, unchecked: None }),
+            Ok(message) => self.inbound.do_send(Inbound { message, from: *from.ip(), via, unchecked: None }),
             Err(_) => {
                 warn_limited!(
                     self.warnings,
@@ -177,6 +188,20 @@ impl Handler<Broadcast> for UdpEndpoint {
             Port::Ring => self.ring,
             Port::Monitor => self.monitor,
         };
+        if msg.unicast.is_empty() {
+            self.send(bytes, dest, ctx);
+        } else {
+            let bytes = bytes::Bytes::from(bytes);
+            for host in msg.unicast {
+                self.send(bytes.to_vec(), SocketAddrV4::new(host, dest.port()), ctx);
+            }
+        }
+    }
+}
+
+impl UdpEndpoint {
+    /// Send one datagram, waiting for the socket only if it is full.
+    fn send(&mut self, bytes: Vec<u8>, dest: SocketAddrV4, ctx: &mut Context<Self>) {
         match self.sender.try_send_to(&bytes, dest.into()) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -184,13 +209,13 @@ impl Handler<Broadcast> for UdpEndpoint {
                 ctx.spawn(
                     async move {
                         if let Err(e) = sender.send_to(&bytes, dest).await {
-                            log::warn!("broadcast to {dest} failed: {e}");
+                            log::warn!("datagram to {dest} failed: {e}");
                         }
                     }
                     .into_actor(self),
                 );
             }
-            Err(e) => warn_limited!(self.warnings, "broadcast to {dest} failed: {e}"),
+            Err(e) => warn_limited!(self.warnings, "datagram to {dest} failed: {e}"),
         }
     }
 }

@@ -124,6 +124,24 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     summary_secs: u64,
 
+    /// A seed peer: a host (name or IPv4 address) running a node of the
+    /// ring, for rings beyond one broadcast domain. Repeat it for several.
+    /// The node sends what it broadcasts to seeds by unicast until it knows
+    /// a member there, and learns the ring from their answers. Also from
+    /// PI_RING_PEERS (comma- or space-separated)
+    #[arg(long = "peer", value_name = "HOST")]
+    peers: Vec<String>,
+
+    /// Read seed peers from this file: one host per line, # for comments
+    #[arg(long, value_name = "PATH")]
+    peers_file: Option<std::path::PathBuf>,
+
+    /// Broadcast nothing (networks without broadcast, e.g. clouds): every
+    /// message the protocol broadcasts goes by unicast to each known member
+    /// and seed instead. Needs --peer
+    #[arg(long)]
+    no_broadcast: bool,
+
     /// Log lines for people (text) or one JSON object per line (json)
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -281,6 +299,11 @@ fn node_config(args: &Args) -> Result<NodeConfig, StartError> {
     config.max_message_bytes = args.max_message_mib.saturating_mul(1024 * 1024);
     config.summary_every = (args.summary_secs > 0).then(|| Duration::from_secs(args.summary_secs));
     config.data_dir = args.data_dir.clone();
+    config.peers = seed_peers(args)?;
+    if args.no_broadcast && config.peers.is_empty() {
+        return Err(StartError::NoSeeds);
+    }
+    config.no_broadcast = args.no_broadcast;
     config.secret = match (&args.secret_file, std::env::var_os("PI_RING_SECRET")) {
         (Some(path), _) => {
             let secret =
@@ -295,6 +318,45 @@ fn node_config(args: &Args) -> Result<NodeConfig, StartError> {
         _ => None,
     };
     Ok(config)
+}
+
+/// The seed peers of `--peer`, `--peers-file` and PI_RING_PEERS, resolved
+/// to IPv4 addresses.
+fn seed_peers(args: &Args) -> Result<Vec<Ipv4Addr>, StartError> {
+    let mut names: Vec<String> = args.peers.clone();
+    if let Some(path) = &args.peers_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| StartError::Peers(format!("cannot read {}: {e}", path.display())))?;
+        names.extend(
+            text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(String::from),
+        );
+    }
+    if let Ok(list) = std::env::var("PI_RING_PEERS") {
+        names.extend(list.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+    }
+    let mut peers = Vec::new();
+    for name in names {
+        let address = match name.parse::<Ipv4Addr>() {
+            Ok(address) => address,
+            Err(_) => {
+                use std::net::ToSocketAddrs;
+                let resolved = (name.as_str(), 0)
+                    .to_socket_addrs()
+                    .map_err(|e| StartError::Peers(format!("cannot resolve the peer {name:?}: {e}")))?;
+                resolved
+                    .filter_map(|a| match a {
+                        std::net::SocketAddr::V4(v4) => Some(*v4.ip()),
+                        _ => None,
+                    })
+                    .next()
+                    .ok_or_else(|| StartError::Peers(format!("the peer {name:?} has no IPv4 address")))?
+            }
+        };
+        if !peers.contains(&address) {
+            peers.push(address);
+        }
+    }
+    Ok(peers)
 }
 
 /// The node's address and the ring's broadcast address.

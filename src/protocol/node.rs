@@ -37,8 +37,12 @@ const REFUSALS_TO_SAY: u32 = 3;
 /// How a message reached the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
-    /// A UDP datagram (normally a broadcast).
+    /// A UDP broadcast (a datagram not addressed to this node alone).
     Udp,
+    /// A UDP datagram addressed to this node's own address: a broadcast
+    /// that reached us by unicast, from a member beyond our broadcast
+    /// domain or a node started with seed peers.
+    Unicast,
     /// A TCP connection.
     Tcp,
 }
@@ -69,6 +73,9 @@ pub enum Input {
 pub enum Action {
     /// UDP broadcast on the ring port.
     Broadcast(Message),
+    /// The same message by UDP unicast to the ring port of each host: the
+    /// members a broadcast does not reach, and seed peers not known yet.
+    Unicast { to: Vec<Ipv4Addr>, message: Message },
     /// TCP unicast to one host; the result does not matter (replies).
     Send { to: Ipv4Addr, message: Message },
     /// TCP unicast of TAKE_TOKEN; report the result with
@@ -153,6 +160,11 @@ pub struct Node {
     /// (the receiver cannot measure it).
     transit: Duration,
     warnings: WarnLimiter,
+    /// Seed peers (`--peer`): hosts that hear our broadcasts by unicast
+    /// until a member is known at them.
+    seeds: Vec<Ipv4Addr>,
+    /// Whether to broadcast at all (`--no-broadcast`: unicast only).
+    broadcast: bool,
     /// Addresses of other nodes that used our id, already reported.
     twins: BTreeSet<Ipv4Addr>,
     /// Addresses of other nodes found sending from our own address, already
@@ -185,6 +197,8 @@ impl Node {
             patience,
             transit: Duration::ZERO,
             warnings: WarnLimiter::new(5),
+            seeds: Vec::new(),
+            broadcast: true,
             twins: BTreeSet::new(),
             sharing_our_address: BTreeSet::new(),
             heard_after_failure: BTreeSet::new(),
@@ -194,8 +208,32 @@ impl Node {
         }
     }
 
+    /// Reach the ring beyond the broadcast domain: `seeds` hear what we
+    /// broadcast by unicast until a member is known at them, and without
+    /// `broadcast` every message the protocol broadcasts goes by unicast
+    /// to each known member instead.
+    pub fn with_discovery(mut self, seeds: Vec<Ipv4Addr>, broadcast: bool) -> Self {
+        self.seeds = seeds;
+        self.broadcast = broadcast;
+        self
+    }
+
     pub fn id(&self) -> &str {
         self.machine.id()
+    }
+
+    /// Where a broadcast also goes by unicast: members the broadcast does
+    /// not reach (not heard by broadcast at their address; all of them
+    /// without broadcast), and seeds with no known member.
+    fn unicast_targets(&self) -> Vec<Ipv4Addr> {
+        let mut to = self.registry.unicast_hosts(!self.broadcast);
+        let own = self.registry.host_of(self.id());
+        for seed in &self.seeds {
+            if Some(*seed) != own && !self.registry.has_host(*seed) && !to.contains(seed) {
+                to.push(*seed);
+            }
+        }
+        to
     }
 
     pub fn state(&self) -> StateName {
@@ -273,7 +311,10 @@ impl Node {
 
     /// PROTOCOL section 6, then the state acts (step 5).
     fn receive(&mut self, now: Time, message: Message, from: Ipv4Addr, via: Via, unchecked: Option<Unchecked>) {
-        let reception = self.registry.receive(&message, from, via == Via::Udp);
+        let reception = self.registry.receive(&message, from, via != Via::Tcp);
+        if via == Via::Udp && reception.deliver {
+            self.registry.heard_by_broadcast(&message.author);
+        }
         if let Some(known) = reception.impostor {
             if message.author == self.id() {
                 self.twin(now, from, known);
@@ -302,6 +343,7 @@ impl Node {
         if reception.newcomer {
             let how = match via {
                 Via::Udp => "broadcast",
+                Via::Unicast => "unicast UDP",
                 Via::Tcp => "TCP",
             };
             let at = if message.author == from.to_string() { String::new() } else { format!(" at {from}") };
@@ -406,7 +448,16 @@ impl Node {
         while let Some(input) = pending.pop() {
             for output in self.machine.handle(now, input) {
                 let action = match output {
-                    Output::Broadcast(m) => Action::Broadcast(m),
+                    Output::Broadcast(m) => {
+                        let to = self.unicast_targets();
+                        if !to.is_empty() {
+                            self.actions.push(Action::Unicast { to, message: m.clone() });
+                        }
+                        if !self.broadcast {
+                            continue;
+                        }
+                        Action::Broadcast(m)
+                    }
                     Output::Send { to, message } => Action::Send { to, message },
                     Output::Compute { epoch, len, check } => Action::Compute { epoch, len, check },
                     Output::SetTimer { timer, after } => Action::SetTimer { timer, after },

@@ -24,6 +24,15 @@ struct Entry {
     suspect: bool,
     /// Sends that failed in a row, nothing heard in between.
     failures: u32,
+    /// A broadcast of it was heard at this host: it shares our broadcast
+    /// domain, and our broadcasts reach it.
+    broadcast: bool,
+}
+
+impl Entry {
+    fn at(host: Ipv4Addr) -> Entry {
+        Entry { host, lost_until: None, suspect: false, failures: 0, broadcast: false }
+    }
 }
 
 /// A lost mark lasts `lost_for` (the `waiter` timeout), doubled for every
@@ -98,7 +107,7 @@ impl Registry {
     /// `lost_for` (the protocol uses the `waiter` timeout).
     pub fn new(own_id: &str, own_host: Ipv4Addr, lost_for: Duration) -> Self {
         let mut nodes = BTreeMap::new();
-        nodes.insert(own_id.to_owned(), Entry { host: own_host, lost_until: None, suspect: false, failures: 0 });
+        nodes.insert(own_id.to_owned(), Entry::at(own_host));
         Registry { own_id: own_id.to_owned(), nodes, lost_for }
     }
 
@@ -148,7 +157,7 @@ impl Registry {
                 Observed::Known
             }
             None => {
-                self.nodes.insert(author.to_owned(), Entry { host, lost_until: None, suspect: false, failures: 0 });
+                self.nodes.insert(author.to_owned(), Entry::at(host));
                 Observed::Newcomer
             }
         }
@@ -165,7 +174,7 @@ impl Registry {
             }
             match host.parse::<Ipv4Addr>() {
                 Ok(host) if !id.is_empty() && self.nodes.len() < MAX_NODES => {
-                    self.nodes.insert(id.clone(), Entry { host, lost_until: None, suspect: false, failures: 0 });
+                    self.nodes.insert(id.clone(), Entry::at(host));
                 }
                 _ => rejected.push((id.clone(), host.clone())),
             }
@@ -216,6 +225,34 @@ impl Registry {
     /// The table TAKE_TOKEN carries: every node, ourselves included.
     pub fn nodes(&self) -> Nodes {
         self.nodes.iter().map(|(id, e)| (id.clone(), e.host.to_string())).collect()
+    }
+
+    /// A broadcast from `id` was heard: our broadcasts reach it (broadcast
+    /// domains are symmetric), so it needs no unicast copies.
+    pub fn heard_by_broadcast(&mut self, id: &str) {
+        if let Some(entry) = self.nodes.get_mut(id) {
+            entry.broadcast = true;
+        }
+    }
+
+    /// The hosts of the other members that broadcasts do not reach: not
+    /// heard by broadcast (`all`: every other member), each host once.
+    pub fn unicast_hosts(&self, all: bool) -> Vec<Ipv4Addr> {
+        let mut hosts: Vec<Ipv4Addr> = self
+            .nodes
+            .iter()
+            .filter(|(id, e)| **id != self.own_id && (all || !e.broadcast))
+            .map(|(_, e)| e.host)
+            .collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        hosts.retain(|h| Some(*h) != self.host_of(&self.own_id));
+        hosts
+    }
+
+    /// Whether a member is known at `host`.
+    pub fn has_host(&self, host: Ipv4Addr) -> bool {
+        self.nodes.values().any(|e| e.host == host)
     }
 
     pub fn host_of(&self, id: &str) -> Option<Ipv4Addr> {

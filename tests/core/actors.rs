@@ -54,6 +54,8 @@ struct Log(Arc<Mutex<Vec<(Instant, Event)>>>);
 #[derive(Clone, Debug)]
 enum Event {
     Broadcast(Message, Port),
+    /// A broadcast's unicast copies, to members broadcasts do not reach.
+    Unicast(Message, Vec<Ipv4Addr>),
     Send(Ipv4Addr, Message),
 }
 
@@ -70,6 +72,19 @@ impl Log {
             .iter()
             .filter_map(|(t, e)| match e {
                 Event::Broadcast(m, Port::Ring) if m.body.kind() == kind => Some(*t - t0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Unicast copies of broadcasts of `kind`: (offset from `t0`, hosts).
+    fn unicasts(&self, t0: Instant, kind: &str) -> Vec<(Duration, Vec<Ipv4Addr>)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(t, e)| match e {
+                Event::Unicast(m, to) if m.body.kind() == kind => Some((*t - t0, to.clone())),
                 _ => None,
             })
             .collect()
@@ -125,7 +140,11 @@ impl Actor for Recorder {
 impl Handler<Broadcast> for Recorder {
     type Result = ();
     fn handle(&mut self, msg: Broadcast, _: &mut Context<Self>) {
-        self.log.push(Event::Broadcast(msg.message, msg.port));
+        if msg.unicast.is_empty() {
+            self.log.push(Event::Broadcast(msg.message, msg.port));
+        } else {
+            self.log.push(Event::Unicast(msg.message, msg.unicast));
+        }
     }
 }
 
@@ -234,6 +253,25 @@ async fn owner_heartbeats_at_the_configured_cadence() {
     sleep(ms(2_600)).await;
     let beats = log.broadcasts(t0, "token is here");
     assert_eq!(beats, vec![ms(0), ms(500), ms(1000), ms(1500), ms(2000), ms(2500)]);
+}
+
+/// A member heard only by TCP may be beyond our broadcast domain: the
+/// heartbeat reaches it by unicast too, until one of its broadcasts is
+/// heard (PROTOCOL section 10).
+#[actix_rt::test(system = "PausedSystem")]
+async fn heartbeats_reach_a_member_by_unicast_until_its_broadcasts_are_heard() {
+    let t0 = Instant::now();
+    let (node, log) = start_recorded("n5", timing(10_000));
+    deliver(&node, "n1", take_token(22));
+    sleep(ms(1_100)).await;
+    assert_eq!(log.broadcasts(t0, "token is here"), vec![ms(0), ms(500), ms(1000)]);
+    let copies = log.unicasts(t0, "token is here");
+    assert_eq!(copies, vec![(ms(0), vec![PEER]), (ms(500), vec![PEER]), (ms(1000), vec![PEER])]);
+    // n1's broadcast is heard: our broadcasts reach it.
+    deliver(&node, "n1", Body::WhereIsToken);
+    sleep(ms(1_000)).await;
+    assert_eq!(log.unicasts(t0, "token is here").len(), 3, "no more unicast copies");
+    assert_eq!(log.broadcasts(t0, "token is here").len(), 5);
 }
 
 #[actix_rt::test(system = "PausedSystem")]

@@ -219,6 +219,15 @@ pub struct Sim {
     /// expansion they are handed arrives unchecked, and checking it (while
     /// they hold the token) takes this long.
     pub cold_checks: Option<Duration>,
+    /// Broadcast domains: a broadcast reaches only the nodes of the
+    /// sender's subnet (`None`: one flat network). Unicast reaches all.
+    pub subnets: Option<Vec<u8>>,
+    /// Seed peers every pi-ring node is started with (`--peer`), and
+    /// whether they broadcast at all (`--no-broadcast`).
+    pub seeds: Vec<Ipv4Addr>,
+    pub no_broadcast: bool,
+    /// Datagrams sent by unicast (copies of broadcasts).
+    pub unicasts: u64,
     pub trace: Vec<String>,
     /// Safety violations seen at any time (faults or not).
     pub violations: Vec<String>,
@@ -272,6 +281,10 @@ impl Sim {
             tcp_delay: (Duration::from_micros(100), Duration::from_millis(5)),
             connect_timeout: Duration::from_millis(300),
             cold_checks: None,
+            subnets: None,
+            seeds: Vec::new(),
+            no_broadcast: false,
+            unicasts: 0,
             trace: Vec::new(),
             violations: Vec::new(),
             churn: Churn::default(),
@@ -462,7 +475,9 @@ impl Sim {
                 n.powered_off = false;
                 match n.kind {
                     Kind::PiRing => {
-                        n.running = Running::PiRing(Box::new(Node::new(config, n.host, expansion, revision)));
+                        let pi_ring = Node::new(config, n.host, expansion, revision)
+                            .with_discovery(self.seeds.clone(), !self.no_broadcast);
+                        n.running = Running::PiRing(Box::new(pi_ring));
                         self.input(node, Input::Start);
                     }
                     Kind::Legacy => {
@@ -513,6 +528,20 @@ impl Sim {
                     self.log(Some(i), format!("broadcasts TOKEN_IS_HERE {token}"));
                 }
                 self.broadcast(i, message)
+            }
+            Action::Unicast { to, message } => {
+                if let Body::TokenIsHere { token } = &message.body {
+                    if self.no_broadcast {
+                        self.announcements.push(self.now);
+                    }
+                    self.log(Some(i), format!("unicasts TOKEN_IS_HERE {token} to {} hosts", to.len()));
+                }
+                for host in to {
+                    self.unicasts += 1;
+                    if let Some(j) = self.nodes.iter().position(|n| n.host == host) {
+                        self.datagram(i, j, message.clone(), Via::Unicast);
+                    }
+                }
             }
             Action::Send { to, message } => {
                 if let Some(j) = self.nodes.iter().position(|n| n.host == to) {
@@ -612,17 +641,25 @@ impl Sim {
 
     fn broadcast(&mut self, i: usize, message: Message) {
         for j in 0..self.nodes.len() {
-            if j == i || !self.connected(i, j) || self.rng.chance(self.loss) {
-                continue;
+            let same_subnet = self.subnets.as_ref().is_none_or(|s| s[i] == s[j]);
+            if j != i && same_subnet {
+                self.datagram(i, j, message.clone(), Via::Udp);
             }
-            let copies = if self.rng.chance(self.duplication) { 2 } else { 1 };
-            for _ in 0..copies {
-                let d = self.delay(self.udp_delay);
-                let incarnation = self.nodes[j].incarnation;
-                let event =
-                    Event::Deliver { to: j, incarnation, message: message.clone(), from: i, via: Via::Udp, raw: None };
-                self.at(self.now + d, event);
-            }
+        }
+    }
+
+    /// A datagram from `i` to `j`: lost, duplicated and delayed as the
+    /// network says.
+    fn datagram(&mut self, i: usize, j: usize, message: Message, via: Via) {
+        if !self.connected(i, j) || self.rng.chance(self.loss) {
+            return;
+        }
+        let copies = if self.rng.chance(self.duplication) { 2 } else { 1 };
+        for _ in 0..copies {
+            let d = self.delay(self.udp_delay);
+            let incarnation = self.nodes[j].incarnation;
+            let event = Event::Deliver { to: j, incarnation, message: message.clone(), from: i, via, raw: None };
+            self.at(self.now + d, event);
         }
     }
 
