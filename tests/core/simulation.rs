@@ -345,6 +345,88 @@ fn a_holder_that_dies_while_checking_is_replaced() {
     });
 }
 
+/// Two subnets joined by a router that forwards no broadcast: 3 nodes in
+/// each, every node given one seed (n1, in the first subnet). `--no-broadcast`
+/// on one flat network is the same ring with no broadcast at all.
+fn seeded(seed: u64, no_broadcast: bool) -> Sim {
+    let mut sim = Sim::new(seed, &[Kind::PiRing; 6], timing());
+    if no_broadcast {
+        sim.no_broadcast = true;
+    } else {
+        sim.subnets = Some(vec![0, 0, 0, 1, 1, 1]);
+    }
+    sim.seeds = vec![sim.nodes[0].host];
+    sim
+}
+
+fn forms_one_ring(sim: &mut Sim) -> Result<(), String> {
+    let from = Duration::from_secs(4);
+    one_token(sim, from, RUN_UNTIL)?;
+    if let Some(v) = sim.violations.first() {
+        return Err(v.clone());
+    }
+    if let Some(never) = sim.holdings.iter().position(|h| *h == 0) {
+        return Err(format!("{} never held the token: {:?}", sim.nodes[never].id, sim.holdings));
+    }
+    let reference = pi_ring_harness::reference_wire();
+    for node in sim.nodes.iter().filter_map(|n| n.node()) {
+        if !reference.starts_with(node.expansion().as_str()) {
+            return Err("an expansion that is not pi".into());
+        }
+    }
+    if sim.longest_live() < 200 {
+        return Err(format!("no progress: {} characters", sim.longest_live()));
+    }
+    Ok(())
+}
+
+#[test]
+fn seed_peers_join_two_subnets_into_one_ring() {
+    over_seeds("two subnets", seeds(100), |seed| {
+        let mut sim = seeded(seed, false);
+        let result = forms_one_ring(&mut sim);
+        (sim, result)
+    });
+}
+
+#[test]
+fn a_ring_without_broadcast_forms_from_seeds_alone() {
+    over_seeds("no broadcast", seeds(100), |seed| {
+        let mut sim = seeded(seed, true);
+        let result = forms_one_ring(&mut sim).and_then(|()| match sim.broadcasts {
+            0 => Ok(()),
+            n => Err(format!("{n} broadcasts sent with --no-broadcast")),
+        });
+        (sim, result)
+    });
+}
+
+/// The holder dies in either subnet, or the router is cut for 5 s (25
+/// waiter periods): the ring recovers within the bound from the longest
+/// expansion, and after the heal exactly one token survives.
+#[test]
+fn two_subnets_recover_from_a_killed_holder_and_a_cut_router() {
+    over_seeds("subnet faults", seeds(100), |seed| {
+        let mut rng = Rng::new(seed ^ 0x50b);
+        let mut sim = seeded(seed, false);
+        sim.run_until(ms(4000));
+        let result = if rng.chance(0.5) {
+            match (0..6).find(|&i| sim.nodes[i].state() == Some(StateName::Owner)) {
+                Some(holder) => {
+                    sim.schedule_fault(ms(4001), Fault::Crash(holder));
+                    check_after_faults(&mut sim, ms(4002))
+                }
+                None => Err(format!("no holder at 4 s: {:?}", sim.states())),
+            }
+        } else {
+            sim.schedule_fault(ms(4001), Fault::Partition(vec![true, true, true, false, false, false]));
+            sim.schedule_fault(ms(9000), Fault::Heal);
+            check_after_faults(&mut sim, ms(9000))
+        };
+        (sim, result)
+    });
+}
+
 #[test]
 fn equal_duplicates_from_ghost_failures_end_with_one_holder() {
     over_seeds("ghosts", seeds(100), |seed| {

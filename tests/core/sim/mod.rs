@@ -238,6 +238,10 @@ pub struct Sim {
     /// When each node last became OWNER (while it is), and the longest
     /// holding (OWNER entry to leaving, or to now) seen since `measure_from`.
     owner_since: Vec<Option<Duration>>,
+    /// Times each node took the token (entered OWNER).
+    pub holdings: Vec<u64>,
+    /// Broadcast datagrams sent (one per broadcast, whatever it reaches).
+    pub broadcasts: u64,
     pub measure_from: Duration,
     pub longest_holding: (Duration, String),
     /// The longest expansion any live pi-ring node holds, after the last event.
@@ -290,6 +294,8 @@ impl Sim {
             churn: Churn::default(),
             announcements: Vec::new(),
             owner_since: vec![None; kinds.len()],
+            holdings: vec![0; kinds.len()],
+            broadcasts: 0,
             measure_from: Duration::MAX,
             longest_holding: (Duration::ZERO, String::new()),
             longest: 0,
@@ -601,6 +607,7 @@ impl Sim {
         }
         if owner {
             self.owner_since[i] = Some(self.now);
+            self.holdings[i] += 1;
         }
     }
 
@@ -640,6 +647,7 @@ impl Sim {
     }
 
     fn broadcast(&mut self, i: usize, message: Message) {
+        self.broadcasts += 1;
         for j in 0..self.nodes.len() {
             let same_subnet = self.subnets.as_ref().is_none_or(|s| s[i] == s[j]);
             if j != i && same_subnet {
