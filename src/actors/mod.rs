@@ -54,6 +54,8 @@ pub struct NodeConfig {
     /// Send nothing by broadcast: every broadcast goes by unicast to each
     /// known member and seed instead.
     pub no_broadcast: bool,
+    /// Hosts of monitors that get MY_STATE by unicast.
+    pub monitors: Vec<Ipv4Addr>,
 }
 
 impl NodeConfig {
@@ -77,6 +79,7 @@ impl NodeConfig {
             secret: None,
             peers: Vec::new(),
             no_broadcast: false,
+            monitors: Vec::new(),
         }
     }
 }
@@ -160,6 +163,7 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
         get_members: registry.clone().recipient(),
     };
     let mut state = StateMachine::new(node, peers, Arc::clone(&pi), config.bind, config.summary_every);
+    state = state.with_monitors(config.monitors.clone(), !config.no_broadcast);
     if let Some(persister) = persister {
         state = state.with_persister(persister);
     }

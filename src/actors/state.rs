@@ -88,6 +88,10 @@ pub struct StateMachine {
     reported: Reported,
     /// A coalesced report is scheduled.
     report_due: Option<SpawnHandle>,
+    /// Monitors that get MY_STATE by unicast (`--monitor-peer`), and
+    /// whether it is broadcast too.
+    monitors: Vec<Ipv4Addr>,
+    broadcast_reports: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -116,7 +120,17 @@ impl StateMachine {
             halted: None,
             reported: Reported { at: None, state: StateName::None, holdings: 0 },
             report_due: None,
+            monitors: Vec::new(),
+            broadcast_reports: true,
         }
+    }
+
+    /// Send MY_STATE by unicast to `monitors`, and broadcast it only if
+    /// `broadcast`.
+    pub fn with_monitors(mut self, monitors: Vec<Ipv4Addr>, broadcast: bool) -> Self {
+        self.monitors = monitors;
+        self.broadcast_reports = broadcast;
+        self
     }
 
     /// Save the expansion (and revision) whenever the node says so.
@@ -291,7 +305,13 @@ impl StateMachine {
             target_digits: Some(self.node.target_digits() as u64),
         };
         let message = Message::new(self.node.id(), Body::MyState(Box::new(state)));
-        self.peers.udp.do_send(Broadcast { message, port: Port::Monitor, unicast: Vec::new() });
+        if !self.monitors.is_empty() {
+            let unicast = self.monitors.clone();
+            self.peers.udp.do_send(Broadcast { message: message.clone(), port: Port::Monitor, unicast });
+        }
+        if self.broadcast_reports {
+            self.peers.udp.do_send(Broadcast { message, port: Port::Monitor, unicast: Vec::new() });
+        }
     }
 
     fn summarise(&mut self, ctx: &mut Context<Self>) {

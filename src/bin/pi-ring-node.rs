@@ -142,6 +142,12 @@ struct Args {
     #[arg(long)]
     no_broadcast: bool,
 
+    /// Also send MY_STATE (what monitors show) by unicast to a monitor on
+    /// this host (name or IPv4 address); repeat it for several. With
+    /// --no-broadcast, the only way a monitor hears the ring
+    #[arg(long = "monitor-peer", value_name = "HOST")]
+    monitor_peers: Vec<String>,
+
     /// Log lines for people (text) or one JSON object per line (json)
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -304,6 +310,7 @@ fn node_config(args: &Args) -> Result<NodeConfig, StartError> {
         return Err(StartError::NoSeeds);
     }
     config.no_broadcast = args.no_broadcast;
+    config.monitors = resolve_all(&args.monitor_peers)?;
     config.secret = match (&args.secret_file, std::env::var_os("PI_RING_SECRET")) {
         (Some(path), _) => {
             let secret =
@@ -334,6 +341,11 @@ fn seed_peers(args: &Args) -> Result<Vec<Ipv4Addr>, StartError> {
     if let Ok(list) = std::env::var("PI_RING_PEERS") {
         names.extend(list.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(String::from));
     }
+    resolve_all(&names)
+}
+
+/// Host names or IPv4 addresses, resolved (each address once).
+fn resolve_all(names: &[String]) -> Result<Vec<Ipv4Addr>, StartError> {
     let mut peers = Vec::new();
     for name in names {
         let address = match name.parse::<Ipv4Addr>() {

@@ -5,6 +5,7 @@
 //! - `ring_processes`: a 3-node ring passes correct digits, drops garbage,
 //!   recovers from SIGKILL of the holder, never regenerates when healthy,
 //!   and hands the token on when the holder gets SIGTERM;
+//! - `unicast`: a ring with `--no-broadcast` and one seed peer;
 //! - `auth_ring`: a ring with a secret ignores forged and replayed messages;
 //! - `flood`: a ring keeps its pace under garbage, idle and slow clients;
 //! - `hand_off`: the TCP endpoint hands TAKE_TOKEN on without computing;
@@ -24,3 +25,4 @@ mod netns;
 mod network_faults;
 mod operator;
 mod ring_processes;
+mod unicast;

@@ -1,0 +1,84 @@
+//! Rings without broadcast, on loopback: every node is started with
+//! `--no-broadcast`, one seed peer and a monitor to report to. The ring
+//! forms from unicast alone, passes correct digits, recovers from a killed
+//! holder, and sends not one broadcast datagram.
+
+use crate::common::{fresh_host, start_node, Observer, Ports};
+use pi_ring::protocol::StateName;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Counts the datagrams that reach the ring port as broadcasts (a socket
+/// on 0.0.0.0 gets those; unicast goes to each node's own socket).
+struct BroadcastCounter {
+    count: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl BroadcastCounter {
+    fn start(port: u16) -> Self {
+        let socket = pi_ring_harness::udp_listener(port);
+        let (count, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (c, s) = (Arc::clone(&count), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4097];
+            while !s.load(Ordering::Relaxed) {
+                if socket.recv_from(&mut buf).is_ok() {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        BroadcastCounter { count, stop }
+    }
+}
+
+impl Drop for BroadcastCounter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_ring_without_broadcast_forms_from_one_seed_and_recovers() {
+    let ports = Ports::free();
+    let observer = Observer::start(ports);
+    let broadcasts = BroadcastCounter::start(ports.udp);
+    let hosts: Vec<_> = (0..4).map(|_| fresh_host()).collect();
+    let seed = hosts[0].to_string();
+    let mut args = vec!["--no-broadcast", "--peer", &seed, "--monitor-peer", "127.0.0.1", "--hold-ms", "100"];
+    args.extend_from_slice(pi_ring_harness::QUICK_TIMING);
+    let t0 = Instant::now();
+    let mut nodes: Vec<_> =
+        hosts.iter().enumerate().map(|(i, host)| start_node(&format!("u{i}"), *host, ports, &args)).collect();
+
+    // Every node holds the token: the ring formed from the seed alone.
+    let deadline = t0 + Duration::from_secs(20);
+    loop {
+        let held: BTreeSet<String> =
+            observer.seen().iter().filter(|s| s.new == StateName::Owner).map(|s| s.node.clone()).collect();
+        if held.len() == nodes.len() {
+            eprintln!("all {} nodes held the token {:.2} s after start", held.len(), t0.elapsed().as_secs_f64());
+            break;
+        }
+        assert!(Instant::now() < deadline, "within 20 s only {held:?} held the token");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Kill the holder: a survivor makes a new token within the bound.
+    let holder = observer.wait_for(Instant::now(), Duration::from_secs(5), |s| s.new == StateName::Owner).unwrap();
+    let victim = nodes.iter().position(|n| n.id == holder.node).unwrap();
+    nodes[victim].kill();
+    let killed = Instant::now();
+    let regenerated = observer.wait_for(killed, Duration::from_secs(10), |s| {
+        s.old == StateName::Generating && s.new == StateName::Owner && s.node != holder.node
+    });
+    let recovery = regenerated.expect("no new token within 10 s of killing the holder").at - killed;
+    eprintln!("recovered {:.2} s after the kill (bound 1.2 s)", recovery.as_secs_f64());
+    assert!(recovery <= Duration::from_millis(1500), "recovery took {recovery:?}");
+
+    assert!(observer.wrong().is_empty(), "expansions that are not pi: {:?}", observer.wrong());
+    let sent = broadcasts.count.load(Ordering::Relaxed);
+    assert_eq!(sent, 0, "{sent} broadcast datagrams on the ring port with --no-broadcast");
+}
