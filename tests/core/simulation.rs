@@ -569,3 +569,38 @@ fn mixed_rings_with_the_older_implementation_keep_one_token_without_churn() {
         layouts.len()
     );
 }
+
+/// What unicast costs: with `--no-broadcast` every broadcast becomes one
+/// datagram per other member, so the steady ring sends about
+/// 2 x (members - 1) datagrams per heartbeat period (the heartbeat budget
+/// times the fan-out), and two subnets of 3 send copies only across the
+/// router. Prints the figures for 6 and 50 members at the default timeouts.
+#[test]
+fn unicast_stays_within_the_heartbeat_budget_times_the_fan_out() {
+    let timing = Timing::default();
+    for (members, subnets, no_broadcast) in [(6, true, false), (6, false, true), (50, false, true)] {
+        let mut sim = Sim::new(7, &vec![Kind::PiRing; members], timing.clone());
+        if subnets {
+            sim.subnets = Some((0..members).map(|i| u8::from(i >= members / 2)).collect());
+        }
+        sim.no_broadcast = no_broadcast;
+        sim.seeds = vec![sim.nodes[0].host];
+        let (from, until) = (Duration::from_secs(20), Duration::from_secs(50));
+        sim.run_until(from);
+        let before = sim.unicasts;
+        sim.run_until(until);
+        let periods = (until - from).as_secs_f64() / timing.heartbeat.as_secs_f64();
+        let per_second = (sim.unicasts - before) as f64 / (until - from).as_secs_f64();
+        let fan_out = if subnets { members / 2 } else { members - 1 };
+        eprintln!(
+            "FIGURES unicast members={members} subnets={subnets} no_broadcast={no_broadcast}: \
+             {per_second:.1} datagrams/s ({:.2} per heartbeat period and receiver)",
+            (sim.unicasts - before) as f64 / periods / fan_out as f64
+        );
+        assert!(
+            per_second <= 2.5 * fan_out as f64 / timing.heartbeat.as_secs_f64(),
+            "{members} members: {per_second:.1} unicast datagrams per second"
+        );
+        assert!(per_second > 0.0);
+    }
+}
