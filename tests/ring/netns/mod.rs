@@ -5,6 +5,11 @@
 //! to a second bridge; packet loss is an nftables rule inside each host.
 //! Everything is deleted when the `Lan` is dropped, also when a test fails.
 //! Needs root.
+//!
+//! [`Lan::routed`] builds two subnets instead (10.77.1.0/24 and
+//! 10.77.2.0/24, each on its own bridge) joined by a router namespace that
+//! forwards unicast and, like every router, no broadcast; the router can
+//! be cut and healed.
 
 #![allow(dead_code)]
 
@@ -35,14 +40,19 @@ pub struct Lan {
     /// ARP table limits raised for a big LAN, to restore when dropped.
     raised_neigh_limits: Vec<(&'static str, String)>,
     bridge_ns: String,
-    /// The namespace an observer listens from (10.77.0.200).
+    /// The namespace an observer listens from (10.77.0.200; 10.77.1.200
+    /// on a routed LAN).
     pub observer_ns: String,
+    /// The router of a routed LAN.
+    router_ns: Option<String>,
     created: Vec<String>,
 }
 
 pub struct Host {
     pub ns: String,
     pub ip: Ipv4Addr,
+    /// Its subnet's broadcast address.
+    pub broadcast: Ipv4Addr,
     /// The bridge-side end of its link.
     port: String,
 }
@@ -58,6 +68,7 @@ impl Lan {
             raised_neigh_limits: raise_neigh_limits(n),
             bridge_ns: bridge_ns.clone(),
             observer_ns: format!("pr-{tag}-obs"),
+            router_ns: None,
             created: Vec::new(),
         };
         run(&["ip", "netns", "add", &bridge_ns]);
@@ -67,25 +78,88 @@ impl Lan {
             run(&["ip", "-n", &bridge_ns, "link", "set", bridge, "up"]);
         }
         for i in 0..n {
-            let host = lan.add_host(&format!("pr-{tag}-h{}", i + 1), Ipv4Addr::new(10, 77, 0, 1 + i as u8), i);
+            let ip = Ipv4Addr::new(10, 77, 0, 1 + i as u8);
+            let host = lan.add_host(&format!("pr-{tag}-h{}", i + 1), ip, i, "br0", None);
             lan.hosts.push(host);
         }
         let obs = lan.observer_ns.clone();
-        lan.add_host(&obs, Ipv4Addr::new(10, 77, 0, 200), 99);
+        lan.add_host(&obs, Ipv4Addr::new(10, 77, 0, 200), 99, "br0", None);
         lan
     }
 
-    fn add_host(&mut self, ns: &str, ip: Ipv4Addr, index: usize) -> Host {
+    /// Two subnets of `per_side` hosts, 10.77.1.1.. and 10.77.2.1.., joined
+    /// by a router (10.77.1.254 and 10.77.2.254) that forwards unicast
+    /// only. Each host routes 10.77.0.0/16 through it and nothing else.
+    /// The observer is 10.77.1.200, in the first subnet.
+    pub fn routed(tag: &str, per_side: usize) -> Lan {
+        let tag = format!("{tag}{}", std::process::id() % 10_000);
+        let bridge_ns = format!("pr-{tag}-br");
+        let router_ns = format!("pr-{tag}-rt");
+        let mut lan = Lan {
+            hosts: Vec::new(),
+            raised_neigh_limits: Vec::new(),
+            bridge_ns: bridge_ns.clone(),
+            observer_ns: format!("pr-{tag}-obs"),
+            router_ns: Some(router_ns.clone()),
+            created: Vec::new(),
+        };
+        run(&["ip", "netns", "add", &bridge_ns]);
+        lan.created.push(bridge_ns.clone());
+        for bridge in ["br1", "br2"] {
+            run(&["ip", "-n", &bridge_ns, "link", "add", bridge, "type", "bridge"]);
+            run(&["ip", "-n", &bridge_ns, "link", "set", bridge, "up"]);
+        }
+        run(&["ip", "netns", "add", &router_ns]);
+        lan.created.push(router_ns.clone());
+        run(&["ip", "netns", "exec", &router_ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        for side in [1u8, 2] {
+            let leg = format!("r{side}");
+            let port = format!("rp{side}");
+            let bridge = format!("br{side}");
+            run(&[
+                "ip", "-n", &router_ns, "link", "add", &leg, "type", "veth", "peer", "name", &port, "netns", &bridge_ns,
+            ]);
+            run(&["ip", "-n", &router_ns, "addr", "add", &format!("10.77.{side}.254/24"), "dev", &leg]);
+            run(&["ip", "-n", &router_ns, "link", "set", &leg, "up"]);
+            run(&["ip", "-n", &bridge_ns, "link", "set", &port, "master", &bridge]);
+            run(&["ip", "-n", &bridge_ns, "link", "set", &port, "up"]);
+            for i in 0..per_side {
+                let ip = Ipv4Addr::new(10, 77, side, 1 + i as u8);
+                let index = usize::from(side) * 100 + i;
+                let ns = format!("pr-{tag}-s{side}h{}", i + 1);
+                let host = lan.add_host(&ns, ip, index, &bridge, Some(Ipv4Addr::new(10, 77, side, 254)));
+                lan.hosts.push(host);
+            }
+        }
+        let obs = lan.observer_ns.clone();
+        lan.add_host(&obs, Ipv4Addr::new(10, 77, 1, 200), 999, "br1", Some(Ipv4Addr::new(10, 77, 1, 254)));
+        lan
+    }
+
+    fn add_host(&mut self, ns: &str, ip: Ipv4Addr, index: usize, bridge: &str, gateway: Option<Ipv4Addr>) -> Host {
         let port = format!("p{index}");
+        let [a, b, c, _] = ip.octets();
+        let broadcast = Ipv4Addr::new(a, b, c, 255);
         run(&["ip", "netns", "add", ns]);
         self.created.push(ns.to_owned());
         run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         run(&["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", &self.bridge_ns]);
-        run(&["ip", "-n", ns, "addr", "add", &format!("{ip}/24"), "brd", &BROADCAST.to_string(), "dev", "eth0"]);
+        run(&["ip", "-n", ns, "addr", "add", &format!("{ip}/24"), "brd", &broadcast.to_string(), "dev", "eth0"]);
         run(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
-        run(&["ip", "-n", &self.bridge_ns, "link", "set", &port, "master", "br0"]);
+        if let Some(gateway) = gateway {
+            run(&["ip", "-n", ns, "route", "add", "10.77.0.0/16", "via", &gateway.to_string()]);
+        }
+        run(&["ip", "-n", &self.bridge_ns, "link", "set", &port, "master", bridge]);
         run(&["ip", "-n", &self.bridge_ns, "link", "set", &port, "up"]);
-        Host { ns: ns.to_owned(), ip, port }
+        Host { ns: ns.to_owned(), ip, broadcast, port }
+    }
+
+    /// Cut a routed LAN's router (both subnets go on alone), or heal it.
+    pub fn set_router(&self, up: bool) {
+        let router = self.router_ns.as_ref().expect("a routed LAN");
+        for leg in ["r1", "r2"] {
+            run(&["ip", "-n", router, "link", "set", leg, if up { "up" } else { "down" }]);
+        }
     }
 
     /// Cut the network in two: hosts with `true` stay with the observer,
