@@ -331,6 +331,14 @@ impl Node {
             );
             return;
         }
+        if let Some(old) = reception.moved_from {
+            log::info!(
+                "{}: node {} moved from {old} to {from} (it restarted at a new address)",
+                self.id(),
+                message.author
+            );
+            self.actions.push(Action::Members(self.registry.members(now)));
+        }
         if reception.newcomer && Some(from) == self.registry.host_of(self.id()) {
             self.shares_our_address(&message.author, from);
         }

@@ -93,6 +93,9 @@ pub struct Reception {
     /// The author is known at another address: a message claiming another
     /// node's id. Not delivered.
     pub impostor: Option<Ipv4Addr>,
+    /// The author was known at this address, which no longer answered: it
+    /// restarted at a new one (its id is stable), and the entry follows.
+    pub moved_from: Option<Ipv4Addr>,
 }
 
 #[derive(Clone, Debug)]
@@ -121,10 +124,21 @@ impl Registry {
     pub fn receive<D>(&mut self, message: &Message<D>, from: Ipv4Addr, by_broadcast: bool) -> Reception {
         let mut reception = Reception::default();
         // A message claiming a known node's id from another address is
-        // dropped: nodes send everything from their own address.
+        // dropped: nodes send everything from their own address. Unless
+        // that node stopped answering there (a send failed, nothing heard
+        // since): then it restarted at a new address, and the entry moves.
         if let Some(known) = self.host_of(&message.author).filter(|h| *h != from) {
-            reception.impostor = Some(known);
-            return reception;
+            let entry = self.nodes.get_mut(&message.author).filter(|e| e.suspect && message.author != self.own_id);
+            match entry {
+                Some(entry) => {
+                    *entry = Entry::at(from);
+                    reception.moved_from = Some(known);
+                }
+                None => {
+                    reception.impostor = Some(known);
+                    return reception;
+                }
+            }
         }
         reception.unmarked = self.nodes.get(&message.author).is_some_and(|e| e.suspect || e.lost_until.is_some());
         match self.observe(&message.author, from) {
@@ -164,12 +178,19 @@ impl Registry {
     }
 
     /// Section 6, step 4: add the unknown nodes of a TAKE_TOKEN's table.
-    /// Returns the entries that were skipped because the host is not an
-    /// IPv4 address or the id is empty.
+    /// A known node that stopped answering (suspect) takes the table's
+    /// address if it differs: it restarted elsewhere. Returns the entries
+    /// that were skipped because the host is not an IPv4 address or the id
+    /// is empty.
     pub fn merge(&mut self, nodes: &Nodes) -> Vec<(NodeId, String)> {
         let mut rejected = Vec::new();
         for (id, host) in nodes {
-            if self.nodes.contains_key(id) {
+            if let Some(entry) = self.nodes.get_mut(id) {
+                if let Ok(host) = host.parse::<Ipv4Addr>() {
+                    if entry.suspect && entry.host != host && *id != self.own_id {
+                        *entry = Entry::at(host);
+                    }
+                }
                 continue;
             }
             match host.parse::<Ipv4Addr>() {
@@ -389,6 +410,34 @@ mod tests {
         assert!(r.receive(&forged_self, ip(66), true).impostor.is_some());
         let genuine = Message::<String>::new("b", Body::Ping);
         assert!(r.receive(&genuine, ip(10), true).deliver);
+    }
+
+    #[test]
+    fn a_node_that_stopped_answering_at_its_address_may_come_back_at_another() {
+        let now = Time::from_secs(100);
+        let mut r = ring("a", &["b"]);
+        let ping = Message::<String>::new("b", Body::Ping);
+        // While b answers at its address, another address is an impostor.
+        assert!(r.receive(&ping, ip(66), true).impostor.is_some());
+        // A send to b failed: b restarted elsewhere, and the entry follows.
+        r.mark_lost("b", now);
+        let reception = r.receive(&ping, ip(66), true);
+        assert_eq!((reception.impostor, reception.moved_from), (None, Some(ip(10))));
+        assert!(reception.deliver);
+        assert_eq!(r.host_of("b"), Some(ip(66)));
+        assert_eq!(r.next(now).unwrap().0, "b", "not lost at its new address");
+        // Our own id never moves.
+        let twin = Message::<String>::new("a", Body::Ping);
+        assert!(r.receive(&twin, ip(67), true).impostor.is_some());
+        // Others learn the new address from a token's table.
+        let mut other = ring("c", &["b"]);
+        other.mark_lost("b", now);
+        let table: Nodes = [("b".to_string(), ip(66).to_string())].into_iter().collect();
+        other.merge(&table);
+        assert_eq!(other.host_of("b"), Some(ip(66)));
+        let mut healthy = ring("c", &["b"]);
+        healthy.merge(&table);
+        assert_eq!(healthy.host_of("b"), Some(ip(10)), "an answering node is not moved by a table");
     }
 
     #[test]

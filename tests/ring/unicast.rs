@@ -1,7 +1,8 @@
 //! Rings without broadcast, on loopback: every node is started with
 //! `--no-broadcast`, one seed peer and a monitor to report to. The ring
 //! forms from unicast alone, passes correct digits, recovers from a killed
-//! holder, and sends not one broadcast datagram.
+//! holder, follows a node that restarts at a new address, and sends not
+//! one broadcast datagram.
 
 use crate::common::{fresh_host, start_node, Observer, Ports};
 use pi_ring::protocol::StateName;
@@ -77,6 +78,18 @@ fn a_ring_without_broadcast_forms_from_one_seed_and_recovers() {
     let recovery = regenerated.expect("no new token within 10 s of killing the holder").at - killed;
     eprintln!("recovered {:.2} s after the kill (bound 1.2 s)", recovery.as_secs_f64());
     assert!(recovery <= Duration::from_millis(1500), "recovery took {recovery:?}");
+
+    // A node (not the seed) restarts at a new address: its id is stable,
+    // and the ring follows it there.
+    let mover = (1..nodes.len()).find(|&i| i != victim).unwrap();
+    let id = nodes[mover].id.clone();
+    nodes[mover].kill();
+    let new_host = fresh_host();
+    let moved = Instant::now();
+    nodes.push(start_node(&id, new_host, ports, &args));
+    let back = observer.wait_for(moved, Duration::from_secs(15), |s| s.node == id && s.new == StateName::Owner);
+    let back = back.unwrap_or_else(|| panic!("{id} did not hold the token within 15 s of restarting at {new_host}"));
+    eprintln!("{id} held the token {:.2} s after restarting at a new address", (back.at - moved).as_secs_f64());
 
     assert!(observer.wrong().is_empty(), "expansions that are not pi: {:?}", observer.wrong());
     let sent = broadcasts.count.load(Ordering::Relaxed);
