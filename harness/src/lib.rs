@@ -18,7 +18,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -64,15 +64,29 @@ impl Ports {
         Ports { udp: base, tcp: base + 1, monitor: base + 2 }
     }
 
-    /// Ports no other process uses now, as the kernel hands them out: a
-    /// ring of its own that no other test (or checkout) hears.
+    /// Three consecutive ports (UDP ring, TCP, UDP monitoring) that no
+    /// other process uses now: a ring of its own that no other test (or
+    /// checkout) hears. They come from 20,000-32,767, below Linux's
+    /// ephemeral range, so no socket that binds port 0 (any process's
+    /// connection or sender) can take one between this check and the ring's
+    /// start; each call in a process gets another block, and processes
+    /// start at different places (from their process id).
     pub fn free() -> Self {
-        // Hold all three until each is known, so they differ.
-        let udp = || UdpSocket::bind("0.0.0.0:0").expect("a free UDP port");
-        let (ring, monitor) = (udp(), udp());
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("a free TCP port");
-        let port = |a: std::io::Result<std::net::SocketAddr>| a.expect("a bound address").port();
-        Ports { udp: port(ring.local_addr()), tcp: port(tcp.local_addr()), monitor: port(monitor.local_addr()) }
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        const FIRST: u32 = 20_000;
+        const BLOCKS: u32 = (32_767 - FIRST) / 3;
+        let start = std::process::id().wrapping_mul(7919) % BLOCKS;
+        for _ in 0..BLOCKS {
+            let block = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % BLOCKS;
+            let base = (FIRST + block * 3) as u16;
+            let udp = |port| UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).is_ok();
+            let tcp = |host: [u8; 4]| std::net::TcpListener::bind(SocketAddrV4::new(host.into(), base + 1)).is_ok();
+            let hosts = [[0, 0, 0, 0], [127, 0, 0, 1], [127, 0, 0, 2], [127, 0, 0, 3]];
+            if udp(base) && udp(base + 2) && hosts.into_iter().all(tcp) {
+                return Ports::new(base);
+            }
+        }
+        panic!("no free block of three ports in 20000-32767");
     }
 }
 
@@ -264,7 +278,8 @@ pub fn udp_listener(port: u16) -> UdpSocket {
     socket.set_reuse_address(true).unwrap();
     // A fast ring sends thousands of MY_STATE a second: buffer bursts.
     let _ = socket.set_recv_buffer_size(8 << 20);
-    socket.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into()).unwrap();
+    let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+    socket.bind(&addr.into()).unwrap_or_else(|e| panic!("cannot listen on UDP {addr}: {e}"));
     socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     socket.into()
 }
@@ -293,6 +308,33 @@ pub fn raise_this_threads_priority() {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, -10);
     }
+}
+
+/// Count the UDP datagrams that reach `port` on a socket bound to
+/// `0.0.0.0` (broadcasts, and unicast to addresses no other socket holds),
+/// from network namespace `netns` if given, until the returned flag is set.
+pub fn count_datagrams(port: u16, netns: Option<&str>) -> (Arc<std::sync::atomic::AtomicU64>, Arc<AtomicBool>) {
+    use std::sync::atomic::AtomicU64;
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (c, s) = (Arc::clone(&count), Arc::clone(&stop));
+    let netns = netns.map(|n| PathBuf::from("/var/run/netns").join(n));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(path) = netns {
+            join_netns(&path);
+        }
+        let socket = udp_listener(port);
+        let _ = ready_tx.send(());
+        let mut buf = [0u8; 4097];
+        while !s.load(Ordering::Relaxed) {
+            if socket.recv_from(&mut buf).is_ok() {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    ready_rx.recv().expect("the counter started");
+    (count, stop)
 }
 
 /// Move the calling thread into the network namespace at `path`.

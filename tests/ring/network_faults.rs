@@ -564,3 +564,45 @@ fn two_subnets_joined_by_a_router_form_one_ring_from_seeds() {
     drop(nodes);
     drop(lan);
 }
+
+/// `--no-broadcast` on a flat bridge: the same ring from one seed, and not
+/// one broadcast datagram on the bridge (the observer's host, which runs
+/// no node, hears everything broadcast on it).
+#[test]
+#[ignore = "needs root: builds network namespaces (sudo cargo test -- --ignored); CI runs it"]
+fn a_ring_without_broadcast_on_a_bridge_sends_no_broadcast() {
+    crate::netns::require_root();
+    let lan = Lan::new("nb", 4);
+    let observer = Observer::start_in(PORTS, Some(&lan.observer_ns));
+    let (broadcasts, stop) = pi_ring_harness::count_datagrams(PORTS.udp, Some(&lan.observer_ns));
+    let seed = lan.hosts[0].ip.to_string();
+    let started = Instant::now();
+    let nodes: Vec<NodeProcess> = lan
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let mut args: Vec<&str> = FAST_TIMING.iter().chain(HOLD).copied().collect();
+            args.extend(["--no-broadcast", "--peer", &seed, "--monitor-peer", "10.77.0.200"]);
+            NodeProcess::start_in(Some(&h.ns), binary(), &format!("nb{}", i + 1), h.ip, BROADCAST, PORTS, &args)
+        })
+        .collect();
+    let deadline = started + Duration::from_secs(20);
+    loop {
+        let seen = observer.seen();
+        let held: std::collections::BTreeSet<&str> =
+            seen.iter().filter(|s| s.new == StateName::Owner).map(|s| s.node.as_str()).collect();
+        if held.len() == nodes.len() {
+            eprintln!("FIGURES no_broadcast all_held_s={:.2}", started.elapsed().as_secs_f64());
+            break;
+        }
+        assert!(Instant::now() < deadline, "within 20 s only {held:?} held the token");
+        std::thread::sleep(ms(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = broadcasts.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sent, 0, "{sent} datagrams broadcast on the bridge with --no-broadcast");
+    let wrong = observer.wrong();
+    assert!(wrong.is_empty(), "expansions that are not pi: {wrong:?}");
+}

@@ -283,18 +283,10 @@ fn version_json_logs_and_a_stop_by_sigterm_say_what_they_are() {
     assert!(said("SIGTERM: stopping"), "{stderr}");
 }
 
-/// Three consecutive ports (UDP, TCP on 127.0.0.2 and 127.0.0.3, UDP) that
-/// are free now, for the demo's `-p`.
+/// Three consecutive ports (UDP, TCP, UDP) that are free now, for the
+/// demo's `-p` (the demo uses exactly `Ports::free`'s layout).
 fn free_block() -> u16 {
-    let start = 20_000 + (std::process::id() % 500) as u16 * 20;
-    (start..32_000)
-        .step_by(7)
-        .find(|&p| {
-            let udp = |port| UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).is_ok();
-            let tcp = |host: [u8; 4]| TcpListener::bind(SocketAddrV4::new(host.into(), p + 1)).is_ok();
-            udp(p) && udp(p + 2) && tcp([127, 0, 0, 2]) && tcp([127, 0, 0, 3])
-        })
-        .expect("a free block of ports")
+    Ports::free().udp
 }
 
 fn free_tcp_port() -> u16 {

@@ -7,45 +7,15 @@
 use crate::common::{fresh_host, start_node, Observer, Ports};
 use pi_ring::protocol::StateName;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// Counts the datagrams that reach the ring port as broadcasts (a socket
-/// on 0.0.0.0 gets those; unicast goes to each node's own socket).
-struct BroadcastCounter {
-    count: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-}
-
-impl BroadcastCounter {
-    fn start(port: u16) -> Self {
-        let socket = pi_ring_harness::udp_listener(port);
-        let (count, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
-        let (c, s) = (Arc::clone(&count), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4097];
-            while !s.load(Ordering::Relaxed) {
-                if socket.recv_from(&mut buf).is_ok() {
-                    c.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-        BroadcastCounter { count, stop }
-    }
-}
-
-impl Drop for BroadcastCounter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
 
 #[test]
 fn a_ring_without_broadcast_forms_from_one_seed_and_recovers() {
     let ports = Ports::free();
     let observer = Observer::start(ports);
-    let broadcasts = BroadcastCounter::start(ports.udp);
+    // Broadcasts reach a socket on 0.0.0.0; unicast goes to each node's own.
+    let (broadcasts, stop_counting) = pi_ring_harness::count_datagrams(ports.udp, None);
     let hosts: Vec<_> = (0..4).map(|_| fresh_host()).collect();
     let seed = hosts[0].to_string();
     let mut args = vec!["--no-broadcast", "--peer", &seed, "--monitor-peer", "127.0.0.1", "--hold-ms", "100"];
@@ -86,12 +56,20 @@ fn a_ring_without_broadcast_forms_from_one_seed_and_recovers() {
     nodes[mover].kill();
     let new_host = fresh_host();
     let moved = Instant::now();
-    nodes.push(start_node(&id, new_host, ports, &args));
+    // Seeds that live: every other original address (the first seed may
+    // be the holder killed above).
+    let others: Vec<String> = (0..hosts.len()).filter(|&i| i != mover).map(|i| hosts[i].to_string()).collect();
+    let mut mover_args = args.clone();
+    for host in &others {
+        mover_args.extend(["--peer", host.as_str()]);
+    }
+    nodes.push(start_node(&id, new_host, ports, &mover_args));
     let back = observer.wait_for(moved, Duration::from_secs(15), |s| s.node == id && s.new == StateName::Owner);
     let back = back.unwrap_or_else(|| panic!("{id} did not hold the token within 15 s of restarting at {new_host}"));
     eprintln!("{id} held the token {:.2} s after restarting at a new address", (back.at - moved).as_secs_f64());
 
     assert!(observer.wrong().is_empty(), "expansions that are not pi: {:?}", observer.wrong());
-    let sent = broadcasts.count.load(Ordering::Relaxed);
+    stop_counting.store(true, Ordering::Relaxed);
+    let sent = broadcasts.load(Ordering::Relaxed);
     assert_eq!(sent, 0, "{sent} broadcast datagrams on the ring port with --no-broadcast");
 }
