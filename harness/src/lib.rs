@@ -419,6 +419,25 @@ impl Observer {
         }
     }
 
+    /// Wait until `n` different nodes have said they held the token since
+    /// `since`; how long that took. Fails after `within`, naming who held.
+    pub fn wait_until_all_held(&self, n: usize, since: Instant, within: Duration) -> Duration {
+        let deadline = since + within;
+        loop {
+            let held: std::collections::BTreeSet<String> = self
+                .seen()
+                .into_iter()
+                .filter(|s| s.at >= since && s.new == StateName::Owner)
+                .map(|s| s.node)
+                .collect();
+            if held.len() >= n {
+                return since.elapsed();
+            }
+            assert!(Instant::now() < deadline, "within {within:?} only {held:?} held the token");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The latest state each node announced.
     pub fn latest(&self) -> std::collections::BTreeMap<String, Seen> {
         let mut latest = std::collections::BTreeMap::new();

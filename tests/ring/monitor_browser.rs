@@ -162,6 +162,16 @@ fn decode_base64(text: &str) -> Vec<u8> {
     out
 }
 
+/// Chromium and chromedriver, or a failure that says how to install them.
+fn browser_tools() -> (PathBuf, PathBuf) {
+    let chromium = find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+    let chromedriver = find(&["/usr/bin/chromedriver"]);
+    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+        panic!("Chromium or chromedriver is not installed: apt-get install chromium chromium-driver (.ci/run does)");
+    };
+    (chromium, chromedriver)
+}
+
 /// The page's digit count, as a number.
 fn shown_digits(browser: &Browser) -> u64 {
     let text = browser.eval("return document.getElementById('digits').textContent");
@@ -171,11 +181,7 @@ fn shown_digits(browser: &Browser) -> u64 {
 #[test]
 #[ignore = "needs Chromium and chromedriver (apt-get install chromium chromium-driver); CI runs it"]
 fn the_page_shows_every_node_and_a_growing_digit_count() {
-    let (Some(chromium), Some(chromedriver)) =
-        (find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]), find(&["/usr/bin/chromedriver"]))
-    else {
-        panic!("Chromium or chromedriver is not installed: apt-get install chromium chromium-driver (.ci/run does)");
-    };
+    let (chromium, chromedriver) = browser_tools();
     let ports = Ports::free();
     // The page on a free port of our own.
     let http_addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().to_string();
@@ -288,11 +294,7 @@ fn the_page_shows_every_node_and_a_growing_digit_count() {
 #[test]
 #[ignore = "needs Chromium and chromedriver (apt-get install chromium chromium-driver); CI runs it"]
 fn the_page_says_when_the_target_is_reached_and_when_its_data_is_stale() {
-    let (Some(chromium), Some(chromedriver)) =
-        (find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]), find(&["/usr/bin/chromedriver"]))
-    else {
-        panic!("Chromium or chromedriver is not installed: apt-get install chromium chromium-driver (.ci/run does)");
-    };
+    let (chromium, chromedriver) = browser_tools();
     let ports = Ports::free();
     let http_addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().to_string();
     let http_addr = http_addr.as_str();

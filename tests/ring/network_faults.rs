@@ -505,17 +505,7 @@ fn two_subnets_joined_by_a_router_form_one_ring_from_seeds() {
     let mut nodes: Vec<NodeProcess> = (0..lan.hosts.len()).map(start).collect();
 
     // One ring: all 6 hold the token.
-    let deadline = started + Duration::from_secs(20);
-    let formed = loop {
-        let seen = observer.seen();
-        let held: std::collections::BTreeSet<&str> =
-            seen.iter().filter(|s| s.new == StateName::Owner).map(|s| s.node.as_str()).collect();
-        if held.len() == nodes.len() {
-            break started.elapsed();
-        }
-        assert!(Instant::now() < deadline, "within 20 s only {held:?} held the token");
-        std::thread::sleep(ms(50));
-    };
+    let formed = observer.wait_until_all_held(nodes.len(), started, Duration::from_secs(20));
 
     // Kill the holder, in whichever subnet it is, twice.
     let mut recoveries = Vec::new();
@@ -587,18 +577,8 @@ fn a_ring_without_broadcast_on_a_bridge_sends_no_broadcast() {
             NodeProcess::start_in(Some(&h.ns), binary(), &format!("nb{}", i + 1), h.ip, BROADCAST, PORTS, &args)
         })
         .collect();
-    let deadline = started + Duration::from_secs(20);
-    loop {
-        let seen = observer.seen();
-        let held: std::collections::BTreeSet<&str> =
-            seen.iter().filter(|s| s.new == StateName::Owner).map(|s| s.node.as_str()).collect();
-        if held.len() == nodes.len() {
-            eprintln!("FIGURES no_broadcast all_held_s={:.2}", started.elapsed().as_secs_f64());
-            break;
-        }
-        assert!(Instant::now() < deadline, "within 20 s only {held:?} held the token");
-        std::thread::sleep(ms(50));
-    }
+    let all_held = observer.wait_until_all_held(nodes.len(), started, Duration::from_secs(20));
+    eprintln!("FIGURES no_broadcast all_held_s={:.2}", all_held.as_secs_f64());
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let sent = broadcasts.load(std::sync::atomic::Ordering::Relaxed);

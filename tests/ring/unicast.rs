@@ -6,7 +6,6 @@
 
 use crate::common::{fresh_host, start_node, Observer, Ports};
 use pi_ring::protocol::StateName;
-use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -25,17 +24,8 @@ fn a_ring_without_broadcast_forms_from_one_seed_and_recovers() {
         hosts.iter().enumerate().map(|(i, host)| start_node(&format!("u{i}"), *host, ports, &args)).collect();
 
     // Every node holds the token: the ring formed from the seed alone.
-    let deadline = t0 + Duration::from_secs(20);
-    loop {
-        let held: BTreeSet<String> =
-            observer.seen().iter().filter(|s| s.new == StateName::Owner).map(|s| s.node.clone()).collect();
-        if held.len() == nodes.len() {
-            eprintln!("all {} nodes held the token {:.2} s after start", held.len(), t0.elapsed().as_secs_f64());
-            break;
-        }
-        assert!(Instant::now() < deadline, "within 20 s only {held:?} held the token");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let formed = observer.wait_until_all_held(nodes.len(), t0, Duration::from_secs(20));
+    eprintln!("all {} nodes held the token {:.2} s after start", nodes.len(), formed.as_secs_f64());
 
     // Kill the holder: a survivor makes a new token within the bound.
     let holder = observer.wait_for(Instant::now(), Duration::from_secs(5), |s| s.new == StateName::Owner).unwrap();
