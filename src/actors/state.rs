@@ -17,7 +17,7 @@
 
 use super::messages::{Broadcast, GetMembers, Inbound, Members, Port, SendTo};
 use super::persist::Persister;
-use crate::pi::{Expansion, PiDigits};
+use crate::pi::{Expansion, PiDigits, Unchecked};
 use crate::protocol::machine::TimerKind;
 use crate::protocol::registry::Member;
 use crate::protocol::{Action, Body, Input, Message, MyState, Node, StateName, Time, Token};
@@ -189,31 +189,7 @@ impl StateMachine {
                     ctx.cancel_future(handle);
                 }
             }
-            Action::Compute { epoch, len, check: None } if self.pi.cached_expansion(len).is_some() => {
-                let expansion = self.pi.cached_expansion(len);
-                // Detached: the cache publishes the longer expansion.
-                drop(self.pi.grow_ahead(len));
-                ctx.notify(Feed(Input::Computed { epoch, expansion, checked: None }))
-            }
-            Action::Compute { epoch, len, check } => {
-                let pi = Arc::clone(&self.pi);
-                let work = move || {
-                    let checked = check.map(|digits| pi.verify(digits.as_str()).expansion);
-                    (pi.expansion(len), checked)
-                };
-                ctx.spawn(async move { tokio::task::spawn_blocking(work).await }.into_actor(self).map(
-                    move |result, act, ctx| {
-                        let (expansion, checked) = match result {
-                            Ok((expansion, checked)) => (Some(expansion), checked),
-                            Err(e) => {
-                                log::error!("digit computation failed: {e}");
-                                (None, None)
-                            }
-                        };
-                        act.feed(Input::Computed { epoch, expansion, checked }, ctx)
-                    },
-                ));
-            }
+            Action::Compute { epoch, len, check } => self.compute(epoch, len, check, ctx),
             Action::StateChanged { old, new, token, progress, routine } => {
                 if new == StateName::Owner {
                     self.holdings += 1;
@@ -255,6 +231,37 @@ impl StateMachine {
                 }
             }
         }
+    }
+
+    /// The expansion of `len` (after checking `check`): from the cache at
+    /// once when it has the digits and nothing is to check (letting it
+    /// grow ahead), else on a blocking thread.
+    fn compute(&mut self, epoch: u64, len: usize, check: Option<Unchecked>, ctx: &mut Context<Self>) {
+        if check.is_none() {
+            if let Some(expansion) = self.pi.cached_expansion(len) {
+                // Detached: the cache publishes the longer expansion.
+                drop(self.pi.grow_ahead(len));
+                ctx.notify(Feed(Input::Computed { epoch, expansion: Some(expansion), checked: None }));
+                return;
+            }
+        }
+        let pi = Arc::clone(&self.pi);
+        let work = move || {
+            let checked = check.map(|digits| pi.verify(digits.as_str()).expansion);
+            (pi.expansion(len), checked)
+        };
+        ctx.spawn(async move { tokio::task::spawn_blocking(work).await }.into_actor(self).map(
+            move |result, act, ctx| {
+                let (expansion, checked) = match result {
+                    Ok((expansion, checked)) => (Some(expansion), checked),
+                    Err(e) => {
+                        log::error!("digit computation failed: {e}");
+                        (None, None)
+                    }
+                };
+                act.feed(Input::Computed { epoch, expansion, checked }, ctx)
+            },
+        ));
     }
 
     /// A routine change: report it with the next summary, at most one per
