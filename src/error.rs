@@ -17,6 +17,8 @@ pub enum SendError {
     WriteStalled { addr: SocketAddrV4, written: usize, total: usize },
     #[error("the TCP endpoint is not running")]
     EndpointGone,
+    #[error("not sent to {addr}: too many connections of this node are open already")]
+    Busy { addr: SocketAddrV4 },
 }
 
 /// Failure to start a node.

@@ -81,9 +81,6 @@ pub struct StateMachine {
     /// Who waits for the planned stop to complete.
     stopped: Vec<oneshot::Sender<()>>,
     exited: bool,
-    /// Why the node had to stop on its own ([`Action::Halt`]): the process
-    /// then exits with status 1 once the planned stop is done.
-    halted: Option<String>,
     /// What monitors last heard from this node, and when.
     reported: Reported,
     /// A coalesced report is scheduled.
@@ -117,7 +114,6 @@ impl StateMachine {
             persister: None,
             stopped: Vec::new(),
             exited: false,
-            halted: None,
             reported: Reported { at: None, state: StateName::None, holdings: 0 },
             report_due: None,
             monitors: Vec::new(),
@@ -171,6 +167,13 @@ impl StateMachine {
                     .into_actor(self),
                 );
             }
+            Action::Probe { id, to, message } => {
+                let send = self.peers.tcp.send(SendTo { to, message, patience: None });
+                ctx.spawn(send.into_actor(self).map(move |result, act, ctx| {
+                    let result = result.unwrap_or(Err(crate::error::SendError::EndpointGone));
+                    act.feed(Input::Probed { id, host: to, result }, ctx);
+                }));
+            }
             Action::SendToken { attempt, to: _, host, message, patience } => {
                 let send = self.peers.tcp.send(SendTo { to: host, message, patience: Some(patience) });
                 ctx.spawn(send.into_actor(self).map(move |result, act, ctx| {
@@ -215,19 +218,12 @@ impl StateMachine {
                 }
             }
             Action::Members(members) => self.peers.members.do_send(Members(members)),
-            Action::Halt(reason) => {
-                log::error!("{}: {reason}", self.node.id());
-                self.halted = Some(reason);
-            }
             Action::Exit => {
                 let how = if self.node.holds_token() { "with the token (nobody else to take it) " } else { "" };
                 log::info!("{}: stopped {how}after {} holdings", self.node.id(), self.holdings);
                 self.exited = true;
                 for waiter in self.stopped.drain(..) {
                     let _ = waiter.send(());
-                }
-                if self.halted.is_some() {
-                    System::current().stop_with_code(1);
                 }
             }
         }

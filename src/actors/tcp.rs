@@ -29,6 +29,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
+/// Answers and PINGs (not hand-offs) in flight at once: each holds a socket,
+/// so a flood of valid datagrams cannot exhaust the file descriptors.
+pub const MAX_REPLIES_IN_FLIGHT: usize = 64;
+
 /// Messages at least this large are decoded off the event loop.
 const BLOCKING_DECODE_BYTES: usize = 64 * 1024;
 
@@ -87,6 +91,8 @@ pub struct TcpConfig {
 
 pub struct TcpEndpoint {
     listener: Option<TcpListener>,
+    /// Slots for answers and PINGs in flight ([`MAX_REPLIES_IN_FLIGHT`]).
+    replies: Arc<Semaphore>,
     config: TcpConfig,
     inbound: Recipient<Inbound>,
     pi: Arc<PiDigits>,
@@ -100,7 +106,8 @@ impl TcpEndpoint {
         let socket = bound_socket(Type::STREAM, addr, |s| s.set_reuse_address(true))?;
         socket.listen(config.backlog as i32).map_err(socket_error("TCP", addr, "listen on"))?;
         let listener = TcpListener::from_std(socket.into()).map_err(socket_error("TCP", addr, "register"))?;
-        Ok(TcpEndpoint { listener: Some(listener), config, inbound, pi })
+        let replies = Arc::new(Semaphore::new(MAX_REPLIES_IN_FLIGHT));
+        Ok(TcpEndpoint { listener: Some(listener), replies, config, inbound, pi })
     }
 }
 
@@ -352,7 +359,17 @@ impl Handler<SendTo> for TcpEndpoint {
         let to = SocketAddrV4::new(msg.to, self.config.port);
         let connect_timeout = msg.patience.map_or(self.config.connect_timeout, |p| p.min(self.config.connect_timeout));
         let auth = self.config.auth.clone();
+        // A hand-off (it has its own patience) always goes; answers and
+        // PINGs wait for no slot: when all are taken, they are not sent.
+        let slot = match msg.patience {
+            Some(_) => None,
+            None => match Arc::clone(&self.replies).try_acquire_owned() {
+                Ok(slot) => Some(slot),
+                Err(_) => return Box::pin(async move { Err(SendError::Busy { addr: to }) }),
+            },
+        };
         Box::pin(async move {
+            let _slot = slot;
             let mut bytes = msg.message.encode();
             if let Some(auth) = auth {
                 bytes = auth.seal(bytes);

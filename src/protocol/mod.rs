@@ -2,6 +2,7 @@
 //! sections 1 and 6, the state machine of section 7, and the [`Node`] that
 //! joins them into the one sans-IO core the actors and the simulation drive.
 
+pub mod budget;
 pub mod machine;
 pub mod message;
 pub mod node;

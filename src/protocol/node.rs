@@ -18,6 +18,7 @@
 //! most one failed attempt. When nobody can be reached the holder keeps the
 //! token and computes again, so the expansion keeps growing.
 
+use super::budget::{Budget, Rates};
 use super::machine::{Config, Envelope, Machine, Output, TimerId, TimerKind};
 use super::message::{Body, Message, StateName};
 use super::registry::{Member, Registry};
@@ -33,6 +34,13 @@ use std::time::Duration;
 
 /// Refusals in a row after which a member is named as refusing the token.
 const REFUSALS_TO_SAY: u32 = 3;
+
+/// How often the registry forgets stale members and proves new ones.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a warning about the registry being full, or a budget biting,
+/// is repeated while it goes on.
+const SAY_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
 /// How a message reached the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +72,9 @@ pub enum Input {
     /// The TAKE_TOKEN of [`Action::SendToken`] was written out (`Ok`) or
     /// could not be (`Err`).
     TokenSent { attempt: u64, result: Result<(), SendError> },
+    /// The PING of [`Action::Probe`] was delivered to `id` at `host` (its
+    /// TCP port accepted it) or not.
+    Probed { id: NodeId, host: Ipv4Addr, result: Result<(), SendError> },
     /// A planned stop (SIGTERM, Ctrl-C): a holder hands the token on first.
     Stop,
 }
@@ -78,6 +89,10 @@ pub enum Action {
     Unicast { to: Vec<Ipv4Addr>, message: Message },
     /// TCP unicast to one host; the result does not matter (replies).
     Send { to: Ipv4Addr, message: Message },
+    /// TCP PING to member `id` at `to`, to learn whether its TCP port
+    /// answers (a newcomer, or a member known only from a table); report
+    /// the result with [`Input::Probed`].
+    Probe { id: NodeId, to: Ipv4Addr, message: Message },
     /// TCP unicast of TAKE_TOKEN; report the result with
     /// [`Input::TokenSent`] and this `attempt`. Give up on the member after
     /// `patience` without progress (connecting, or writing): the holder
@@ -100,10 +115,6 @@ pub enum Action {
     /// The membership changed (a node joined, was learnt, marked lost or
     /// heard from again): every member in ring order.
     Members(Vec<Member>),
-    /// The node cannot go on (another node uses its id): say why; a
-    /// planned stop follows, then [`Action::Exit`], and the process should
-    /// exit with a failure.
-    Halt(String),
     /// The planned stop is complete: the process may exit.
     Exit,
 }
@@ -119,6 +130,7 @@ struct HandOff {
     /// The attempt in flight and the member it goes to.
     attempt: u64,
     to: NodeId,
+    host: Ipv4Addr,
     tried: BTreeSet<NodeId>,
     suspect_tried: bool,
     /// When the attempt in flight started.
@@ -134,6 +146,7 @@ impl HandOff {
             data,
             attempt: 0,
             to: NodeId::new(),
+            host: Ipv4Addr::UNSPECIFIED,
             tried: BTreeSet::new(),
             suspect_tried: false,
             started: Time::ZERO,
@@ -167,6 +180,19 @@ pub struct Node {
     broadcast: bool,
     /// Addresses of other nodes that used our id, already reported.
     twins: BTreeSet<Ipv4Addr>,
+    /// TCP answers (replies to searches and claims) and PINGs, per source
+    /// address and in total: a flood of valid datagrams costs a bounded
+    /// number of connections.
+    replies: Budget,
+    pings: Budget,
+    /// "Joined the ring" lines, rate-limited like warnings.
+    joins: WarnLimiter,
+    /// When the registry was last tidied; when "registry full" and "budget
+    /// bites" were last said, and how much since.
+    upkept: Option<Time>,
+    said_full: Option<Time>,
+    evicted_unsaid: u64,
+    said_budget: Option<Time>,
     /// Addresses of other nodes found sending from our own address, already
     /// reported.
     sharing_our_address: BTreeSet<NodeId>,
@@ -186,6 +212,7 @@ impl Node {
         let registry = Registry::new(&config.id, host, config.timing.waiter);
         let persisted = (expansion.len(), own_revision);
         let patience = config.timing.waiter / 2;
+        let period = config.timing.looser_ask.min(config.timing.heartbeat);
         Node {
             machine: Machine::with_expansion(config, expansion, own_revision),
             registry,
@@ -200,6 +227,17 @@ impl Node {
             seeds: Vec::new(),
             broadcast: true,
             twins: BTreeSet::new(),
+            // A searching node asks once per period and a claim is answered
+            // once: 4 answers per period per source, for 256 such sources.
+            replies: Budget::new(Rates::per_period(4.0, 1024.0, period)),
+            // One PING per newcomer; a ring of MAX_NODES starting at once
+            // is proven within seconds.
+            pings: Budget::new(Rates { burst: 3.0, per_second: 1.0, total_burst: 512.0, total_per_second: 256.0 }),
+            joins: WarnLimiter::new(5),
+            upkept: None,
+            said_full: None,
+            evicted_unsaid: 0,
+            said_budget: None,
             sharing_our_address: BTreeSet::new(),
             heard_after_failure: BTreeSet::new(),
             refusing: BTreeSet::new(),
@@ -213,6 +251,7 @@ impl Node {
     /// `broadcast` every message the protocol broadcasts goes by unicast
     /// to each known member instead.
     pub fn with_discovery(mut self, seeds: Vec<Ipv4Addr>, broadcast: bool) -> Self {
+        self.registry.trust_hosts(seeds.iter().copied());
         self.seeds = seeds;
         self.broadcast = broadcast;
         self
@@ -287,6 +326,7 @@ impl Node {
                 self.step_machine(now, super::machine::Input::Computed { epoch, expansion, checked })
             }
             Input::TokenSent { attempt, result } => self.token_sent(now, attempt, result),
+            Input::Probed { id, host, result } => self.probed(now, &id, host, result),
             Input::Stop => {
                 if !self.stopping {
                     self.stopping = true;
@@ -297,6 +337,7 @@ impl Node {
                 }
             }
         }
+        self.upkeep(now);
         if self.stopping && self.hand_off.is_none() && !self.exited {
             self.exited = true;
             self.actions.push(Action::Exit);
@@ -311,13 +352,13 @@ impl Node {
 
     /// PROTOCOL section 6, then the state acts (step 5).
     fn receive(&mut self, now: Time, message: Message, from: Ipv4Addr, via: Via, unchecked: Option<Unchecked>) {
-        let reception = self.registry.receive(&message, from, via != Via::Tcp);
+        let reception = self.registry.receive(&message, from, now);
         if via == Via::Udp && reception.deliver {
             self.registry.heard_by_broadcast(&message.author);
         }
         if let Some(known) = reception.impostor {
             if message.author == self.id() {
-                self.twin(now, from, known);
+                self.twin(from, known);
                 return;
             }
             warn_limited!(
@@ -331,17 +372,28 @@ impl Node {
             );
             return;
         }
+        if reception.shares_our_address {
+            self.shares_our_address(&message.author, from);
+            return;
+        }
         if let Some(old) = reception.moved_from {
             log::info!(
                 "{}: node {} moved from {old} to {from} (it restarted at a new address)",
                 self.id(),
                 message.author
             );
-            self.actions.push(Action::Members(self.registry.members(now)));
         }
-        if reception.newcomer && Some(from) == self.registry.host_of(self.id()) {
-            self.shares_our_address(&message.author, from);
+        if let Some(old) = &reception.replaced {
+            warn_limited!(
+                at now,
+                self.warnings,
+                "{}: node {} at {from} replaces {old}, which was at that address (one id per address: \
+                 a restart under a new id, or two ids on one address)",
+                self.id(),
+                message.author
+            );
         }
+        self.evicted(now, reception.evicted.len());
         if reception.unmarked {
             self.heard_after_failure.insert(message.author.clone());
         }
@@ -349,53 +401,164 @@ impl Node {
             return;
         }
         if reception.newcomer {
-            let how = match via {
-                Via::Udp => "broadcast",
-                Via::Unicast => "unicast UDP",
-                Via::Tcp => "TCP",
-            };
-            let at = if message.author == from.to_string() { String::new() } else { format!(" at {from}") };
-            log::info!("{}: node {}{at} joined the ring (first heard by {how})", self.id(), message.author);
+            if let Some(suppressed) = self.joins.allow_at(now) {
+                let how = match via {
+                    Via::Udp => "broadcast",
+                    Via::Unicast => "unicast UDP",
+                    Via::Tcp => "TCP",
+                };
+                let at = if message.author == from.to_string() { String::new() } else { format!(" at {from}") };
+                let more =
+                    if suppressed > 0 { format!(" ({suppressed} more joined meanwhile)") } else { String::new() };
+                log::info!("{}: node {}{at} joined the ring (first heard by {how}){more}", self.id(), message.author);
+            }
         }
         if reception.ping_back {
-            let ping = Message::new(self.id(), Body::Ping);
-            self.actions.push(Action::Send { to: from, message: ping });
+            self.probe(now, message.author.clone(), from);
         }
         for (id, host) in &reception.rejected {
             warn_limited!(
                 at now,
                 self.warnings,
-                "{}: ignoring node {id:?} at {host:?} in the table from {}: not a valid id and IPv4 address",
+                "{}: ignoring node {id:?} at {host:?} in the table from {}: not a valid id and IPv4 address, \
+                 or the registry is full",
                 self.id(),
                 message.author
             );
         }
-        if reception.newcomer || reception.learnt > 0 || reception.unmarked {
+        if reception.untrusted > 0 {
+            warn_limited!(
+                at now,
+                self.warnings,
+                "{}: not learning {} new members from the table of {} at {from}: its TCP port has not \
+                 answered ours yet (a stranger's first message)",
+                self.id(),
+                reception.untrusted,
+                message.author
+            );
+        }
+        let changed = reception.newcomer
+            || reception.learnt > 0
+            || reception.unmarked
+            || reception.moved_from.is_some()
+            || reception.replaced.is_some()
+            || !reception.evicted.is_empty();
+        if reception.learnt > 0 {
+            self.prove_table_members(now);
+        }
+        if changed {
             self.actions.push(Action::Members(self.registry.members(now)));
         }
         self.step_machine(now, super::machine::Input::Received(Envelope { message, from, unchecked }));
     }
 
+    /// Members were evicted from a full registry: say so once a minute.
+    fn evicted(&mut self, now: Time, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.evicted_unsaid += count as u64;
+        if self.said_full.is_none_or(|at| now.saturating_sub(at) >= SAY_AGAIN_AFTER) {
+            self.said_full = Some(now);
+            let evicted = std::mem::take(&mut self.evicted_unsaid);
+            log::warn!(
+                "{}: the registry is full ({} members): evicted {evicted} member(s) never proven or unheard \
+                 the longest (many new ids: a flood, or a very large LAN)",
+                self.id(),
+                self.registry.len(),
+            );
+        }
+    }
+
+    /// PING `id` at `to` by TCP, within the PING budget: its result says
+    /// whether its TCP port answers.
+    fn probe(&mut self, now: Time, id: NodeId, to: Ipv4Addr) {
+        if self.pings.allow(to, now) {
+            let message = Message::new(self.id(), Body::Ping);
+            self.actions.push(Action::Probe { id, to, message });
+        } else {
+            self.budget_bites(now);
+        }
+    }
+
+    /// PING members learnt from tables, as the PING budget allows (the rest
+    /// are PINGed at the next upkeep).
+    fn prove_table_members(&mut self, now: Time) {
+        for (id, host) in self.registry.take_probes(16) {
+            self.probe(now, id, host);
+        }
+    }
+
+    /// A budget refused work: say so once a minute, with how much.
+    fn budget_bites(&mut self, now: Time) {
+        if self.said_budget.is_none_or(|at| now.saturating_sub(at) >= SAY_AGAIN_AFTER) {
+            self.said_budget = Some(now);
+            let (replies, pings) = (self.replies.take_refused(), self.pings.take_refused());
+            log::warn!(
+                "{}: too many TCP answers or PINGs asked for: {replies} answers and {pings} PINGs not sent \
+                 since this was last said (a flood of valid messages?); said again in a minute if it goes on",
+                self.id(),
+            );
+        }
+    }
+
+    /// Once a second: forget members that failed and stayed silent, and
+    /// PING members learnt from tables.
+    fn upkeep(&mut self, now: Time) {
+        if self.upkept.is_some_and(|at| now.saturating_sub(at) < UPKEEP_EVERY) {
+            return;
+        }
+        self.upkept = Some(now);
+        let forgotten = self.registry.forget_stale(now);
+        if !forgotten.is_empty() {
+            log::info!(
+                "{}: forgot {} member(s) silent since a send to them failed {:?} ago: {}",
+                self.id(),
+                forgotten.len(),
+                self.registry.forget_after(),
+                forgotten.join(" ")
+            );
+            self.actions.push(Action::Members(self.registry.members(now)));
+        }
+        self.prove_table_members(now);
+    }
+
+    /// The result of a PING sent to prove a member's TCP port.
+    fn probed(&mut self, now: Time, id: &str, host: Ipv4Addr, result: Result<(), SendError>) {
+        match result {
+            Ok(()) => self.registry.delivered(id, host, now),
+            Err(SendError::Busy { .. }) => {} // not tried: the node had too many connections open
+            Err(e) => {
+                if self.registry.host_of(id) != Some(host) {
+                    return;
+                }
+                log::debug!("{}: PING to {id} at {host} failed: {e}", self.id());
+                if let SendError::Refused { addr } = &e {
+                    // It just sent us a message, or a member vouched for it.
+                    self.heard_after_failure.insert(id.to_owned());
+                    self.refuses_while_alive(id, *addr);
+                }
+                self.registry.mark_lost(id, now);
+                self.actions.push(Action::Members(self.registry.members(now)));
+            }
+        }
+    }
+
     /// Another node at `from` uses our id (we are at `ours`). Ids must be
-    /// unique: the node at the greater address stops (after handing the
-    /// token on if it holds it), the other says so once and goes on.
-    fn twin(&mut self, now: Time, from: Ipv4Addr, ours: Ipv4Addr) {
-        if !self.twins.insert(from) {
+    /// unique: both nodes say so, once per address, and each refuses the
+    /// other's messages; neither stops (a message from the network never
+    /// stops a node: anyone could send one). Its operator restarts one of
+    /// them with another id.
+    fn twin(&mut self, from: Ipv4Addr, ours: Ipv4Addr) {
+        if !self.twins.insert(from) || self.twins.len() > 16 {
             return;
         }
         let id = self.id().to_owned();
-        if ours > from {
-            let reason = format!(
-                "another node at {from} uses this node's id {id:?}: ids must be unique in a ring; stopping \
-                 (the node at the lower address, {from}, keeps the id); start this one with another --id"
-            );
-            self.halt(now, reason);
-        } else {
-            log::error!(
-                "{id}: another node at {from} uses this node's id {id:?}: ids must be unique in a ring; \
-                 that node stops (the one at the greater address does); start it with another --id"
-            );
-        }
+        log::error!(
+            "{id}: another node at {from} uses this node's id {id:?} (this one is at {ours}): ids must be \
+             unique in a ring; ignoring its messages. Restart one of the two with another --id (or this is \
+             a forgery)"
+        );
     }
 
     /// A node with another id sends from our own address: on one host,
@@ -438,17 +601,6 @@ impl Node {
         }
     }
 
-    /// The node cannot go on: say why, and stop as planned (a holder hands
-    /// the token on first).
-    fn halt(&mut self, now: Time, reason: String) {
-        if self.stopping {
-            return;
-        }
-        self.actions.push(Action::Halt(reason));
-        self.stopping = true;
-        self.step_machine(now, super::machine::Input::Stop);
-    }
-
     /// Feed the machine and carry its outputs into actions; a request to
     /// pass the token starts a hand-off.
     fn step_machine(&mut self, now: Time, input: super::machine::Input) {
@@ -466,7 +618,13 @@ impl Node {
                         }
                         Action::Broadcast(m)
                     }
-                    Output::Send { to, message } => Action::Send { to, message },
+                    Output::Send { to, message } => {
+                        if !self.replies.allow(to, now) {
+                            self.budget_bites(now);
+                            continue;
+                        }
+                        Action::Send { to, message }
+                    }
                     Output::Compute { epoch, len, check } => Action::Compute { epoch, len, check },
                     Output::SetTimer { timer, after } => Action::SetTimer { timer, after },
                     Output::CancelTimer(kind) => Action::CancelTimer(kind),
@@ -503,6 +661,7 @@ impl Node {
         hand_off.suspect_tried |= next.suspect;
         hand_off.tried.insert(next.id.clone());
         hand_off.to = next.id.clone();
+        hand_off.host = next.host;
         hand_off.started = now;
         let mut pacing = self.machine.pacing(now);
         let transit = self.transit.as_micros() as u64;
@@ -536,6 +695,7 @@ impl Node {
         let current = self.machine.epoch() == hand_off.epoch;
         match result {
             Ok(()) => {
+                self.registry.delivered(&hand_off.to, hand_off.host, now);
                 self.heard_after_failure.remove(&hand_off.to);
                 self.refusals.remove(&hand_off.to);
                 self.transit = now.saturating_sub(hand_off.started);
@@ -549,7 +709,13 @@ impl Node {
                 if let SendError::Refused { addr } = &e {
                     self.refuses_while_alive(&hand_off.to, *addr);
                 }
-                self.registry.mark_lost(&hand_off.to, now);
+                if self.registry.mark_lost(&hand_off.to, now) {
+                    log::info!(
+                        "{}: forgot {}: never reached, known only from what others said",
+                        self.id(),
+                        hand_off.to
+                    );
+                }
                 self.actions.push(Action::Members(self.registry.members(now)));
                 if current {
                     if let Some(done) = self.try_next(now, hand_off) {

@@ -4,11 +4,32 @@
 //! Pure data, owned by the protocol [`Node`](super::node::Node). Time is
 //! passed in (the node's clock, see [`Time`]), so the simulation and the
 //! tests drive it with any clock.
+//!
+//! Anything on the LAN can talk to a node, so the registry keeps what it
+//! learns from the network bounded and earned (PROTOCOL section 10,
+//! "Membership from the network"):
+//!
+//! - **One id per address.** Every node of a ring listens on the same TCP
+//!   port, so two ids at one IPv4 address cannot both be reached: a new id
+//!   heard from a member's address replaces it (a restart under a new id),
+//!   and tables cannot add a second one.
+//! - **One cap** ([`MAX_NODES`]) for members from any source; a newcomer
+//!   heard directly evicts the least proven, longest-unheard member first.
+//! - **Evidence.** A member is *heard* when a message came from its address,
+//!   and *proven* when its TCP port accepted a connection of ours (a
+//!   hand-off or a PING). Members known only from a token's table get no
+//!   unicast copies and count like suspects in a hand-off (at most one per
+//!   hand-off) until they are heard or proven; tables are learnt only from
+//!   proven members and seeds, and only what was heard or proven is passed
+//!   on in our own tables.
+//! - **Ageing.** A member never proven is forgotten when a connection to it
+//!   fails; a member that failed and was not heard from since is forgotten
+//!   after [`forget_after`](Registry::forget_after).
 
 use super::message::{Body, Message, Nodes};
 use super::token::NodeId;
 use super::Time;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -22,16 +43,61 @@ struct Entry {
     /// most one such node, so members that are down for good cost a round
     /// at most one failed attempt.
     suspect: bool,
-    /// Sends that failed in a row, nothing heard in between.
+    /// Sends that failed in a row, nothing heard in between; and when the
+    /// first of them failed.
     failures: u32,
+    failing_since: Option<Time>,
     /// A broadcast of it was heard at this host: it shares our broadcast
     /// domain, and our broadcasts reach it.
     broadcast: bool,
+    /// The last message from its address.
+    heard_at: Option<Time>,
+    /// Its TCP port accepted a connection of ours.
+    proven: bool,
+    /// Known only from a table, and a PING to prove it is due.
+    probe_due: bool,
+    /// The last evidence of it: heard, proven, or learnt.
+    evidence: Time,
 }
 
 impl Entry {
-    fn at(host: Ipv4Addr) -> Entry {
-        Entry { host, lost_until: None, suspect: false, failures: 0, broadcast: false }
+    fn heard(host: Ipv4Addr, now: Time) -> Entry {
+        Entry {
+            host,
+            lost_until: None,
+            suspect: false,
+            failures: 0,
+            failing_since: None,
+            broadcast: false,
+            heard_at: Some(now),
+            proven: false,
+            probe_due: false,
+            evidence: now,
+        }
+    }
+
+    fn from_table(host: Ipv4Addr, now: Time) -> Entry {
+        Entry { heard_at: None, probe_due: true, ..Entry::heard(host, now) }
+    }
+
+    /// As a registry that takes every member as proven keeps it.
+    fn permissive(self, permissive: bool) -> Entry {
+        if permissive {
+            Entry { proven: true, probe_due: false, ..self }
+        } else {
+            self
+        }
+    }
+
+    /// Heard or proven: something of ours reached it, or of its reached us.
+    fn direct(&self) -> bool {
+        self.heard_at.is_some() || self.proven
+    }
+
+    /// How readily it is evicted when the registry is full: members never
+    /// proven first, then those unheard the longest.
+    fn keep_rank(&self) -> (bool, bool, Time) {
+        (self.proven, self.direct(), self.evidence)
     }
 }
 
@@ -42,12 +108,18 @@ impl Entry {
 /// step 3: a restarted node broadcasts PING, a silent one searches).
 const MAX_BACKOFF_DOUBLINGS: u32 = 5;
 
+/// A member that failed and was not heard from since is forgotten after
+/// this many `lost_for` periods (its lost mark then has reached its longest;
+/// it rejoins with its first message).
+const FORGET_AFTER_PERIODS: u32 = 64;
+
 /// A node a hand-off may try.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Candidate {
     pub id: NodeId,
     pub host: Ipv4Addr,
-    /// A send to it failed before and it has not been heard from since.
+    /// A send to it failed before and it has not been heard from since, or
+    /// it was never proven to listen: a hand-off tries at most one such.
     pub suspect: bool,
 }
 
@@ -59,19 +131,8 @@ pub struct Member {
     pub lost: bool,
 }
 
-/// What [`Registry::observe`] learned from a message's author.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Observed {
-    /// Our own message (a broadcast that came back): ignore it.
-    Own,
-    /// A node we did not know; it has been added.
-    Newcomer,
-    /// A known node.
-    Known,
-}
-
-/// The most nodes a registry holds; a TAKE_TOKEN table with more is only
-/// partly learnt (a hostile table cannot grow the registry without bound).
+/// The most nodes a registry holds, from every source together (messages
+/// heard, tables learnt): a flood of made-up ids cannot grow it further.
 pub const MAX_NODES: usize = 1024;
 
 /// What section 6 decided about one inbound message.
@@ -81,7 +142,8 @@ pub struct Reception {
     pub deliver: bool,
     /// The author was not known and has been added.
     pub newcomer: bool,
-    /// Answer the author with a unicast PING (a newcomer heard by broadcast).
+    /// Answer the author with a unicast PING (a newcomer): its result
+    /// proves the newcomer's TCP port ([`Registry::delivered`]).
     pub ping_back: bool,
     /// The author was marked lost or suspect, and no longer is.
     pub unmarked: bool,
@@ -90,19 +152,37 @@ pub struct Reception {
     /// Entries of that table that are not a valid id and IPv4 address, or
     /// beyond [`MAX_NODES`].
     pub rejected: Vec<(NodeId, String)>,
+    /// New entries of a table that were not learnt because its author is
+    /// not proven yet (a stranger's first message).
+    pub untrusted: usize,
     /// The author is known at another address: a message claiming another
     /// node's id. Not delivered.
     pub impostor: Option<Ipv4Addr>,
     /// The author was known at this address, which no longer answered: it
     /// restarted at a new one (its id is stable), and the entry follows.
     pub moved_from: Option<Ipv4Addr>,
+    /// The member that was at the author's address under another id: it
+    /// restarted under a new one (one id per address).
+    pub replaced: Option<NodeId>,
+    /// A new id that sends from this node's own address: not a member.
+    pub shares_our_address: bool,
+    /// Members evicted to make room (the registry was full).
+    pub evicted: Vec<NodeId>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Registry {
     own_id: NodeId,
+    own_host: Ipv4Addr,
     nodes: BTreeMap<NodeId, Entry>,
+    /// Who is at each address (one id per address), ourselves included.
+    at_host: HashMap<Ipv4Addr, NodeId>,
     lost_for: Duration,
+    cap: usize,
+    /// Hosts whose tables are learnt though never proven (seed peers).
+    trusted_hosts: BTreeSet<Ipv4Addr>,
+    /// Learn every table, from anyone (the older implementation does).
+    trust_every_table: bool,
 }
 
 impl Registry {
@@ -110,108 +190,242 @@ impl Registry {
     /// `lost_for` (the protocol uses the `waiter` timeout).
     pub fn new(own_id: &str, own_host: Ipv4Addr, lost_for: Duration) -> Self {
         let mut nodes = BTreeMap::new();
-        nodes.insert(own_id.to_owned(), Entry::at(own_host));
-        Registry { own_id: own_id.to_owned(), nodes, lost_for }
+        nodes.insert(own_id.to_owned(), Entry { proven: true, ..Entry::heard(own_host, Time::ZERO) });
+        Registry {
+            own_id: own_id.to_owned(),
+            own_host,
+            nodes,
+            at_host: HashMap::from([(own_host, own_id.to_owned())]),
+            lost_for,
+            cap: MAX_NODES,
+            trusted_hosts: BTreeSet::new(),
+            trust_every_table: false,
+        }
+    }
+
+    /// Hold at most `cap` members (ourselves included); [`MAX_NODES`] by
+    /// default.
+    pub fn with_cap(mut self, cap: usize) -> Self {
+        self.cap = cap.max(1);
+        self
+    }
+
+    /// Learn the tables of members at these hosts (seed peers the operator
+    /// named) before they are proven.
+    pub fn trust_hosts(&mut self, hosts: impl IntoIterator<Item = Ipv4Addr>) {
+        self.trusted_hosts.extend(hosts);
+    }
+
+    /// Learn every table from anyone and take every member as proven, as
+    /// the older implementation does (its model in the simulation).
+    pub fn permissive(mut self) -> Self {
+        self.trust_every_table = true;
+        self
     }
 
     pub fn own_id(&self) -> &str {
         &self.own_id
     }
 
-    /// PROTOCOL section 6 for one inbound message, before the state acts:
-    /// ignore our own, add a newcomer (and answer it with a PING if it was
-    /// heard by broadcast), clear its lost mark, learn a TAKE_TOKEN's table.
-    pub fn receive<D>(&mut self, message: &Message<D>, from: Ipv4Addr, by_broadcast: bool) -> Reception {
+    /// How long a member that failed and was not heard from since stays.
+    pub fn forget_after(&self) -> Duration {
+        self.lost_for * FORGET_AFTER_PERIODS
+    }
+
+    /// PROTOCOL section 6 for one inbound message from `from` at `now`,
+    /// before the state acts: ignore our own, add a newcomer (and answer it
+    /// with a PING), clear its lost mark, learn a TAKE_TOKEN's table if its
+    /// author is proven.
+    pub fn receive<D>(&mut self, message: &Message<D>, from: Ipv4Addr, now: Time) -> Reception {
         let mut reception = Reception::default();
+        let author = message.author.as_str();
+        if author == self.own_id {
+            // Our own broadcast came back; from elsewhere, a twin or a forgery.
+            if from != self.own_host {
+                reception.impostor = Some(self.own_host);
+            }
+            return reception;
+        }
         // A message claiming a known node's id from another address is
         // dropped: nodes send everything from their own address. Unless
         // that node stopped answering there (a send failed, nothing heard
         // since): then it restarted at a new address, and the entry moves.
-        if let Some(known) = self.host_of(&message.author).filter(|h| *h != from) {
-            let entry = self.nodes.get_mut(&message.author).filter(|e| e.suspect && message.author != self.own_id);
-            match entry {
-                Some(entry) => {
-                    *entry = Entry::at(from);
-                    reception.moved_from = Some(known);
-                }
-                None => {
-                    reception.impostor = Some(known);
+        if let Some(entry) = self.nodes.get(author).filter(|e| e.host != from) {
+            let known = entry.host;
+            if !entry.suspect || from == self.own_host {
+                reception.impostor = Some(known);
+                return reception;
+            }
+            reception.replaced = self.vacate(from);
+            self.at_host.remove(&known);
+            self.at_host.insert(from, author.to_owned());
+            self.nodes.insert(author.to_owned(), Entry::heard(from, now));
+            reception.moved_from = Some(known);
+        }
+        let trusted = self.trusts_tables_of(author);
+        match self.nodes.get_mut(author) {
+            Some(entry) => {
+                reception.unmarked = entry.suspect || entry.lost_until.is_some();
+                entry.lost_until = None;
+                entry.suspect = false;
+                entry.failures = 0;
+                entry.failing_since = None;
+                entry.heard_at = Some(now);
+                entry.probe_due = false;
+                entry.evidence = now;
+            }
+            None => {
+                if from == self.own_host {
+                    reception.shares_our_address = true;
                     return reception;
                 }
-            }
-        }
-        reception.unmarked = self.nodes.get(&message.author).is_some_and(|e| e.suspect || e.lost_until.is_some());
-        match self.observe(&message.author, from) {
-            Observed::Own => return reception,
-            Observed::Known => {}
-            Observed::Newcomer => {
+                reception.replaced = self.vacate(from);
+                if self.nodes.len() >= self.cap {
+                    reception.evicted.extend(self.evict_one());
+                }
+                self.at_host.insert(from, author.to_owned());
+                self.nodes.insert(author.to_owned(), Entry::heard(from, now).permissive(self.trust_every_table));
                 reception.newcomer = true;
-                reception.ping_back = by_broadcast;
+                // By UDP, section 6's PING back; by TCP too, so that its
+                // port is proven and its next table learnt.
+                reception.ping_back = true;
             }
         }
         if let Body::TakeToken { nodes, .. } = &message.body {
-            let before = self.nodes.len();
-            reception.rejected = self.merge(nodes);
-            reception.learnt = self.nodes.len() - before;
+            let merged = self.merge(nodes, trusted, now);
+            (reception.learnt, reception.rejected, reception.untrusted) = merged;
         }
         reception.deliver = true;
         reception
     }
 
-    /// Section 6, steps 1 to 3: a message from `author` arrived from `host`.
-    pub fn observe(&mut self, author: &str, host: Ipv4Addr) -> Observed {
-        if author == self.own_id {
-            return Observed::Own;
-        }
-        match self.nodes.get_mut(author) {
-            Some(entry) => {
-                entry.lost_until = None;
-                entry.suspect = false;
-                entry.failures = 0;
-                Observed::Known
-            }
-            None => {
-                self.nodes.insert(author.to_owned(), Entry::at(host));
-                Observed::Newcomer
-            }
+    /// Whether the tables `author` sends are learnt: it is proven (its TCP
+    /// port accepted ours), or at a seed's address.
+    fn trusts_tables_of(&self, author: &str) -> bool {
+        self.trust_every_table
+            || self.nodes.get(author).is_some_and(|e| e.proven || self.trusted_hosts.contains(&e.host))
+    }
+
+    /// Free `host` for another id: remove whoever is there (not us).
+    fn vacate(&mut self, host: Ipv4Addr) -> Option<NodeId> {
+        let id = self.at_host.get(&host).filter(|id| **id != self.own_id)?.clone();
+        self.at_host.remove(&host);
+        self.nodes.remove(&id);
+        Some(id)
+    }
+
+    /// Remove the member least worth keeping: never proven before proven,
+    /// known only from tables before heard, then the longest unheard.
+    fn evict_one(&mut self) -> Option<NodeId> {
+        let id = self.nodes.iter().filter(|(id, _)| **id != self.own_id).min_by_key(|(_, e)| e.keep_rank())?.0.clone();
+        self.forget(&id);
+        Some(id)
+    }
+
+    fn forget(&mut self, id: &str) {
+        if let Some(entry) = self.nodes.remove(id) {
+            self.at_host.remove(&entry.host);
         }
     }
 
-    /// Section 6, step 4: add the unknown nodes of a TAKE_TOKEN's table.
-    /// A known node that stopped answering (suspect) takes the table's
-    /// address if it differs: it restarted elsewhere. Returns the entries
-    /// that were skipped because the host is not an IPv4 address or the id
-    /// is empty.
-    pub fn merge(&mut self, nodes: &Nodes) -> Vec<(NodeId, String)> {
-        let mut rejected = Vec::new();
+    /// Section 6, step 4: add the unknown nodes of a TAKE_TOKEN's table if
+    /// its author is `trusted`, one id per address and up to the cap. A
+    /// known node that stopped answering (suspect) takes the table's
+    /// address if it differs and is free: it restarted elsewhere. Returns
+    /// how many were learnt, the entries that are not an id and an IPv4
+    /// address (or beyond the cap), and how many new ones were not learnt
+    /// because the author is not trusted.
+    pub fn merge(&mut self, nodes: &Nodes, trusted: bool, now: Time) -> (usize, Vec<(NodeId, String)>, usize) {
+        let (mut learnt, mut rejected, mut untrusted) = (0, Vec::new(), 0);
         for (id, host) in nodes {
+            let Ok(host) = host.parse::<Ipv4Addr>() else {
+                rejected.push((id.clone(), host.clone()));
+                continue;
+            };
+            if *id == self.own_id {
+                continue;
+            }
+            let free = !self.at_host.contains_key(&host);
             if let Some(entry) = self.nodes.get_mut(id) {
-                if let Ok(host) = host.parse::<Ipv4Addr>() {
-                    if entry.suspect && entry.host != host && *id != self.own_id {
-                        *entry = Entry::at(host);
-                    }
+                if entry.suspect && entry.host != host && trusted && free {
+                    let old = std::mem::replace(entry, Entry::from_table(host, now));
+                    self.at_host.remove(&old.host);
+                    self.at_host.insert(host, id.clone());
                 }
                 continue;
             }
-            match host.parse::<Ipv4Addr>() {
-                Ok(host) if !id.is_empty() && self.nodes.len() < MAX_NODES => {
-                    self.nodes.insert(id.clone(), Entry::at(host));
-                }
-                _ => rejected.push((id.clone(), host.clone())),
+            if id.is_empty() || self.nodes.len() >= self.cap {
+                rejected.push((id.clone(), host.to_string()));
+            } else if !trusted {
+                untrusted += 1;
+            } else if free {
+                self.nodes.insert(id.clone(), Entry::from_table(host, now).permissive(self.trust_every_table));
+                self.at_host.insert(host, id.clone());
+                learnt += 1;
             }
         }
-        rejected
+        (learnt, rejected, untrusted)
     }
 
-    /// A TCP send to `id` failed (section 1).
-    /// The mark lasts `lost_for`, longer after repeated failures.
-    pub fn mark_lost(&mut self, id: &str, now: Time) {
-        if let Some(entry) = self.nodes.get_mut(id) {
-            let doublings = entry.failures.min(MAX_BACKOFF_DOUBLINGS);
-            entry.lost_until = Some(now + self.lost_for * (1 << doublings));
-            entry.suspect = true;
-            entry.failures = entry.failures.saturating_add(1);
+    /// A TCP send to `id` failed (section 1). The mark lasts `lost_for`,
+    /// longer after repeated failures. A member never proven to listen is
+    /// forgotten instead (it may never have existed); returns whether it
+    /// was.
+    pub fn mark_lost(&mut self, id: &str, now: Time) -> bool {
+        let Some(entry) = self.nodes.get_mut(id).filter(|_| id != self.own_id) else {
+            return false;
+        };
+        if !entry.proven {
+            self.forget(id);
+            return true;
         }
+        let doublings = entry.failures.min(MAX_BACKOFF_DOUBLINGS);
+        entry.lost_until = Some(now + self.lost_for * (1 << doublings));
+        entry.suspect = true;
+        entry.failures = entry.failures.saturating_add(1);
+        entry.failing_since.get_or_insert(now);
+        false
+    }
+
+    /// `id`'s TCP port at `host` accepted a connection of ours (a hand-off
+    /// or a PING): it is there.
+    pub fn delivered(&mut self, id: &str, host: Ipv4Addr, now: Time) {
+        if let Some(entry) = self.nodes.get_mut(id).filter(|e| e.host == host) {
+            entry.proven = true;
+            entry.lost_until = None;
+            entry.suspect = false;
+            entry.failures = 0;
+            entry.failing_since = None;
+            entry.probe_due = false;
+            entry.evidence = now;
+        }
+    }
+
+    /// Members known only from tables whose PING is due, at most `max`;
+    /// they are no longer due once returned.
+    pub fn take_probes(&mut self, max: usize) -> Vec<(NodeId, Ipv4Addr)> {
+        let mut due = Vec::new();
+        for (id, entry) in self.nodes.iter_mut().filter(|(_, e)| e.probe_due).take(max) {
+            entry.probe_due = false;
+            due.push((id.clone(), entry.host));
+        }
+        due
+    }
+
+    /// Forget the members that failed and were not heard from for
+    /// [`forget_after`](Self::forget_after); returns them.
+    pub fn forget_stale(&mut self, now: Time) -> Vec<NodeId> {
+        let limit = self.forget_after();
+        let stale: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, e)| e.failing_since.is_some_and(|since| now.saturating_sub(since) >= limit))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &stale {
+            self.forget(id);
+        }
+        stale
     }
 
     fn is_lost(entry: &Entry, now: Time) -> bool {
@@ -234,18 +448,22 @@ impl Registry {
 
     /// The node a hand-off tries next: the first after us in ring order
     /// that is not marked lost and was not `tried` in this hand-off, and
-    /// not a suspect unless `suspect_allowed`.
+    /// not a suspect (failed before, or never proven) unless
+    /// `suspect_allowed`.
     pub fn next_candidate(&self, now: Time, tried: &BTreeSet<NodeId>, suspect_allowed: bool) -> Option<Candidate> {
         self.after_us()
-            .find(|(id, entry)| {
-                !Self::is_lost(entry, now) && !tried.contains(*id) && (suspect_allowed || !entry.suspect)
+            .map(|(id, entry)| (id, entry, entry.suspect || !entry.proven))
+            .find(|(id, entry, suspect)| {
+                !Self::is_lost(entry, now) && !tried.contains(*id) && (suspect_allowed || !suspect)
             })
-            .map(|(id, entry)| Candidate { id: id.clone(), host: entry.host, suspect: entry.suspect })
+            .map(|(id, entry, suspect)| Candidate { id: id.clone(), host: entry.host, suspect })
     }
 
-    /// The table TAKE_TOKEN carries: every node, ourselves included.
+    /// The table TAKE_TOKEN carries: ourselves and every member heard or
+    /// proven (not those known only from tables: a made-up table is not
+    /// passed on).
     pub fn nodes(&self) -> Nodes {
-        self.nodes.iter().map(|(id, e)| (id.clone(), e.host.to_string())).collect()
+        self.nodes.iter().filter(|(_, e)| e.direct()).map(|(id, e)| (id.clone(), e.host.to_string())).collect()
     }
 
     /// A broadcast from `id` was heard: our broadcasts reach it (broadcast
@@ -258,26 +476,28 @@ impl Registry {
 
     /// The hosts of the other members that broadcasts do not reach: not
     /// heard by broadcast (`all`: every other member), each host once.
+    /// Members known only from tables get nothing until heard or proven.
     pub fn unicast_hosts(&self, all: bool) -> Vec<Ipv4Addr> {
-        let mut hosts: Vec<Ipv4Addr> = self
-            .nodes
+        // One id per address: the hosts are distinct.
+        self.nodes
             .iter()
-            .filter(|(id, e)| **id != self.own_id && (all || !e.broadcast))
+            .filter(|(id, e)| **id != self.own_id && e.direct() && (all || !e.broadcast))
             .map(|(_, e)| e.host)
-            .collect();
-        hosts.sort_unstable();
-        hosts.dedup();
-        hosts.retain(|h| Some(*h) != self.host_of(&self.own_id));
-        hosts
+            .collect()
     }
 
     /// Whether a member is known at `host`.
     pub fn has_host(&self, host: Ipv4Addr) -> bool {
-        self.nodes.values().any(|e| e.host == host)
+        self.at_host.contains_key(&host)
     }
 
     pub fn host_of(&self, id: &str) -> Option<Ipv4Addr> {
         self.nodes.get(id).map(|e| e.host)
+    }
+
+    /// Whether `id` is known and its TCP port accepted a connection of ours.
+    pub fn is_proven(&self, id: &str) -> bool {
+        self.nodes.get(id).is_some_and(|e| e.proven)
     }
 
     /// Every member in ring order.
@@ -302,10 +522,25 @@ mod tests {
         Ipv4Addr::new(127, 0, 0, last)
     }
 
+    const T0: Time = Time::from_secs(100);
+
+    fn ping(author: &str) -> Message<String> {
+        Message::new(author, Body::Ping)
+    }
+
+    fn take_token(author: &str, table: &[(&str, Ipv4Addr)]) -> Message<String> {
+        let nodes: Nodes = table.iter().map(|(id, h)| (id.to_string(), h.to_string())).collect();
+        let token = super::super::token::Token::new(0, author, 1);
+        Message::new(author, Body::TakeToken { token, nodes, data: String::new(), pacing: Default::default() })
+    }
+
+    /// Us at .1 and `others` at .10, .11, ...: heard, and proven.
     fn ring(own: &str, others: &[&str]) -> Registry {
         let mut r = Registry::new(own, ip(1), Duration::from_secs(2));
         for (i, id) in others.iter().enumerate() {
-            assert_eq!(r.observe(id, ip(10 + i as u8)), Observed::Newcomer);
+            let reception = r.receive(&ping(id), ip(10 + i as u8), T0);
+            assert!(reception.newcomer && reception.ping_back);
+            r.delivered(id, ip(10 + i as u8), T0);
         }
         r
     }
@@ -313,41 +548,40 @@ mod tests {
     #[test]
     fn own_messages_are_recognised() {
         let mut r = ring("n1", &[]);
-        assert_eq!(r.observe("n1", ip(1)), Observed::Own);
+        let reception = r.receive(&ping("n1"), ip(1), T0);
+        assert!(!reception.deliver && reception.impostor.is_none());
         assert_eq!(r.len(), 1);
     }
 
     #[test]
     fn alone_there_is_no_next() {
         let r = ring("n1", &[]);
-        assert_eq!(r.next(Time::ZERO), None);
+        assert_eq!(r.next(T0), None);
     }
 
     #[test]
     fn next_is_the_following_id_byte_wise_and_wraps() {
-        let now = Time::from_secs(100);
         let r = ring("n2", &["n1", "n3", "n10"]);
         // Byte-wise order: n1 < n10 < n2 < n3.
-        assert_eq!(r.next(now).unwrap().0, "n3");
+        assert_eq!(r.next(T0).unwrap().0, "n3");
         let r = ring("n3", &["n1", "n2", "n10"]);
-        assert_eq!(r.next(now).unwrap().0, "n1");
+        assert_eq!(r.next(T0).unwrap().0, "n1");
         let r = ring("n1", &["n2", "n10"]);
-        assert_eq!(r.next(now).unwrap().0, "n10");
+        assert_eq!(r.next(T0).unwrap().0, "n10");
     }
 
     #[test]
     fn lost_nodes_are_skipped_until_the_mark_expires() {
-        let now = Time::from_secs(100);
         let mut r = ring("a", &["b", "c"]);
-        r.mark_lost("b", now);
-        assert_eq!(r.next(now).unwrap().0, "c");
-        assert_eq!(r.next(now + Duration::from_millis(1999)).unwrap().0, "c");
-        assert_eq!(r.next(now + Duration::from_secs(2)).unwrap().0, "b");
+        assert!(!r.mark_lost("b", T0), "a proven member is marked, not forgotten");
+        assert_eq!(r.next(T0).unwrap().0, "c");
+        assert_eq!(r.next(T0 + Duration::from_millis(1999)).unwrap().0, "c");
+        assert_eq!(r.next(T0 + Duration::from_secs(2)).unwrap().0, "b");
     }
 
     #[test]
     fn repeated_failures_lengthen_the_lost_mark_up_to_32_times() {
-        let mut now = Time::from_secs(100);
+        let mut now = T0;
         let mut r = ring("a", &["b", "c"]);
         for expected_secs in [2, 4, 8, 16, 32, 64, 64] {
             r.mark_lost("b", now);
@@ -356,35 +590,33 @@ mod tests {
             assert_eq!(r.next(expires).unwrap().0, "b");
             now = expires;
         }
-        r.observe("b", ip(10));
+        r.receive(&ping("b"), ip(10), now);
         r.mark_lost("b", now);
         assert_eq!(r.next(now + Duration::from_secs(2)).unwrap().0, "b", "heard from: back to one period");
     }
 
     #[test]
     fn any_message_clears_the_lost_mark() {
-        let now = Time::from_secs(100);
         let mut r = ring("a", &["b", "c"]);
-        r.mark_lost("b", now);
-        assert_eq!(r.observe("b", ip(10)), Observed::Known);
-        assert_eq!(r.next(now).unwrap().0, "b");
+        r.mark_lost("b", T0);
+        let reception = r.receive(&ping("b"), ip(10), T0);
+        assert!(reception.unmarked && reception.deliver && !reception.newcomer);
+        assert_eq!(r.next(T0).unwrap().0, "b");
     }
 
     #[test]
     fn all_others_lost_means_alone() {
-        let now = Time::from_secs(100);
         let mut r = ring("a", &["b"]);
-        r.mark_lost("b", now);
-        assert_eq!(r.next(now), None);
+        r.mark_lost("b", T0);
+        assert_eq!(r.next(T0), None);
     }
 
     #[test]
     fn a_hand_off_tries_each_node_once_and_at_most_one_suspect() {
-        let now = Time::from_secs(100);
         let mut r = ring("c", &["a", "d", "e"]);
-        r.mark_lost("d", now);
-        r.mark_lost("e", now);
-        let later = now + Duration::from_secs(3); // both marks expired
+        r.mark_lost("d", T0);
+        r.mark_lost("e", T0);
+        let later = T0 + Duration::from_secs(3); // both marks expired
         let mut tried = BTreeSet::new();
         let first = r.next_candidate(later, &tried, true).unwrap();
         assert_eq!((first.id.as_str(), first.suspect), ("d", true));
@@ -395,58 +627,137 @@ mod tests {
         tried.insert(second.id);
         assert_eq!(r.next_candidate(later, &tried, false), None);
         // Hearing from e clears its suspicion.
-        r.observe("e", ip(12));
+        r.receive(&ping("e"), ip(12), later);
         assert_eq!(r.next_candidate(later, &tried, false).unwrap().id, "e");
     }
 
     #[test]
     fn a_message_claiming_a_known_id_from_another_address_is_dropped() {
         let mut r = ring("a", &["b"]);
-        let forged = Message::<String>::new("b", Body::Ping);
-        let reception = r.receive(&forged, ip(66), true);
+        let reception = r.receive(&ping("b"), ip(66), T0);
         assert_eq!(reception.impostor, Some(ip(10)));
         assert!(!reception.deliver);
-        let forged_self = Message::<String>::new("a", Body::Ping);
-        assert!(r.receive(&forged_self, ip(66), true).impostor.is_some());
-        let genuine = Message::<String>::new("b", Body::Ping);
-        assert!(r.receive(&genuine, ip(10), true).deliver);
+        // Our own id from elsewhere: a twin or a forgery, named, dropped.
+        let twin = r.receive(&ping("a"), ip(66), T0);
+        assert_eq!((twin.impostor, twin.deliver), (Some(ip(1)), false));
+        assert!(r.receive(&ping("b"), ip(10), T0).deliver);
+        assert_eq!(r.host_of("b"), Some(ip(10)));
     }
 
     #[test]
     fn a_node_that_stopped_answering_at_its_address_may_come_back_at_another() {
-        let now = Time::from_secs(100);
         let mut r = ring("a", &["b"]);
-        let ping = Message::<String>::new("b", Body::Ping);
         // While b answers at its address, another address is an impostor.
-        assert!(r.receive(&ping, ip(66), true).impostor.is_some());
+        assert!(r.receive(&ping("b"), ip(66), T0).impostor.is_some());
         // A send to b failed: b restarted elsewhere, and the entry follows.
-        r.mark_lost("b", now);
-        let reception = r.receive(&ping, ip(66), true);
+        r.mark_lost("b", T0);
+        let reception = r.receive(&ping("b"), ip(66), T0);
         assert_eq!((reception.impostor, reception.moved_from), (None, Some(ip(10))));
         assert!(reception.deliver);
         assert_eq!(r.host_of("b"), Some(ip(66)));
-        assert_eq!(r.next(now).unwrap().0, "b", "not lost at its new address");
+        assert!(!r.has_host(ip(10)));
+        assert_eq!(r.next(T0).unwrap().0, "b", "not lost at its new address");
         // Our own id never moves.
-        let twin = Message::<String>::new("a", Body::Ping);
-        assert!(r.receive(&twin, ip(67), true).impostor.is_some());
-        // Others learn the new address from a token's table.
-        let mut other = ring("c", &["b"]);
-        other.mark_lost("b", now);
-        let table: Nodes = [("b".to_string(), ip(66).to_string())].into_iter().collect();
-        other.merge(&table);
+        assert!(r.receive(&ping("a"), ip(67), T0).impostor.is_some());
+        // Others learn the new address from a proven member's table.
+        let mut other = ring("c", &["b", "d"]);
+        other.mark_lost("b", T0);
+        other.receive(&take_token("d", &[("b", ip(66))]), ip(11), T0);
         assert_eq!(other.host_of("b"), Some(ip(66)));
-        let mut healthy = ring("c", &["b"]);
-        healthy.merge(&table);
+        let mut healthy = ring("c", &["b", "d"]);
+        healthy.receive(&take_token("d", &[("b", ip(66))]), ip(11), T0);
         assert_eq!(healthy.host_of("b"), Some(ip(10)), "an answering node is not moved by a table");
     }
 
     #[test]
+    fn one_id_per_address_a_new_id_there_replaces_the_old_one() {
+        let mut r = ring("a", &["b", "c"]);
+        // b restarted under another id at its address.
+        let reception = r.receive(&ping("b2"), ip(10), T0);
+        assert_eq!(reception.replaced.as_deref(), Some("b"));
+        assert!(reception.newcomer && reception.deliver);
+        assert_eq!(r.members(T0).iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["a", "b2", "c"]);
+        // 20,000 ids from one address hold one entry.
+        for i in 0..20_000 {
+            r.receive(&ping(&format!("sybil-{i:06}")), ip(99), T0);
+        }
+        assert_eq!(r.len(), 4);
+        // A table cannot put a second id at a member's address.
+        r.receive(&take_token("c", &[("x", ip(11)), ("y", ip(1))]), ip(11), T0);
+        assert_eq!(r.len(), 4);
+        // A new id from our own address is named, not added.
+        let ours = r.receive(&ping("z"), ip(1), T0);
+        assert!(ours.shares_our_address && !ours.deliver);
+        assert_eq!(r.len(), 4);
+    }
+
+    #[test]
+    fn a_flood_of_new_ids_keeps_the_cap_and_evicts_the_never_proven_first() {
+        let mut r = ring("a", &["b", "c"]).with_cap(100);
+        let mut evicted = 0;
+        for i in 0..2_000u32 {
+            let host = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 0)) + i);
+            let reception = r.receive(&ping(&format!("sybil-{i:06}")), host, T0 + Duration::from_millis(i.into()));
+            evicted += reception.evicted.len();
+        }
+        assert_eq!(r.len(), 100);
+        assert_eq!(evicted, 2_000 - 97);
+        assert!(r.host_of("b").is_some() && r.host_of("c").is_some(), "proven members stay");
+    }
+
+    #[test]
+    fn tables_are_learnt_from_proven_members_only_and_what_they_add_earns_its_place() {
+        let mut r = ring("a", &["b"]);
+        // A stranger's first message: its table is not learnt.
+        let stranger = r.receive(&take_token("s", &[("f1", ip(201)), ("f2", ip(202))]), ip(50), T0);
+        assert!(stranger.newcomer && stranger.deliver);
+        assert_eq!((stranger.learnt, stranger.untrusted), (0, 2));
+        assert!(r.host_of("f1").is_none());
+        // A proven member's table is.
+        let told = r.receive(&take_token("b", &[("m", ip(30))]), ip(10), T0);
+        assert_eq!(told.learnt, 1);
+        // Known only from a table: no unicast copies, not passed on, a
+        // PING is due to prove it, and it counts as a suspect in a hand-off.
+        assert!(!r.unicast_hosts(true).contains(&ip(30)));
+        assert!(!r.nodes().contains_key("m"));
+        assert_eq!(r.take_probes(10), vec![("m".to_string(), ip(30))]);
+        assert!(r.take_probes(10).is_empty(), "one PING");
+        let first = r.next_candidate(T0, &BTreeSet::new(), true).unwrap();
+        assert_eq!((first.id.as_str(), first.suspect), ("b", false));
+        let tried = BTreeSet::from(["b".to_string()]);
+        assert!(r.next_candidate(T0, &tried, true).unwrap().suspect);
+        // Its port answered: proven, passed on, sent copies.
+        r.delivered("m", ip(30), T0);
+        assert!(r.nodes().contains_key("m") && r.unicast_hosts(true).contains(&ip(30)));
+        // One that never answers is forgotten on its first failure.
+        r.receive(&take_token("b", &[("ghost", ip(31))]), ip(10), T0);
+        assert!(r.mark_lost("ghost", T0));
+        assert!(r.host_of("ghost").is_none());
+    }
+
+    #[test]
+    fn a_member_that_fails_and_is_not_heard_from_is_forgotten_in_time() {
+        let mut r = ring("a", &["b", "c"]);
+        r.mark_lost("b", T0);
+        let limit = r.forget_after();
+        assert!(r.forget_stale(T0 + limit - Duration::from_millis(1)).is_empty());
+        r.mark_lost("b", T0 + limit / 2);
+        assert_eq!(r.forget_stale(T0 + limit), vec!["b".to_string()], "counted from its first failure");
+        assert!(r.host_of("b").is_none() && r.host_of("c").is_some());
+        // It rejoins with its first message.
+        assert!(r.receive(&ping("b"), ip(10), T0 + limit).newcomer);
+    }
+
+    #[test]
     fn a_huge_node_table_is_learnt_only_up_to_the_cap() {
-        let mut r = ring("a", &[]);
-        let nodes: Nodes = (0..5000).map(|i| (format!("x{i}"), "127.0.0.9".to_string())).collect();
-        let rejected = r.merge(&nodes);
+        let mut r = ring("a", &["b"]);
+        let nodes: Nodes = (0..5000u32)
+            .map(|i| (format!("x{i}"), Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 2, 0, 0)) + i).to_string()))
+            .collect();
+        let (learnt, rejected, _) = r.merge(&nodes, true, T0);
         assert_eq!(r.len(), MAX_NODES);
-        assert_eq!(rejected.len(), 5000 - (MAX_NODES - 1));
+        assert_eq!(learnt, MAX_NODES - 2);
+        assert_eq!(rejected.len(), 5000 - (MAX_NODES - 2));
     }
 
     #[test]
@@ -457,12 +768,12 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-        let rejected = r.merge(&nodes);
-        assert_eq!(rejected.len(), 2);
+        let (learnt, rejected, _) = r.merge(&nodes, true, T0);
+        assert_eq!((learnt, rejected.len()), (1, 2));
         assert_eq!(r.host_of("a"), Some(ip(1)), "known entries are not overwritten");
         assert_eq!(r.host_of("b"), Some(ip(10)));
         assert_eq!(r.host_of("c"), Some(ip(7)));
         assert_eq!(r.host_of("d"), None);
-        assert_eq!(r.nodes().len(), 3);
+        assert_eq!(r.len(), 3);
     }
 }

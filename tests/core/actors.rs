@@ -105,12 +105,16 @@ impl Log {
             .collect()
     }
 
+    /// TCP sends, but for the PINGs that prove members' ports.
     fn sends(&self) -> Vec<(Ipv4Addr, Message)> {
         self.0
             .lock()
             .unwrap()
             .iter()
-            .filter_map(|(_, e)| if let Event::Send(to, m) = e { Some((*to, m.clone())) } else { None })
+            .filter_map(|(_, e)| match e {
+                Event::Send(to, m) if m.body != Body::Ping => Some((*to, m.clone())),
+                _ => None,
+            })
             .collect()
     }
 }
@@ -151,9 +155,11 @@ impl Handler<Broadcast> for Recorder {
 impl Handler<SendTo> for Recorder {
     type Result = ResponseFuture<Result<(), SendError>>;
     fn handle(&mut self, msg: SendTo, _: &mut Context<Self>) -> Self::Result {
+        // Members answer PINGs; what fails is the hand-off.
+        let token = matches!(msg.message.body, Body::TakeToken { .. });
         self.log.push(Event::Send(msg.to, msg.message));
         let addr = SocketAddrV4::new(msg.to, 8239);
-        let reach = self.unreachable.get(&msg.to).copied();
+        let reach = self.unreachable.get(&msg.to).copied().filter(|_| token);
         let patience = msg.patience.unwrap_or(ms(1000));
         Box::pin(async move {
             match reach {
@@ -222,6 +228,13 @@ fn start_recorded_with(
     let me = Ipv4Addr::new(127, 0, 0, 5);
     let addr = StateMachine::new(node(id, me, timing), peers, pi(), me, None).start();
     (addr, log, members)
+}
+
+/// A member at `host` makes itself known: the node PINGs it back, the
+/// recorder answers, and it is proven (its tables are learnt).
+async fn introduce(addr: &Addr<StateMachine>, author: &str, host: Ipv4Addr) {
+    addr.do_send(Inbound { message: Message::new(author, Body::Ping), from: host, via: Via::Udp, unchecked: None });
+    sleep(ms(1)).await;
 }
 
 fn deliver(addr: &Addr<StateMachine>, author: &str, body: Body) {
@@ -331,6 +344,7 @@ async fn timers_of_a_left_state_never_fire() {
 #[actix_rt::test(system = "PausedSystem")]
 async fn take_token_hand_off_goes_to_the_next_node_in_ring_order_then_waiter() {
     let (node, log) = start_recorded("n5", timing(300));
+    introduce(&node, "n1", PEER).await;
     deliver(
         &node,
         "n1",
@@ -390,6 +404,9 @@ async fn a_hand_off_skips_a_refused_and_a_stalled_member_and_reaches_the_next() 
     let n7 = Ipv4Addr::new(127, 0, 0, 7);
     let unreachable = HashMap::from([(n6, Reach::Refused), (n7, Reach::Stalled)]);
     let (node, log, members) = start_recorded_with("n5", timing(0), unreachable);
+    for (id, host) in [("n1", PEER), ("n6", n6), ("n7", n7)] {
+        introduce(&node, id, host).await;
+    }
     let t0 = Instant::now();
     deliver(&node, "n1", take_token_with(42, &[("n6", n6), ("n7", n7)]));
     assert_eq!(state(&node).await, StateName::Owner);

@@ -14,7 +14,7 @@
 //! shipping `Registry`) and the section 7 rules of the original diagram.
 
 use pi_ring::protocol::machine::TimerKind;
-use pi_ring::protocol::registry::Registry;
+use pi_ring::protocol::registry::{Reception, Registry};
 use pi_ring::protocol::{Body, Message, NodeId, StateName, Token};
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
@@ -67,7 +67,7 @@ impl Legacy {
     pub fn new(id: &str, host: Ipv4Addr, timing: pi_ring::protocol::machine::Timing) -> Self {
         Legacy {
             id: id.to_owned(),
-            registry: Registry::new(id, host, timing.waiter),
+            registry: Registry::new(id, host, timing.waiter).permissive(),
             state: StateName::None,
             data: String::new(),
             author: id.to_owned(),
@@ -110,8 +110,10 @@ impl Legacy {
         raw: Option<String>,
         from: Ipv4Addr,
         broadcast: bool,
+        now: Duration,
     ) -> Vec<LegacyAction> {
-        let reception = self.registry.receive(&message, from, broadcast);
+        let reception = self.registry.receive(&message, from, now);
+        let reception = Reception { ping_back: reception.ping_back && broadcast, ..reception };
         if reception.ping_back {
             self.out.push(LegacyAction::Send(from, Body::Ping));
         }

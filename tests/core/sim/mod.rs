@@ -117,6 +117,14 @@ enum Event {
         delivered: bool,
         timed_out: bool,
     },
+    Probed {
+        node: usize,
+        incarnation: u64,
+        id: NodeId,
+        host: Ipv4Addr,
+        delivered: bool,
+        timed_out: bool,
+    },
     LegacyTimer {
         node: usize,
         incarnation: u64,
@@ -413,7 +421,7 @@ impl Sim {
                     }
                     Kind::Legacy => {
                         let Running::Legacy(l) = &mut self.nodes[to].running else { return };
-                        let actions = l.receive(message, raw, from_host, via == Via::Udp);
+                        let actions = l.receive(message, raw, from_host, via == Via::Udp, self.now);
                         self.legacy_actions(to, actions);
                     }
                 }
@@ -438,6 +446,17 @@ impl Sim {
                         (false, false) => Err(SendError::Connect { addr, reason: "refused".into() }),
                     };
                     self.input(node, Input::TokenSent { attempt, result });
+                }
+            }
+            Event::Probed { node, incarnation, id, host, delivered, timed_out } => {
+                if self.current(node, incarnation) {
+                    let addr = SocketAddrV4::new(host, 8239);
+                    let result = match (delivered, timed_out) {
+                        (true, _) => Ok(()),
+                        (false, true) => Err(SendError::ConnectTimeout { addr }),
+                        (false, false) => Err(SendError::Refused { addr }),
+                    };
+                    self.input(node, Input::Probed { id, host, result });
                 }
             }
             Event::LegacyTimer { node, incarnation, timer, seq } => {
@@ -554,6 +573,12 @@ impl Sim {
                     self.send(i, j, message);
                 }
             }
+            Action::Probe { id, to, message } => {
+                let Some(j) = self.nodes.iter().position(|n| n.host == to) else { return };
+                let (delivered, timed_out, wait) = self.hand_over(i, j, message, None);
+                let event = Event::Probed { node: i, incarnation, id, host: to, delivered, timed_out };
+                self.at(self.now + wait, event);
+            }
             Action::SendToken { attempt, to, host, message, patience } => {
                 let j = self.nodes.iter().position(|n| n.host == host).expect("registry hosts are sim hosts");
                 let (delivered, timed_out, wait) = self.hand_over(i, j, message, None);
@@ -591,7 +616,6 @@ impl Sim {
             }
             Action::Persist { expansion, own_revision } => self.nodes[i].saved = (expansion, own_revision),
             Action::Members(_) => {}
-            Action::Halt(reason) => self.log(Some(i), format!("halts: {reason}")),
             Action::Exit => {
                 self.log(Some(i), "exits".into());
                 self.nodes[i].running = Running::Down;
