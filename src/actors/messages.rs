@@ -54,6 +54,9 @@ pub struct SendTo {
     /// The longest wait without progress (connect, or a write), if shorter
     /// than the endpoint's connect timeout.
     pub patience: Option<std::time::Duration>,
+    /// The longest the whole delivery may take, if shorter than its size
+    /// at the minimum rate allows.
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// The ring's membership changed: every member in ring order.

@@ -96,6 +96,30 @@ pub struct RunningNode {
 /// Open the sockets and start the four actors. Must be called inside a
 /// running actix system.
 pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, StartError> {
+    // The saved expansion is loaded and checked before any socket opens:
+    // a node that answers the ring is ready to take the token.
+    let machine_config = Config {
+        id: config.id.clone(),
+        timing: config.timing.clone(),
+        max_len: config.target_digits.saturating_add(2),
+    };
+    let (node, persister) = match &config.data_dir {
+        None => (Node::new(machine_config, config.bind, Expansion::empty(), 0), None),
+        Some(dir) => {
+            let (saved, wrong_from) = persist::load(dir, &pi)?;
+            if let Some(correct) = wrong_from {
+                log::warn!("{}: the saved expansion is wrong after {correct} characters; keeping those", dir.display());
+            }
+            log::info!(
+                "resuming from {} saved digits (verified) and revision {} in {}",
+                saved.expansion.fraction_digits(),
+                saved.own_revision,
+                dir.display()
+            );
+            let persister = persist::Persister::start(dir.clone(), &saved);
+            (Node::new(machine_config, config.bind, saved.expansion, saved.own_revision), Some(persister))
+        }
+    };
     // The endpoints deliver to the state machine, which in turn needs the
     // endpoints: create its context first to break the cycle.
     let state_ctx = Context::<StateMachine>::new();
@@ -132,28 +156,6 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
     let udp = udp.start();
     let tcp = tcp.start();
 
-    let machine_config = Config {
-        id: config.id.clone(),
-        timing: config.timing.clone(),
-        max_len: config.target_digits.saturating_add(2),
-    };
-    let (node, persister) = match &config.data_dir {
-        None => (Node::new(machine_config, config.bind, Expansion::empty(), 0), None),
-        Some(dir) => {
-            let (saved, wrong_from) = persist::load(dir, &pi)?;
-            if let Some(correct) = wrong_from {
-                log::warn!("{}: the saved expansion is wrong after {correct} characters; keeping those", dir.display());
-            }
-            log::info!(
-                "resuming from {} saved digits (verified) and revision {} in {}",
-                saved.expansion.fraction_digits(),
-                saved.own_revision,
-                dir.display()
-            );
-            let persister = persist::Persister::start(dir.clone(), &saved);
-            (Node::new(machine_config, config.bind, saved.expansion, saved.own_revision), Some(persister))
-        }
-    };
     let node = node.with_discovery(config.peers.clone(), !config.no_broadcast);
     let registry = RegistryActor::new().start();
     let peers = Peers {

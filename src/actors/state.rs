@@ -158,7 +158,7 @@ impl StateMachine {
                 ctx.spawn(
                     async move {
                         let kind = message.body.kind();
-                        match tcp.send(SendTo { to, message, patience: None }).await {
+                        match tcp.send(SendTo { to, message, patience: None, deadline: None }).await {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => log::debug!("reply {kind:?} to {to} not delivered: {e}"),
                             Err(e) => log::debug!("reply {kind:?} to {to} not delivered: {e}"),
@@ -168,14 +168,19 @@ impl StateMachine {
                 );
             }
             Action::Probe { id, to, message } => {
-                let send = self.peers.tcp.send(SendTo { to, message, patience: None });
+                let send = self.peers.tcp.send(SendTo { to, message, patience: None, deadline: None });
                 ctx.spawn(send.into_actor(self).map(move |result, act, ctx| {
                     let result = result.unwrap_or(Err(crate::error::SendError::EndpointGone));
                     act.feed(Input::Probed { id, host: to, result }, ctx);
                 }));
             }
-            Action::SendToken { attempt, to: _, host, message, patience } => {
-                let send = self.peers.tcp.send(SendTo { to: host, message, patience: Some(patience) });
+            Action::SendToken { attempt, to: _, host, message, patience, deadline } => {
+                let send = self.peers.tcp.send(SendTo {
+                    to: host,
+                    message,
+                    patience: Some(patience),
+                    deadline: Some(deadline),
+                });
                 ctx.spawn(send.into_actor(self).map(move |result, act, ctx| {
                     let result = result.unwrap_or(Err(crate::error::SendError::EndpointGone));
                     act.feed(Input::TokenSent { attempt, result }, ctx);

@@ -33,7 +33,8 @@ use tokio::sync::Semaphore;
 /// so a flood of valid datagrams cannot exhaust the file descriptors.
 pub const MAX_REPLIES_IN_FLIGHT: usize = 64;
 
-/// Messages at least this large are decoded off the event loop.
+/// Messages at least this large are decoded, encoded and sealed off the
+/// event loop.
 const BLOCKING_DECODE_BYTES: usize = 64 * 1024;
 
 /// Slowest average transfer that is never cut short (bytes/s): far below
@@ -125,6 +126,8 @@ impl Actor for TcpEndpoint {
             warnings: Rc::new(RefCell::new(WarnLimiter::new(5))),
             slots: Arc::new(Semaphore::new(self.config.max_connections)),
             waiting: Rc::new(Cell::new(false)),
+            buffered: Rc::new(Cell::new(0)),
+            budget: inbound_budget(self.config.max_message_bytes),
         };
         ctx.spawn(server.accept_loop(listener).into_actor(self));
     }
@@ -140,6 +143,40 @@ struct Server {
     slots: Arc<Semaphore>,
     /// An accepted connection waits for a slot: the node is flooded.
     waiting: Rc<Cell<bool>>,
+    /// Bytes buffered by all inbound connections together, and the most
+    /// allowed ([`inbound_budget`]).
+    buffered: Rc<Cell<usize>>,
+    budget: usize,
+}
+
+/// The most bytes all inbound connections may buffer together: two of the
+/// largest messages (a hand-off and a merging one) and some room for small
+/// ones. Without it, 256 slow senders of nearly 32 MiB each could take 8 GiB.
+pub fn inbound_budget(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(2).saturating_add(16 << 20)
+}
+
+/// The share of [`Server::buffered`] one connection holds, given back when
+/// it is dropped.
+struct Charge {
+    buffered: Rc<Cell<usize>>,
+    bytes: usize,
+}
+
+impl Charge {
+    /// Hold `capacity` bytes in all; false if that would exceed `budget`.
+    fn hold(&mut self, capacity: usize, budget: usize) -> bool {
+        let others = self.buffered.get() - self.bytes;
+        self.bytes = capacity;
+        self.buffered.set(others + capacity);
+        others + capacity <= budget
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.buffered.set(self.buffered.get() - self.bytes);
+    }
 }
 
 impl Server {
@@ -177,7 +214,8 @@ impl Server {
     }
 
     async fn serve(&self, mut stream: TcpStream, peer: SocketAddrV4) {
-        let Some(buf) = self.read_message(&mut stream, peer).await else { return };
+        let mut charge = Charge { buffered: Rc::clone(&self.buffered), bytes: 0 };
+        let Some(buf) = self.read_message(&mut stream, peer, &mut charge).await else { return };
         drop(stream);
         let from = *peer.ip();
         let Some((message, unchecked)) = self.decode(buf, from).await else {
@@ -190,7 +228,7 @@ impl Server {
     /// than the size cap, takes longer than the read timeout, or is too slow
     /// by [`Pace`] (idle or byte-a-second clients) is closed with a warning,
     /// so slow clients cannot hold the connection slots.
-    async fn read_message(&self, stream: &mut TcpStream, peer: SocketAddrV4) -> Option<Vec<u8>> {
+    async fn read_message(&self, stream: &mut TcpStream, peer: SocketAddrV4, charge: &mut Charge) -> Option<Vec<u8>> {
         let cap = self.config.max_message_bytes;
         let started = tokio::time::Instant::now();
         let mut buf = Vec::new();
@@ -207,6 +245,16 @@ impl Server {
             };
             // Grow as data comes: an idle connection costs no buffer.
             buf.reserve(if buf.is_empty() { 4096 } else { 64 * 1024 });
+            if !charge.hold(buf.capacity(), self.budget) {
+                warn_limited!(
+                    self.warnings.borrow_mut(),
+                    "closed a connection from {peer}: all connections together buffer more than {} bytes \
+                     ({} bytes from this one)",
+                    self.budget,
+                    buf.len()
+                );
+                return None;
+            }
             match tokio::time::timeout(left.min(RATE_CHECK), stream.read_buf(&mut buf)).await {
                 Ok(Ok(0)) => return Some(buf),
                 Ok(Ok(_)) => {
@@ -289,8 +337,17 @@ impl Server {
 /// stopped process, a frozen machine, a hostile member) cannot hold the
 /// sender for ever: the connect by `patience`; each write by `patience`
 /// without progress; the whole transfer by the time it takes at
-/// [`MIN_RATE`] (the rate receivers demand too), plus `patience`.
-async fn send_message(bind: Ipv4Addr, to: SocketAddrV4, bytes: &[u8], patience: Duration) -> Result<(), SendError> {
+/// [`MIN_RATE`] (the rate receivers demand too), plus `patience`, and by
+/// `limit` if given (a hand-off: the recovery bound, so a member reading a
+/// few KB/s cannot hold the token longer than losing it would cost).
+async fn send_message(
+    bind: Ipv4Addr,
+    to: SocketAddrV4,
+    bytes: &[u8],
+    patience: Duration,
+    limit: Option<Duration>,
+) -> Result<(), SendError> {
+    let started = tokio::time::Instant::now();
     let connect_timeout = patience;
     let connect_error = |e: std::io::Error| SendError::Connect { addr: to, reason: e.to_string() };
     let socket = TcpSocket::new_v4().map_err(connect_error)?;
@@ -309,8 +366,9 @@ async fn send_message(bind: Ipv4Addr, to: SocketAddrV4, bytes: &[u8], patience: 
     let _ = stream.set_nodelay(true);
     let write_error = |e: std::io::Error| SendError::Write { addr: to, reason: e.to_string() };
     let stalled = |written: usize| SendError::WriteStalled { addr: to, written, total: bytes.len() };
-    let deadline =
-        tokio::time::Instant::now() + connect_timeout + Duration::from_secs_f64(bytes.len() as f64 / MIN_RATE);
+    let by_size = connect_timeout + Duration::from_secs_f64(bytes.len() as f64 / MIN_RATE);
+    let deadline = tokio::time::Instant::now() + by_size;
+    let deadline = limit.map_or(deadline, |limit| deadline.min(started + limit));
     let mut written = 0;
     while written < bytes.len() {
         let limit = deadline.min(tokio::time::Instant::now() + connect_timeout);
@@ -359,6 +417,11 @@ impl Handler<SendTo> for TcpEndpoint {
         let to = SocketAddrV4::new(msg.to, self.config.port);
         let connect_timeout = msg.patience.map_or(self.config.connect_timeout, |p| p.min(self.config.connect_timeout));
         let auth = self.config.auth.clone();
+        let limit = msg.deadline;
+        let message_len = match &msg.message.body {
+            crate::protocol::Body::TakeToken { data, .. } => data.len(),
+            _ => 0,
+        };
         // A hand-off (it has its own patience) always goes; answers and
         // PINGs wait for no slot: when all are taken, they are not sent.
         let slot = match msg.patience {
@@ -370,11 +433,21 @@ impl Handler<SendTo> for TcpEndpoint {
         };
         Box::pin(async move {
             let _slot = slot;
-            let mut bytes = msg.message.encode();
-            if let Some(auth) = auth {
-                bytes = auth.seal(bytes);
-            }
-            send_message(bind, to, &bytes, connect_timeout).await
+            // A large TAKE_TOKEN is encoded and sealed on a blocking
+            // thread: the event loop keeps heart-beating and answering.
+            let encode = move || {
+                let bytes = msg.message.encode();
+                match auth {
+                    Some(auth) => auth.seal(bytes),
+                    None => bytes,
+                }
+            };
+            let bytes = if message_len >= BLOCKING_DECODE_BYTES {
+                tokio::task::spawn_blocking(encode).await.map_err(|_| SendError::EndpointGone)?
+            } else {
+                encode()
+            };
+            send_message(bind, to, &bytes, connect_timeout, limit).await
         })
     }
 }

@@ -98,7 +98,10 @@ pub enum Action {
     /// `patience` without progress (connecting, or writing): the holder
     /// heart-beats meanwhile, so a member that is off or stopped must not
     /// hold the token for long.
-    SendToken { attempt: u64, to: NodeId, host: Ipv4Addr, message: Message, patience: Duration },
+    /// The whole hand-off, whatever its size, finishes or fails within
+    /// `deadline` (the recovery bound): a member that reads slowly cannot
+    /// hold the token for longer than losing it would cost.
+    SendToken { attempt: u64, to: NodeId, host: Ipv4Addr, message: Message, patience: Duration, deadline: Duration },
     /// Compute the expansion of length `len` off the event loop, after
     /// verifying `check` (digits handed with the token) if given; report
     /// both with [`Input::Computed`].
@@ -168,6 +171,9 @@ pub struct Node {
     /// the `waiter` timeout, so a round past a member that is off costs far
     /// less than a recovery.
     patience: Duration,
+    /// How long a whole hand-off may take: the recovery bound (`waiter +
+    /// looser_answer + generating`).
+    hand_off_deadline: Duration,
     /// How long the last delivered TAKE_TOKEN took to send: the estimate of
     /// the next one's time in transit, which the pacing it carries adds
     /// (the receiver cannot measure it).
@@ -213,6 +219,7 @@ impl Node {
         let persisted = (expansion.len(), own_revision);
         let patience = config.timing.waiter / 2;
         let period = config.timing.looser_ask.min(config.timing.heartbeat);
+        let hand_off_deadline = config.timing.waiter + config.timing.looser_answer + config.timing.generating;
         Node {
             machine: Machine::with_expansion(config, expansion, own_revision),
             registry,
@@ -222,6 +229,7 @@ impl Node {
             exited: false,
             persisted,
             patience,
+            hand_off_deadline,
             transit: Duration::ZERO,
             warnings: WarnLimiter::new(5),
             seeds: Vec::new(),
@@ -674,13 +682,13 @@ impl Node {
             pacing,
         };
         let message = Message::new(self.id(), body);
-        let patience = self.patience;
         self.actions.push(Action::SendToken {
             attempt: hand_off.attempt,
             to: next.id,
             host: next.host,
             message,
-            patience,
+            patience: self.patience,
+            deadline: self.hand_off_deadline,
         });
         self.hand_off = Some(hand_off);
         None

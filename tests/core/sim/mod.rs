@@ -579,7 +579,7 @@ impl Sim {
                 let event = Event::Probed { node: i, incarnation, id, host: to, delivered, timed_out };
                 self.at(self.now + wait, event);
             }
-            Action::SendToken { attempt, to, host, message, patience } => {
+            Action::SendToken { attempt, to, host, message, patience, .. } => {
                 let j = self.nodes.iter().position(|n| n.host == host).expect("registry hosts are sim hosts");
                 let (delivered, timed_out, wait) = self.hand_over(i, j, message, None);
                 let wait = if timed_out { wait.min(patience) } else { wait };
