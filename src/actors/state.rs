@@ -29,6 +29,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+/// Inputs queued for the state machine before the UDP endpoint drops
+/// datagrams (a flood).
+const MAILBOX: usize = 256;
+
 /// A node reports coalesced routine changes at most this often.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(1);
 
@@ -347,6 +351,9 @@ impl Actor for StateMachine {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // Datagrams wait here at most this many deep (the UDP endpoint
+        // drops the rest); TCP messages are bounded by connection slots.
+        ctx.set_mailbox_capacity(MAILBOX);
         if let Some(every) = self.summary_every {
             ctx.run_interval(every, |act, ctx| act.summarise(ctx));
         }

@@ -18,6 +18,7 @@ use crate::protocol::{Body, DecodeError, Message, RawMessage};
 use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
 use actix::prelude::*;
+use actix::dev::SendError;
 use bytes::BytesMut;
 use socket2::Type;
 use std::io;
@@ -151,7 +152,15 @@ impl StreamHandler<(Via, Datagram)> for UdpEndpoint {
         };
         match raw.without_data() {
             Ok(Message { body: Body::MyState(_), .. }) => {} // monitors' traffic, not the ring's
-            Ok(message) => self.inbound.do_send(Inbound { message, from: *from.ip(), via, unchecked: None }),
+            Ok(message) => {
+                // A full mailbox means the node is flooded: the datagram is
+                // dropped (as the network may drop any), so a flood costs
+                // no memory beyond the mailbox's bound.
+                let inbound = Inbound { message, from: *from.ip(), via, unchecked: None };
+                if let Err(SendError::Full(_)) = self.inbound.try_send(inbound) {
+                    warn_limited!(self.warnings, "dropped a datagram from {from}: the node is flooded (its queue is full)");
+                }
+            }
             Err(_) => {
                 warn_limited!(
                     self.warnings,

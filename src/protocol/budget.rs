@@ -61,6 +61,8 @@ impl Rates {
 #[derive(Clone, Debug)]
 pub struct Budget {
     rates: Rates,
+    /// When the full map of sources was last swept (at most once a second).
+    swept: Option<Time>,
     total: Option<Bucket>,
     sources: HashMap<Ipv4Addr, Bucket>,
     /// Work refused since the last [`take_refused`](Self::take_refused).
@@ -69,7 +71,7 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(rates: Rates) -> Self {
-        Budget { rates, total: None, sources: HashMap::new(), refused: 0 }
+        Budget { rates, swept: None, total: None, sources: HashMap::new(), refused: 0 }
     }
 
     /// Whether one more piece of work for `source` fits at `now`; it is
@@ -78,7 +80,9 @@ impl Budget {
         let r = self.rates;
         let total = self.total.get_or_insert(Bucket::full(r.total_burst, now));
         total.refill(r.total_burst, r.total_per_second, now);
-        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&source) {
+        let sweep_due = self.swept.is_none_or(|at| now.saturating_sub(at) >= Duration::from_secs(1));
+        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&source) && sweep_due {
+            self.swept = Some(now);
             self.sources.retain(|_, b| {
                 b.refill(r.burst, r.per_second, now);
                 b.tokens < r.burst

@@ -567,7 +567,7 @@ impl Machine {
                     let ours = Body::TokenIsHere { token: self.token() };
                     self.send(from, ours);
                     if !self.is_our_token(&token.author_node_id, token.author_token_revision) {
-                        self.broadcast_token_is_here();
+                        self.announce_in_answer();
                     }
                 }
             }
@@ -576,7 +576,7 @@ impl Machine {
             }
             Body::GeneratingToken { .. } => {
                 self.send(from, Body::TokenIsHere { token: self.token() });
-                self.broadcast_token_is_here();
+                self.announce_in_answer();
             }
             Body::TakeToken { token, data, .. } => {
                 // Two tokens met: keep the better token and the longer
@@ -989,6 +989,17 @@ impl Machine {
         self.announced = Some(announcement);
         self.heard_announcement = Some((self.token_author.clone(), self.token_revision, announcement));
         self.broadcast(Body::TokenIsHere { token: self.token() });
+    }
+
+    /// Broadcast TOKEN_IS_HERE in answer to a claim or a worse token,
+    /// unless one went out less than a quarter heartbeat ago: everyone heard
+    /// that one, and a flood of claims must not become a flood of
+    /// broadcasts (PROTOCOL section 10, "Budgets").
+    fn announce_in_answer(&mut self) {
+        let recent = self.config.timing.heartbeat / 4;
+        if self.announced.is_none_or(|a| self.now.saturating_sub(a.at) >= recent) {
+            self.broadcast_token_is_here();
+        }
     }
 
     fn broadcast(&mut self, body: Body) {

@@ -35,6 +35,10 @@ use std::time::Duration;
 /// Refusals in a row after which a member is named as refusing the token.
 const REFUSALS_TO_SAY: u32 = 3;
 
+/// Membership changes are reported at most this often: a flood of new ids
+/// must not copy a list of a thousand members per datagram.
+const MEMBERS_EVERY: Duration = Duration::from_millis(100);
+
 /// How often the registry forgets stale members and proves new ones.
 const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -193,6 +197,10 @@ pub struct Node {
     pings: Budget,
     /// "Joined the ring" lines, rate-limited like warnings.
     joins: WarnLimiter,
+    /// The membership changed since it was last reported ([`Action::Members`],
+    /// at most every [`MEMBERS_EVERY`]), and when that was.
+    members_changed: bool,
+    members_reported: Option<Time>,
     /// When the registry was last tidied; when "registry full" and "budget
     /// bites" were last said, and how much since.
     upkept: Option<Time>,
@@ -242,6 +250,8 @@ impl Node {
             // is proven within seconds.
             pings: Budget::new(Rates { burst: 3.0, per_second: 1.0, total_burst: 512.0, total_per_second: 256.0 }),
             joins: WarnLimiter::new(5),
+            members_changed: false,
+            members_reported: None,
             upkept: None,
             said_full: None,
             evicted_unsaid: 0,
@@ -346,6 +356,11 @@ impl Node {
             }
         }
         self.upkeep(now);
+        if self.members_changed && self.members_reported.is_none_or(|at| now.saturating_sub(at) >= MEMBERS_EVERY) {
+            self.members_changed = false;
+            self.members_reported = Some(now);
+            self.actions.push(Action::Members(self.registry.members(now)));
+        }
         if self.stopping && self.hand_off.is_none() && !self.exited {
             self.exited = true;
             self.actions.push(Action::Exit);
@@ -455,7 +470,7 @@ impl Node {
             self.prove_table_members(now);
         }
         if changed {
-            self.actions.push(Action::Members(self.registry.members(now)));
+            self.members_changed = true;
         }
         self.step_machine(now, super::machine::Input::Received(Envelope { message, from, unchecked }));
     }
@@ -485,6 +500,7 @@ impl Node {
             let message = Message::new(self.id(), Body::Ping);
             self.actions.push(Action::Probe { id, to, message });
         } else {
+            self.registry.probe_later(&id);
             self.budget_bites(now);
         }
     }
@@ -492,7 +508,7 @@ impl Node {
     /// PING members learnt from tables, as the PING budget allows (the rest
     /// are PINGed at the next upkeep).
     fn prove_table_members(&mut self, now: Time) {
-        for (id, host) in self.registry.take_probes(16) {
+        for (id, host) in self.registry.take_probes(128) {
             self.probe(now, id, host);
         }
     }
@@ -526,7 +542,7 @@ impl Node {
                 self.registry.forget_after(),
                 forgotten.join(" ")
             );
-            self.actions.push(Action::Members(self.registry.members(now)));
+            self.members_changed = true;
         }
         self.prove_table_members(now);
     }
@@ -535,7 +551,8 @@ impl Node {
     fn probed(&mut self, now: Time, id: &str, host: Ipv4Addr, result: Result<(), SendError>) {
         match result {
             Ok(()) => self.registry.delivered(id, host, now),
-            Err(SendError::Busy { .. }) => {} // not tried: the node had too many connections open
+            // Not tried: the node had too many connections open.
+            Err(SendError::Busy { .. }) => self.registry.probe_later(id),
             Err(e) => {
                 if self.registry.host_of(id) != Some(host) {
                     return;
@@ -544,10 +561,10 @@ impl Node {
                 if let SendError::Refused { addr } = &e {
                     // It just sent us a message, or a member vouched for it.
                     self.heard_after_failure.insert(id.to_owned());
-                    self.refuses_while_alive(id, *addr);
+                    self.refuses_while_alive(now, id, *addr);
                 }
                 self.registry.mark_lost(id, now);
-                self.actions.push(Action::Members(self.registry.members(now)));
+                self.members_changed = true;
             }
         }
     }
@@ -558,7 +575,9 @@ impl Node {
     /// stops a node: anyone could send one). Its operator restarts one of
     /// them with another id.
     fn twin(&mut self, from: Ipv4Addr, ours: Ipv4Addr) {
-        if !self.twins.insert(from) || self.twins.len() > 16 {
+        // Said once per address, for a few addresses: forgeries from many
+        // addresses must not grow the set or the log.
+        if self.twins.len() >= 16 || !self.twins.insert(from) {
             return;
         }
         let id = self.id().to_owned();
@@ -572,7 +591,7 @@ impl Node {
     /// A node with another id sends from our own address: on one host,
     /// two nodes must not share an address (hand-offs to it reach us).
     fn shares_our_address(&mut self, other: &str, host: Ipv4Addr) {
-        if self.sharing_our_address.insert(other.to_owned()) {
+        if self.sharing_our_address.len() < 16 && self.sharing_our_address.insert(other.to_owned()) {
             log::error!(
                 "{}: node {other:?} sends from this node's own address {host}: every node needs its own \
                  address (on one machine: --bind 127.0.0.2, 127.0.0.3, ...), and all nodes of a ring use \
@@ -586,7 +605,15 @@ impl Node {
     /// at its address. If it was heard from since it last failed, it is
     /// alive: usually another `--tcp-port`, or a firewall. After
     /// [`REFUSALS_TO_SAY`] in a row, it has stopped or listens elsewhere.
-    fn refuses_while_alive(&mut self, id: &str, addr: std::net::SocketAddrV4) {
+    fn refuses_while_alive(&mut self, now: Time, id: &str, addr: std::net::SocketAddrV4) {
+        // Made-up ids by the thousand must not grow these sets for ever.
+        for set_len in [self.refusals.len(), self.refusing.len(), self.heard_after_failure.len()] {
+            if set_len >= super::registry::MAX_NODES {
+                self.refusals.clear();
+                self.refusing.clear();
+                self.heard_after_failure.clear();
+            }
+        }
         let refusals = self.refusals.entry(id.to_owned()).or_default();
         *refusals += 1;
         let in_a_row = *refusals;
@@ -595,13 +622,17 @@ impl Node {
             return;
         }
         if alive {
-            log::error!(
+            warn_limited!(
+                at now,
+                self.warnings,
                 "{}: node {id} is alive (it sends to the ring) but refuses the token on TCP {addr}: does it use \
                  another --tcp-port, or does a firewall block the port? All nodes of a ring use the same ports",
                 self.id()
             );
         } else {
-            log::warn!(
+            warn_limited!(
+                at now,
+                self.warnings,
                 "{}: node {id} refused the token on TCP {addr} {in_a_row} times in a row: it has stopped, or it \
                  listens on another --tcp-port (all nodes of a ring use the same ports)",
                 self.id()
@@ -715,7 +746,7 @@ impl Node {
             Err(e) => {
                 log::warn!("{}: hand-off to {} failed: {e}; marking it lost for now", self.id(), hand_off.to);
                 if let SendError::Refused { addr } = &e {
-                    self.refuses_while_alive(&hand_off.to, *addr);
+                    self.refuses_while_alive(now, &hand_off.to, *addr);
                 }
                 if self.registry.mark_lost(&hand_off.to, now) {
                     log::info!(
@@ -724,7 +755,7 @@ impl Node {
                         hand_off.to
                     );
                 }
-                self.actions.push(Action::Members(self.registry.members(now)));
+                self.members_changed = true;
                 if current {
                     if let Some(done) = self.try_next(now, hand_off) {
                         self.step_machine(now, done);

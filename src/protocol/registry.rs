@@ -17,11 +17,11 @@
 //!   heard directly evicts the least proven, longest-unheard member first.
 //! - **Evidence.** A member is *heard* when a message came from its address,
 //!   and *proven* when its TCP port accepted a connection of ours (a
-//!   hand-off or a PING). Members known only from a token's table get no
-//!   unicast copies and count like suspects in a hand-off (at most one per
-//!   hand-off) until they are heard or proven; tables are learnt only from
-//!   proven members and seeds, and only what was heard or proven is passed
-//!   on in our own tables.
+//!   hand-off or a PING, which every newcomer and every member learnt from
+//!   a table gets once). Only proven members are handed the token. Members
+//!   known only from a token's table get no unicast copies until they are
+//!   heard or proven; tables are learnt only from proven members and seeds,
+//!   and only proven members are passed on in our own tables.
 //! - **Ageing.** A member never proven is forgotten when a connection to it
 //!   fails; a member that failed and was not heard from since is forgotten
 //!   after [`forget_after`](Registry::forget_after).
@@ -118,8 +118,8 @@ const FORGET_AFTER_PERIODS: u32 = 64;
 pub struct Candidate {
     pub id: NodeId,
     pub host: Ipv4Addr,
-    /// A send to it failed before and it has not been heard from since, or
-    /// it was never proven to listen: a hand-off tries at most one such.
+    /// A send to it failed before and it has not been heard from since: a
+    /// hand-off tries at most one such.
     pub suspect: bool,
 }
 
@@ -261,6 +261,7 @@ impl Registry {
             self.at_host.insert(from, author.to_owned());
             self.nodes.insert(author.to_owned(), Entry::heard(from, now));
             reception.moved_from = Some(known);
+            reception.ping_back = true;
         }
         let trusted = self.trusts_tables_of(author);
         match self.nodes.get_mut(author) {
@@ -281,7 +282,7 @@ impl Registry {
                 }
                 reception.replaced = self.vacate(from);
                 if self.nodes.len() >= self.cap {
-                    reception.evicted.extend(self.evict_one());
+                    reception.evicted.extend(self.make_room());
                 }
                 self.at_host.insert(from, author.to_owned());
                 self.nodes.insert(author.to_owned(), Entry::heard(from, now).permissive(self.trust_every_table));
@@ -314,12 +315,22 @@ impl Registry {
         Some(id)
     }
 
-    /// Remove the member least worth keeping: never proven before proven,
-    /// known only from tables before heard, then the longest unheard.
-    fn evict_one(&mut self) -> Option<NodeId> {
-        let id = self.nodes.iter().filter(|(id, _)| **id != self.own_id).min_by_key(|(_, e)| e.keep_rank())?.0.clone();
-        self.forget(&id);
-        Some(id)
+    /// Make room: remove an eighth of the members (at least one), those
+    /// least worth keeping: never proven before proven, known only from
+    /// tables before heard, then the longest unheard. In batches, so a flood
+    /// of new ids costs one scan per batch, not one per id.
+    fn make_room(&mut self) -> Vec<NodeId> {
+        let mut ranked: Vec<((bool, bool, Time), &NodeId)> =
+            self.nodes.iter().filter(|(id, _)| **id != self.own_id).map(|(id, e)| (e.keep_rank(), id)).collect();
+        let batch = (self.cap / 8).clamp(1, ranked.len().max(1));
+        if ranked.len() > batch {
+            ranked.select_nth_unstable(batch - 1);
+        }
+        let evicted: Vec<NodeId> = ranked.into_iter().take(batch).map(|(_, id)| id.clone()).collect();
+        for id in &evicted {
+            self.forget(id);
+        }
+        evicted
     }
 
     fn forget(&mut self, id: &str) {
@@ -401,8 +412,8 @@ impl Registry {
         }
     }
 
-    /// Members known only from tables whose PING is due, at most `max`;
-    /// they are no longer due once returned.
+    /// Members whose PING is due (learnt from a table, or not PINGed when
+    /// first heard), at most `max`; they are no longer due once returned.
     pub fn take_probes(&mut self, max: usize) -> Vec<(NodeId, Ipv4Addr)> {
         let mut due = Vec::new();
         for (id, entry) in self.nodes.iter_mut().filter(|(_, e)| e.probe_due).take(max) {
@@ -446,24 +457,32 @@ impl Registry {
         self.after_us().find(|(_, entry)| !Self::is_lost(entry, now)).map(|(id, entry)| (id.clone(), entry.host))
     }
 
-    /// The node a hand-off tries next: the first after us in ring order
-    /// that is not marked lost and was not `tried` in this hand-off, and
-    /// not a suspect (failed before, or never proven) unless
-    /// `suspect_allowed`.
+    /// The node a hand-off tries next: the first proven member after us in
+    /// ring order that is not marked lost and was not `tried` in this
+    /// hand-off, and not a suspect unless `suspect_allowed`. Members never
+    /// proven get the token only once their PING went through: a made-up
+    /// id costs a hand-off nothing.
     pub fn next_candidate(&self, now: Time, tried: &BTreeSet<NodeId>, suspect_allowed: bool) -> Option<Candidate> {
         self.after_us()
-            .map(|(id, entry)| (id, entry, entry.suspect || !entry.proven))
-            .find(|(id, entry, suspect)| {
-                !Self::is_lost(entry, now) && !tried.contains(*id) && (suspect_allowed || !suspect)
+            .find(|(id, entry)| {
+                entry.proven && !Self::is_lost(entry, now) && !tried.contains(*id) && (suspect_allowed || !entry.suspect)
             })
-            .map(|(id, entry, suspect)| Candidate { id: id.clone(), host: entry.host, suspect })
+            .map(|(id, entry)| Candidate { id: id.clone(), host: entry.host, suspect: entry.suspect })
     }
 
-    /// The table TAKE_TOKEN carries: ourselves and every member heard or
-    /// proven (not those known only from tables: a made-up table is not
-    /// passed on).
+    /// `id`'s PING was not sent (a budget, or too many connections): PING
+    /// it at a later upkeep.
+    pub fn probe_later(&mut self, id: &str) {
+        if let Some(entry) = self.nodes.get_mut(id).filter(|e| !e.proven) {
+            entry.probe_due = true;
+        }
+    }
+
+    /// The table TAKE_TOKEN carries: ourselves and every proven member
+    /// (not those only heard of, or only heard: made-up ids and tables are
+    /// not passed on).
     pub fn nodes(&self) -> Nodes {
-        self.nodes.iter().filter(|(_, e)| e.direct()).map(|(id, e)| (id.clone(), e.host.to_string())).collect()
+        self.nodes.iter().filter(|(_, e)| e.proven).map(|(id, e)| (id.clone(), e.host.to_string())).collect()
     }
 
     /// A broadcast from `id` was heard: our broadcasts reach it (broadcast
@@ -700,8 +719,8 @@ mod tests {
             let reception = r.receive(&ping(&format!("sybil-{i:06}")), host, T0 + Duration::from_millis(i.into()));
             evicted += reception.evicted.len();
         }
-        assert_eq!(r.len(), 100);
-        assert_eq!(evicted, 2_000 - 97);
+        assert!(r.len() <= 100);
+        assert!(evicted >= 2_000 - 97);
         assert!(r.host_of("b").is_some() && r.host_of("c").is_some(), "proven members stay");
     }
 
@@ -717,15 +736,17 @@ mod tests {
         let told = r.receive(&take_token("b", &[("m", ip(30))]), ip(10), T0);
         assert_eq!(told.learnt, 1);
         // Known only from a table: no unicast copies, not passed on, a
-        // PING is due to prove it, and it counts as a suspect in a hand-off.
+        // PING is due to prove it, and it is not handed the token.
         assert!(!r.unicast_hosts(true).contains(&ip(30)));
         assert!(!r.nodes().contains_key("m"));
+        // Heard, but not proven: not passed on either.
+        r.receive(&ping("h"), ip(33), T0);
+        assert!(!r.nodes().contains_key("h"));
         assert_eq!(r.take_probes(10), vec![("m".to_string(), ip(30))]);
         assert!(r.take_probes(10).is_empty(), "one PING");
-        let first = r.next_candidate(T0, &BTreeSet::new(), true).unwrap();
-        assert_eq!((first.id.as_str(), first.suspect), ("b", false));
+        // Not proven: never handed the token.
         let tried = BTreeSet::from(["b".to_string()]);
-        assert!(r.next_candidate(T0, &tried, true).unwrap().suspect);
+        assert_eq!(r.next_candidate(T0, &tried, true), None);
         // Its port answered: proven, passed on, sent copies.
         r.delivered("m", ip(30), T0);
         assert!(r.nodes().contains_key("m") && r.unicast_hosts(true).contains(&ip(30)));
@@ -733,6 +754,12 @@ mod tests {
         r.receive(&take_token("b", &[("ghost", ip(31))]), ip(10), T0);
         assert!(r.mark_lost("ghost", T0));
         assert!(r.host_of("ghost").is_none());
+        // Heard but not proven yet (its PING not sent): no token either,
+        // and a PING later.
+        r.receive(&ping("new"), ip(32), T0);
+        r.probe_later("new");
+        assert!(r.next_candidate(T0, &BTreeSet::from(["b".into(), "m".into()]), true).is_none());
+        assert_eq!(r.take_probes(10), vec![("new".to_string(), ip(32))]);
     }
 
     #[test]

@@ -351,6 +351,7 @@ fn owner_token_is_here_with_better_token_replies_ping_and_enters_waiter() {
 #[test]
 fn owner_token_is_here_with_worse_token_replies_and_broadcasts_token_is_here() {
     let mut n = Probe::owner_with(42);
+    n.advance(Duration::from_millis(125)); // a quarter heartbeat after it announced
     n.receive("n9", Body::TokenIsHere { token: Token::new(22, "n9", 1) });
     let sends = n.sends();
     assert_eq!(sends.len(), 1);
@@ -517,10 +518,35 @@ fn owner_where_is_token_replies_token_is_here() {
 #[test]
 fn owner_generating_token_replies_and_broadcasts_token_is_here() {
     let mut n = Probe::owner_with(42);
+    n.advance(Duration::from_millis(125)); // a quarter heartbeat after it announced
     n.receive("n9", Body::GeneratingToken { token: Token::new(500, "n9", 1) });
     assert_eq!(n.sends(), vec![(PEER, &Body::TokenIsHere { token: Token::new(42, "n1", 1) })]);
     assert_eq!(n.broadcasts().len(), 1);
     assert_eq!(n.state(), StateName::Owner);
+}
+
+#[test]
+fn a_flood_of_claims_is_answered_within_the_budget_and_broadcast_about_once_a_quarter_heartbeat() {
+    let mut n = Probe::owner_with(42);
+    let (mut broadcasts, mut answers) = (0, 0);
+    for _ in 0..100 {
+        n.advance(Duration::from_millis(5));
+        n.receive("n9", Body::GeneratingToken { token: Token::new(500, "n9", 1) });
+        answers += n.sends().len();
+        broadcasts += n.broadcasts().len();
+    }
+    // 500 ms of claims from one address: a burst of 16 answers, then 4 per
+    // heartbeat period; announcements 125 ms apart at most.
+    assert!((16..=24).contains(&answers), "{answers} answers to 100 claims");
+    assert!((3..=5).contains(&broadcasts), "{broadcasts} broadcasts for 100 claims");
+    // Another address is answered at once.
+    n.input(Input::Received {
+        message: Message::new("n8", Body::GeneratingToken { token: Token::new(500, "n8", 1) }),
+        from: Ipv4Addr::new(127, 0, 0, 8),
+        via: Via::Udp,
+        unchecked: None,
+    });
+    assert_eq!(n.sends().len(), 1);
 }
 
 #[test]

@@ -8,6 +8,10 @@
 //! - `unicast`: a ring with `--no-broadcast` and one seed peer;
 //! - `auth_ring`: a ring with a secret ignores forged and replayed messages;
 //! - `flood`: a ring keeps its pace under garbage, idle and slow clients;
+//! - `strangers`: forged member ids, 20,000 made-up ids, a table of silent
+//!   hosts, floods of valid searches and a slow-reading member cost the
+//!   ring no node, bounded memory and descriptors, no traffic to
+//!   strangers, and at most a recovery bound;
 //! - `hand_off`: the TCP endpoint hands TAKE_TOKEN on without computing;
 //! - `operator`: every operator mistake gets its sentence and exit code
 //!   (node, monitor and `scripts/demo.sh`);
@@ -25,4 +29,5 @@ mod netns;
 mod network_faults;
 mod operator;
 mod ring_processes;
+mod strangers;
 mod unicast;

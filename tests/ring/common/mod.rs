@@ -7,7 +7,14 @@ pub use pi_ring_harness::{fresh_host, reference_wire, NodeProcess, Observer, Por
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-/// Start this build's `pi-ring-node`.
+/// The `pi-ring-node` under test: this build's, or the one named by
+/// `PI_RING_NODE_BIN` (to show that a test fails on another build, such as
+/// an older commit's).
+pub fn node_binary() -> std::path::PathBuf {
+    std::env::var_os("PI_RING_NODE_BIN").map_or_else(|| Path::new(env!("CARGO_BIN_EXE_pi-ring-node")).to_owned(), Into::into)
+}
+
+/// Start the `pi-ring-node` under test.
 pub fn start_node(id: &str, host: Ipv4Addr, ports: Ports, extra: &[&str]) -> NodeProcess {
-    NodeProcess::start(Path::new(env!("CARGO_BIN_EXE_pi-ring-node")), id, host, ports, extra)
+    NodeProcess::start(&node_binary(), id, host, ports, extra)
 }
