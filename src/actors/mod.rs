@@ -127,7 +127,7 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
 
     // Messages within 10 s of our clock are accepted; replays within it are
     // remembered and refused.
-    let auth = config.secret.as_deref().map(|s| Arc::new(Authenticator::new(s, Duration::from_secs(10))));
+    let auth = config.secret.as_deref().map(|s| Arc::new(Authenticator::new(s, config.bind, Duration::from_secs(10))));
     let udp = UdpEndpoint::bind(
         &UdpConfig {
             bind: config.bind,

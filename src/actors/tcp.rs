@@ -12,7 +12,7 @@
 
 use super::messages::{Inbound, SendTo, Via};
 use super::sockets::{bound_socket, socket_error};
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Scope};
 use crate::error::{SendError, StartError};
 use crate::pi::{PiDigits, Unchecked};
 use crate::protocol::{DecodeError, Message, RawMessage};
@@ -293,9 +293,12 @@ impl Server {
         let buf_len = buf.len();
         let cap = self.config.max_message_bytes;
         let auth = self.config.auth.clone();
+        let here = Scope::To(self.config.bind);
         let decode = move || match auth {
             None => RawMessage::decode(&buf, cap),
-            Some(auth) => auth.open(&buf).map_err(DecodeError::from).and_then(|body| RawMessage::decode(&body, cap)),
+            Some(auth) => {
+                auth.open(&buf, from, here).map_err(DecodeError::from).and_then(|body| RawMessage::decode(&body, cap))
+            }
         };
         let raw =
             if buf_len >= BLOCKING_DECODE_BYTES { tokio::task::spawn_blocking(decode).await.ok()? } else { decode() };
@@ -484,7 +487,7 @@ impl Handler<SendTo> for TcpEndpoint {
             let encode = move || {
                 let bytes = msg.message.encode();
                 match auth {
-                    Some(auth) => auth.seal(bytes),
+                    Some(auth) => auth.seal(bytes, Scope::To(*to.ip())),
                     None => bytes,
                 }
             };

@@ -12,13 +12,13 @@
 
 use super::messages::{Broadcast, Inbound, Port, Via};
 use super::sockets::{bound_socket, socket_error};
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Scope};
 use crate::error::StartError;
 use crate::protocol::{Body, DecodeError, Message, RawMessage};
 use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
-use actix::prelude::*;
 use actix::dev::SendError;
+use actix::prelude::*;
 use bytes::BytesMut;
 use socket2::Type;
 use std::io;
@@ -31,15 +31,12 @@ use tokio_util::udp::UdpFramed;
 /// Largest datagram the protocol allows (PROTOCOL section 5).
 pub const MAX_DATAGRAM: usize = 4096;
 
-/// Decodes each datagram into a message or a typed error. The error is an
-/// item, not a stream error, so one bad datagram cannot end the stream.
-/// With an authenticator, only sealed datagrams are accepted.
-pub struct DatagramCodec {
-    pub auth: Option<Arc<Authenticator>>,
-}
+/// Yields each datagram whole; decoding (and, with a secret, checking the
+/// tag, which needs the sender's address) happens in the endpoint.
+pub struct DatagramCodec;
 
 impl Decoder for DatagramCodec {
-    type Item = Result<RawMessage, DecodeError>;
+    type Item = BytesMut;
     type Error = io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Self::Item>> {
@@ -47,17 +44,28 @@ impl Decoder for DatagramCodec {
             return Ok(None);
         }
         // Consume the whole datagram whatever happens, or it is decoded again.
-        let datagram = buf.split();
-        Ok(Some(match &self.auth {
-            None => RawMessage::decode(&datagram, MAX_DATAGRAM),
-            Some(auth) => {
-                auth.open(&datagram).map_err(DecodeError::from).and_then(|body| RawMessage::decode(&body, MAX_DATAGRAM))
-            }
-        }))
+        Ok(Some(buf.split()))
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<Self::Item>> {
         self.decode(buf)
+    }
+}
+
+/// Decode one datagram from `from` that arrived as `arrived`; with an
+/// authenticator, only sealed datagrams sealed by `from` for this place.
+pub fn decode_datagram(
+    datagram: &[u8],
+    auth: Option<&Authenticator>,
+    from: Ipv4Addr,
+    arrived: Scope,
+) -> Result<RawMessage, DecodeError> {
+    match auth {
+        None => RawMessage::decode(datagram, MAX_DATAGRAM),
+        Some(auth) => auth
+            .open(datagram, from, arrived)
+            .map_err(DecodeError::from)
+            .and_then(|body| RawMessage::decode(&body, MAX_DATAGRAM)),
     }
 }
 
@@ -73,6 +81,7 @@ pub struct UdpConfig {
 }
 
 pub struct UdpEndpoint {
+    own: Ipv4Addr,
     receiver: Option<UdpSocket>,
     unicast_receiver: Option<UdpSocket>,
     sender: Arc<UdpSocket>,
@@ -105,6 +114,7 @@ impl UdpEndpoint {
         let socket = bound_socket(Type::DGRAM, addr, |s| s.set_broadcast(true))?;
         let sender = UdpSocket::from_std(socket.into()).map_err(socket_error("UDP", addr, "register"))?;
         Ok(UdpEndpoint {
+            own: config.bind,
             receiver: Some(receiver),
             unicast_receiver: Some(unicast_receiver),
             sender: Arc::new(sender),
@@ -124,18 +134,18 @@ impl Actor for UdpEndpoint {
         use futures_util::StreamExt;
         for (socket, via) in [(self.receiver.take(), Via::Udp), (self.unicast_receiver.take(), Via::Unicast)] {
             if let Some(socket) = socket {
-                let datagrams = UdpFramed::new(socket, DatagramCodec { auth: self.auth.clone() });
+                let datagrams = UdpFramed::new(socket, DatagramCodec);
                 ctx.add_stream(datagrams.map(move |datagram| (via, datagram)));
             }
         }
     }
 }
 
-type Datagram = Result<(Result<RawMessage, DecodeError>, SocketAddr), io::Error>;
+type Datagram = Result<(BytesMut, SocketAddr), io::Error>;
 
 impl StreamHandler<(Via, Datagram)> for UdpEndpoint {
     fn handle(&mut self, (via, item): (Via, Datagram), _ctx: &mut Context<Self>) {
-        let (decoded, from) = match item {
+        let (datagram, from) = match item {
             Ok(datagram) => datagram,
             Err(e) => {
                 warn_limited!(self.warnings, "UDP receive error: {e}");
@@ -143,7 +153,11 @@ impl StreamHandler<(Via, Datagram)> for UdpEndpoint {
             }
         };
         let SocketAddr::V4(from) = from else { return };
-        let raw = match decoded {
+        let arrived = match via {
+            Via::Udp => Scope::Broadcast,
+            _ => Scope::To(self.own),
+        };
+        let raw = match decode_datagram(&datagram, self.auth.as_deref(), *from.ip(), arrived) {
             Ok(raw) => raw,
             Err(e) => {
                 warn_limited!(self.warnings, "dropped a bad datagram from {from}: {e}");
@@ -158,7 +172,10 @@ impl StreamHandler<(Via, Datagram)> for UdpEndpoint {
                 // no memory beyond the mailbox's bound.
                 let inbound = Inbound { message, from: *from.ip(), via, unchecked: None };
                 if let Err(SendError::Full(_)) = self.inbound.try_send(inbound) {
-                    warn_limited!(self.warnings, "dropped a datagram from {from}: the node is flooded (its queue is full)");
+                    warn_limited!(
+                        self.warnings,
+                        "dropped a datagram from {from}: the node is flooded (its queue is full)"
+                    );
                 }
             }
             Err(_) => {
@@ -181,29 +198,31 @@ impl Handler<Broadcast> for UdpEndpoint {
     type Result = ();
 
     fn handle(&mut self, msg: Broadcast, ctx: &mut Context<Self>) {
-        let mut bytes = msg.message.encode();
-        if let Some(auth) = &self.auth {
-            bytes = auth.seal(bytes);
-        }
-        if bytes.len() > MAX_DATAGRAM {
-            log::error!(
-                "not broadcasting a {}-byte {} message: over the datagram limit",
-                bytes.len(),
-                msg.message.body.kind()
-            );
-            return;
-        }
+        let bytes = msg.message.encode();
         let dest = match msg.port {
             Port::Ring => self.ring,
             Port::Monitor => self.monitor,
         };
-        if msg.unicast.is_empty() {
-            self.send(bytes, dest, ctx);
+        // With a secret, each copy is sealed for its destination.
+        let seal = |to: Scope| match &self.auth {
+            Some(auth) => auth.seal(bytes.clone(), to),
+            None => bytes.clone(),
+        };
+        let copies: Vec<(Vec<u8>, SocketAddrV4)> = if msg.unicast.is_empty() {
+            vec![(seal(Scope::Broadcast), dest)]
         } else {
-            let bytes = bytes::Bytes::from(bytes);
-            for host in msg.unicast {
-                self.send(bytes.to_vec(), SocketAddrV4::new(host, dest.port()), ctx);
+            msg.unicast.iter().map(|host| (seal(Scope::To(*host)), SocketAddrV4::new(*host, dest.port()))).collect()
+        };
+        for (bytes, to) in copies {
+            if bytes.len() > MAX_DATAGRAM {
+                log::error!(
+                    "not broadcasting a {}-byte {} message: over the datagram limit",
+                    bytes.len(),
+                    msg.message.body.kind()
+                );
+                return;
             }
+            self.send(bytes, to, ctx);
         }
     }
 }

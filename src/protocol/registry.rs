@@ -465,7 +465,10 @@ impl Registry {
     pub fn next_candidate(&self, now: Time, tried: &BTreeSet<NodeId>, suspect_allowed: bool) -> Option<Candidate> {
         self.after_us()
             .find(|(id, entry)| {
-                entry.proven && !Self::is_lost(entry, now) && !tried.contains(*id) && (suspect_allowed || !entry.suspect)
+                entry.proven
+                    && !Self::is_lost(entry, now)
+                    && !tried.contains(*id)
+                    && (suspect_allowed || !entry.suspect)
             })
             .map(|(id, entry)| Candidate { id: id.clone(), host: entry.host, suspect: entry.suspect })
     }

@@ -1,11 +1,16 @@
 //! A ring with a secret (`--secret-file`) on loopback, and an attacker
 //! without it: forged TAKE_TOKEN, TOKEN_IS_HERE, GENERATING_TOKEN and
-//! WHERE_IS_TOKEN, and replays of the ring's own captured broadcasts. None
-//! of them may change the ring's state: no holder yields, no token is lost
-//! or regenerated, the expansion never jumps to the forger's.
+//! WHERE_IS_TOKEN, and replays of the ring's own captured messages (its
+//! broadcasts, and the TCP PINGs it sent a newcomer) to every node, from
+//! the attacker's address, from a lower one and from the original sender's
+//! own (spoofed), by broadcast, by unicast and by TCP. None of them may
+//! change the ring's state: no holder yields, no token is lost or
+//! regenerated, the expansion never jumps to the forger's, and no node
+//! hears "its own id" from elsewhere.
 
 use crate::common::{fresh_host, start_node, Observer, Ports};
 use pi_ring::actors::udp::MAX_DATAGRAM;
+use pi_ring::auth::{Authenticator, Scope};
 use pi_ring::pi::PiDigits;
 use pi_ring::protocol::{Body, Message, StateName, Token};
 use std::io::Write;
@@ -30,18 +35,52 @@ fn forged_and_replayed_messages_do_not_change_the_ring() {
 
     // Capture some of the ring's own (sealed) broadcasts to replay them.
     let listener = pi_ring_harness::udp_listener(ports.udp);
-    let mut captured = Vec::new();
+    let mut captured = Vec::new(); // (sender's host, sealed bytes)
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     while captured.len() < 20 && t0.elapsed() < Duration::from_secs(15) {
-        if let Ok((n, _)) = listener.recv_from(&mut buf) {
-            captured.push(buf[..n].to_vec());
+        if let Ok((n, std::net::SocketAddr::V4(from))) = listener.recv_from(&mut buf) {
+            captured.push((*from.ip(), buf[..n].to_vec()));
         }
     }
     assert!(captured.len() >= 20, "captured only {} datagrams", captured.len());
     assert!(
-        captured.iter().all(|d| String::from_utf8_lossy(d).contains("\"auth\":{\"ts\":")),
+        captured.iter().all(|(_, d)| String::from_utf8_lossy(d).contains("\"auth\":{\"ts\":")),
         "the ring's messages carry the tag"
     );
+
+    // A newcomer that has the secret (the test does) makes the ring PING
+    // it by TCP: those sealed PINGs, captured, are what an attacker on the
+    // path would replay (a node never sees its own unicast messages).
+    let newcomer = fresh_host();
+    let newcomer_tcp = std::net::TcpListener::bind(SocketAddrV4::new(newcomer, ports.tcp)).unwrap();
+    newcomer_tcp.set_nonblocking(true).unwrap();
+    let sealer = Authenticator::new(b"correct horse battery staple", newcomer, Duration::from_secs(10));
+    let hello = sealer.seal(Message::<String>::new("newcomer", Body::Ping).encode(), Scope::Broadcast);
+    let newcomer_udp = UdpSocket::bind((newcomer, 0)).unwrap();
+    newcomer_udp.set_broadcast(true).unwrap();
+    newcomer_udp.send_to(&hello, ("127.255.255.255", ports.udp)).unwrap();
+    let mut pings = Vec::new(); // (sender's host, sealed bytes)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pings.len() < 3 && Instant::now() < deadline {
+        match newcomer_tcp.accept() {
+            Ok((mut stream, peer)) => {
+                stream.set_nonblocking(false).unwrap();
+                let mut bytes = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut stream, &mut bytes);
+                let std::net::SocketAddr::V4(peer) = peer else { continue };
+                pings.push((*peer.ip(), bytes));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    // The newcomer leaves at once: a hand-off to it is refused, not lost.
+    drop(newcomer_tcp);
+    assert_eq!(pings.len(), 3, "every node PINGs a newcomer back by TCP");
+    let with_origin: Vec<(Option<Ipv4Addr>, Vec<u8>)> = captured
+        .iter()
+        .map(|(from, d)| (Some(*from), d.clone()))
+        .chain(pings.iter().map(|(from, d)| (Some(*from), d.clone())))
+        .collect();
 
     let attack_started = Instant::now();
     let progress_before = observer.seen().iter().map(|s| s.progress).max().unwrap();
@@ -73,12 +112,29 @@ fn forged_and_replayed_messages_do_not_change_the_ring() {
                 let _ = s.write_all(&Message::new("evil", body).encode());
             }
         }
-        // Replays of the ring's own messages.
-        for datagram in &captured {
-            attacker.send_to(datagram, ring).unwrap();
-        }
         if round % 5 == 0 {
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // Replays of the ring's own messages, within the window: from the
+    // attacker's address, from one lower than every node's, and from the
+    // original sender's own; by broadcast, to each node by unicast and by
+    // TCP.
+    let lower = Ipv4Addr::new(127, 0, 0, 98);
+    for (origin, datagram) in &with_origin {
+        for from in [Ipv4Addr::new(127, 0, 0, 99), lower].into_iter().chain(*origin) {
+            let Ok(socket) = UdpSocket::bind((from, 0)) else { continue };
+            socket.set_broadcast(true).unwrap();
+            let _ = socket.send_to(datagram, ring);
+            for host in &hosts {
+                let _ = socket.send_to(datagram, SocketAddrV4::new(*host, ports.udp));
+                let _ = pi_ring_harness::send_from(
+                    from,
+                    SocketAddrV4::new(*host, ports.tcp),
+                    datagram,
+                    Duration::from_secs(1),
+                );
+            }
         }
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -95,6 +151,8 @@ fn forged_and_replayed_messages_do_not_change_the_ring() {
     // Nodes said why they dropped the attacker's messages.
     let logs: String = nodes.iter().map(|n| n.log_tail()).collect();
     let _ = std::fs::remove_file(&secret);
-    let said = ["not accepted", "replayed message", "no authentication tag"];
+    let said = ["replayed message", "no authentication tag", "sent again"];
     assert!(said.iter().any(|w| logs.contains(w)), "no node logged the rejections:\n{logs}");
+    let full_logs: String = nodes.iter().map(|n| n.log_text()).collect();
+    assert!(!full_logs.contains("uses this node's id"), "a replay reached a node as its own id:\n{full_logs}");
 }

@@ -11,7 +11,8 @@ use std::path::Path;
 /// `PI_RING_NODE_BIN` (to show that a test fails on another build, such as
 /// an older commit's).
 pub fn node_binary() -> std::path::PathBuf {
-    std::env::var_os("PI_RING_NODE_BIN").map_or_else(|| Path::new(env!("CARGO_BIN_EXE_pi-ring-node")).to_owned(), Into::into)
+    std::env::var_os("PI_RING_NODE_BIN")
+        .map_or_else(|| Path::new(env!("CARGO_BIN_EXE_pi-ring-node")).to_owned(), Into::into)
 }
 
 /// Start the `pi-ring-node` under test.
