@@ -25,6 +25,10 @@ use tokio::time::Instant;
 /// so a monitor left running for weeks stays small.
 pub const MAX_INCIDENTS: usize = 1000;
 
+/// The most nodes a monitor follows: a flood of made-up ids evicts the node
+/// heard from the longest ago (a real ring of this size fits).
+pub const MAX_NODES_SHOWN: usize = 1024;
+
 /// A node is never called silent before this much silence.
 const MIN_SILENCE: Duration = Duration::from_secs(3);
 /// An OWNER not heard for this long is not counted as a current holder
@@ -212,6 +216,15 @@ impl RingView {
     /// Note that `id` was heard; returns its view.
     fn hear(&mut self, id: &str, host: Ipv4Addr, now: Instant) -> &mut NodeView {
         if !self.nodes.contains_key(id) {
+            if self.nodes.len() >= MAX_NODES_SHOWN {
+                let oldest = self.nodes.iter().min_by_key(|(_, v)| v.last_heard).map(|(id, _)| id.clone());
+                if let Some(oldest) = oldest {
+                    self.nodes.remove(&oldest);
+                    if self.holder.as_deref() == Some(oldest.as_str()) {
+                        self.holder = None;
+                    }
+                }
+            }
             self.record(now, IncidentKind::NodeJoined { node: id.to_owned() });
         }
         let view = self.nodes.entry(id.to_owned()).or_insert(NodeView {

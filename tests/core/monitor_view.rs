@@ -272,3 +272,24 @@ async fn the_timeline_stays_bounded() {
     assert!(v.incidents().len() <= pi_ring::monitor::view::MAX_INCIDENTS, "{}", v.incidents().len());
     assert!(matches!(&v.incidents().last().unwrap().kind, IncidentKind::NodeJoined { node } if node == "n2999"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_made_up_ids_keeps_the_node_map_bounded_and_the_ring_in_it() {
+    use pi_ring::monitor::view::MAX_NODES_SHOWN;
+    let t0 = Instant::now();
+    let mut v = ring_with_token(t0);
+    for i in 0..20_000u64 {
+        let at = t0 + ms(1 + i / 100);
+        v.apply(&Message::new(&format!("sybil-{i:05}"), Body::Ping), HOST, at);
+        if i % 1_000 == 0 {
+            // The ring keeps talking meanwhile.
+            for id in ["a", "b", "c"] {
+                heartbeat(&mut v, at, id, Token::new(0, "a", 1));
+            }
+        }
+    }
+    assert!(v.nodes().len() <= MAX_NODES_SHOWN, "{} nodes", v.nodes().len());
+    for id in ["a", "b", "c"] {
+        assert!(v.nodes().contains_key(id), "{id} was evicted");
+    }
+}
