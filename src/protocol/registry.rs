@@ -158,8 +158,9 @@ pub struct Reception {
     /// The author is known at another address: a message claiming another
     /// node's id. Not delivered.
     pub impostor: Option<Ipv4Addr>,
-    /// The author was known at this address, which no longer answered: it
-    /// restarted at a new one (its id is stable), and the entry follows.
+    /// The author was known at this address, which no longer answered (or
+    /// never did): it restarted at a new one (its id is stable), and the
+    /// entry follows.
     pub moved_from: Option<Ipv4Addr>,
     /// The member that was at the author's address under another id: it
     /// restarted under a new one (one id per address).
@@ -250,9 +251,12 @@ impl Registry {
         // dropped: nodes send everything from their own address. Unless
         // that node stopped answering there (a send failed, nothing heard
         // since): then it restarted at a new address, and the entry moves.
+        // An entry never proven moves too: a stranger that used a member's
+        // id first does not lock the member out (the member is proven at
+        // its address within a round trip, and stays there).
         if let Some(entry) = self.nodes.get(author).filter(|e| e.host != from) {
             let known = entry.host;
-            if !entry.suspect || from == self.own_host {
+            if (entry.proven && !entry.suspect) || from == self.own_host {
                 reception.impostor = Some(known);
                 return reception;
             }
@@ -689,6 +693,20 @@ mod tests {
         let mut healthy = ring("c", &["b", "d"]);
         healthy.receive(&take_token("d", &[("b", ip(66))]), ip(11), T0);
         assert_eq!(healthy.host_of("b"), Some(ip(10)), "an answering node is not moved by a table");
+    }
+
+    #[test]
+    fn a_stranger_that_used_a_members_id_first_does_not_lock_the_member_out() {
+        let mut r = ring("a", &[]);
+        // The stranger at .66 speaks first with id b: b is not proven there.
+        assert!(r.receive(&ping("b"), ip(66), T0).newcomer);
+        // The real b, at its own address: the entry moves and is PINGed.
+        let real = r.receive(&ping("b"), ip(10), T0);
+        assert_eq!((real.moved_from, real.deliver, real.ping_back), (Some(ip(66)), true, true));
+        r.delivered("b", ip(10), T0);
+        // Once proven there, the stranger's messages are dropped.
+        assert_eq!(r.receive(&ping("b"), ip(66), T0).impostor, Some(ip(10)));
+        assert_eq!(r.host_of("b"), Some(ip(10)));
     }
 
     #[test]

@@ -16,6 +16,11 @@
 //!   holdings shorter and longer than the heartbeat, and rings that reach
 //!   their target (equal tokens from hop to hop): exactly one token is ever
 //!   generated and no node ever declares it lost.
+//! - **Strangers** (`section_8_holds_with_strangers_on_the_lan`): the same
+//!   fault schedules plus strangers that forge members' ids, make up ids by
+//!   the hundred, hand over tables of silent hosts and flood valid searches
+//!   and claims: the same properties hold once they stop, and no pi-ring
+//!   node ever sends anything to a host that never spoke.
 //! - **Equal duplicates**, **powered-off members**, **partitions** and
 //!   **mixed rings** with the older implementation: see each test.
 //!
@@ -23,7 +28,7 @@
 //! `PI_RING_SIM_SEED=1234 cargo test --test core simulation::healthy -- --nocapture`
 //! replays seed 1234 of the tests it selects, printing their traces.
 
-use crate::sim::{Churn, Fault, Kind, Rng, Sim};
+use crate::sim::{Churn, Fault, Hostile, Kind, Rng, Sim};
 use pi_ring::protocol::machine::Timing;
 use pi_ring::protocol::StateName;
 use std::time::Duration;
@@ -220,6 +225,42 @@ fn over_seeds(name: &str, seeds: u64, check: impl Fn(u64) -> (Sim, Result<(), St
 #[test]
 fn section_8_holds_and_churn_stops_over_many_seeded_fault_schedules() {
     over_seeds("faults", seeds(300), run);
+}
+
+/// Strangers act while the faults last, a few times a second.
+fn schedule_strangers(sim: &mut Sim, rng: &mut Rng) {
+    let mut t = ms(300);
+    loop {
+        t += rng.between(ms(100), ms(1000));
+        if t >= FAULTS_UNTIL {
+            break;
+        }
+        let hostile = match rng.below(5) {
+            0 => Hostile::ForgedIds,
+            1 => Hostile::ManyIds { count: 300, sources: 1 },
+            2 => Hostile::ManyIds { count: 300, sources: 100 },
+            3 => Hostile::StrangeTable { hosts: 300 },
+            _ => Hostile::Flood { count: 400, sources: 40 },
+        };
+        sim.schedule_fault(t, Fault::Stranger(hostile));
+    }
+}
+
+fn run_with_strangers(seed: u64) -> (Sim, Result<(), String>) {
+    let mut rng = Rng::new(seed ^ 0x5747);
+    let mut sim = Sim::new(seed, &[Kind::PiRing; NODES], timing());
+    schedule(&mut sim, &mut rng);
+    schedule_strangers(&mut sim, &mut rng);
+    let mut result = check_after_faults(&mut sim, FAULTS_UNTIL);
+    if result.is_ok() && sim.injected == 0 {
+        result = Err("no stranger's message was delivered".into());
+    }
+    (sim, result)
+}
+
+#[test]
+fn section_8_holds_with_strangers_on_the_lan() {
+    over_seeds("strangers", seeds(100), run_with_strangers);
 }
 
 #[test]

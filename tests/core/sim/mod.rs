@@ -11,8 +11,12 @@
 //! nodes crash and restart with the expansion they persisted or with
 //! nothing, or are powered off (connects to them time out rather than being
 //! refused). A hand-off can be delivered although its sender sees it fail
-//! (a *ghost failure*), which makes equal duplicate tokens. Everything is a
-//! function of the seed, so a failing seed replays exactly.
+//! (a *ghost failure*), which makes equal duplicate tokens. Strangers on
+//! the LAN ([`Hostile`]) forge members' ids, make up ids by the hundred,
+//! hand over tables of hosts that never speak and flood valid searches and
+//! claims; the simulation records as a violation any datagram or
+//! connection of a pi-ring node toward a host that never spoke. Everything
+//! is a function of the seed, so a failing seed replays exactly.
 
 #![allow(dead_code)]
 
@@ -77,6 +81,26 @@ pub enum Fault {
     Duplication(f64),
     /// Chance that a delivered TAKE_TOKEN is reported failed to its sender.
     GhostFailures(f64),
+    /// A stranger on the LAN acts (from addresses that run no node).
+    Stranger(Hostile),
+}
+
+/// What a stranger on the LAN does: a buggy peer or an attacker
+/// (PROTOCOL section 10, SECURITY.md). Its addresses run no node: it never
+/// accepts a connection.
+#[derive(Clone, Debug)]
+pub enum Hostile {
+    /// Every kind of message with each member's id, from a stranger's
+    /// address, by broadcast and by TCP.
+    ForgedIds,
+    /// `count` PINGs with ids never heard before, from `sources` addresses.
+    ManyIds { count: u32, sources: u32 },
+    /// A TAKE_TOKEN from a new id with the longest correct expansion and a
+    /// table of `hosts` hosts that never speak.
+    StrangeTable { hosts: u32 },
+    /// `count` valid WHERE_IS_TOKEN and worse GENERATING_TOKEN from
+    /// `sources` ids and addresses, within 200 ms.
+    Flood { count: u32, sources: u32 },
 }
 
 /// What kind of node runs at a place of the ring.
@@ -124,6 +148,13 @@ enum Event {
         host: Ipv4Addr,
         delivered: bool,
         timed_out: bool,
+    },
+    /// A stranger's message (from an address that runs no node).
+    Inject {
+        to: usize,
+        message: Message,
+        from: Ipv4Addr,
+        via: Via,
     },
     LegacyTimer {
         node: usize,
@@ -236,6 +267,11 @@ pub struct Sim {
     pub no_broadcast: bool,
     /// Datagrams sent by unicast (copies of broadcasts).
     pub unicasts: u64,
+    /// Hosts that ever sent anything: the nodes' and the strangers'. A
+    /// pi-ring node sending to any other host is a violation.
+    spoke: std::collections::BTreeSet<Ipv4Addr>,
+    /// Strangers' messages delivered.
+    pub injected: u64,
     pub trace: Vec<String>,
     /// Safety violations seen at any time (faults or not).
     pub violations: Vec<String>,
@@ -297,6 +333,8 @@ impl Sim {
             seeds: Vec::new(),
             no_broadcast: false,
             unicasts: 0,
+            spoke: (0..kinds.len()).map(|i| Ipv4Addr::new(10, 0, 0, 1 + i as u8)).collect(),
+            injected: 0,
             trace: Vec::new(),
             violations: Vec::new(),
             churn: Churn::default(),
@@ -459,6 +497,24 @@ impl Sim {
                     self.input(node, Input::Probed { id, host, result });
                 }
             }
+            Event::Inject { to, message, from, via } => {
+                if !self.alive(to) {
+                    return;
+                }
+                self.injected += 1;
+                match self.nodes[to].kind {
+                    Kind::PiRing => {
+                        let (message, unchecked) = self.received_cold(message);
+                        self.input(to, Input::Received { message, from, via, unchecked })
+                    }
+                    Kind::Legacy => {
+                        let now = self.now;
+                        let Running::Legacy(l) = &mut self.nodes[to].running else { return };
+                        let actions = l.receive(message, None, from, via == Via::Udp, now);
+                        self.legacy_actions(to, actions);
+                    }
+                }
+            }
             Event::LegacyTimer { node, incarnation, timer, seq } => {
                 if self.current(node, incarnation) {
                     let now = self.now;
@@ -518,6 +574,7 @@ impl Sim {
             Fault::Loss(p) => self.loss = p,
             Fault::Duplication(p) => self.duplication = p,
             Fault::GhostFailures(p) => self.ghost_failures = p,
+            Fault::Stranger(hostile) => self.stranger(hostile),
         }
     }
 
@@ -563,25 +620,34 @@ impl Sim {
                 }
                 for host in to {
                     self.unicasts += 1;
+                    self.check_spoke(i, host, "a datagram");
                     if let Some(j) = self.nodes.iter().position(|n| n.host == host) {
                         self.datagram(i, j, message.clone(), Via::Unicast);
                     }
                 }
             }
             Action::Send { to, message } => {
+                self.check_spoke(i, to, "a TCP answer");
                 if let Some(j) = self.nodes.iter().position(|n| n.host == to) {
                     self.send(i, j, message);
                 }
             }
             Action::Probe { id, to, message } => {
-                let Some(j) = self.nodes.iter().position(|n| n.host == to) else { return };
-                let (delivered, timed_out, wait) = self.hand_over(i, j, message, None);
+                self.check_spoke(i, to, "a TCP PING");
+                // A stranger's address: nothing answers there.
+                let (delivered, timed_out, wait) = match self.nodes.iter().position(|n| n.host == to) {
+                    Some(j) => self.hand_over(i, j, message, None),
+                    None => (false, true, self.connect_timeout),
+                };
                 let event = Event::Probed { node: i, incarnation, id, host: to, delivered, timed_out };
                 self.at(self.now + wait, event);
             }
             Action::SendToken { attempt, to, host, message, patience, .. } => {
-                let j = self.nodes.iter().position(|n| n.host == host).expect("registry hosts are sim hosts");
-                let (delivered, timed_out, wait) = self.hand_over(i, j, message, None);
+                self.check_spoke(i, host, "a hand-off");
+                let (delivered, timed_out, wait) = match self.nodes.iter().position(|n| n.host == host) {
+                    Some(j) => self.hand_over(i, j, message, None),
+                    None => (false, true, self.connect_timeout),
+                };
                 let wait = if timed_out { wait.min(patience) } else { wait };
                 self.log(Some(i), format!("-> {to} TAKE_TOKEN attempt {attempt}: delivered {delivered}"));
                 let ghost = delivered && self.rng.chance(self.ghost_failures);
@@ -654,6 +720,91 @@ impl Sim {
 
     /// Try to hand `message` from `i` to `j` over TCP: (delivered, timed
     /// out, time until the sender knows).
+    /// Traffic of pi-ring node `i` toward `host` must go to a host that spoke.
+    fn check_spoke(&mut self, i: usize, host: Ipv4Addr, what: &str) {
+        if !self.spoke.contains(&host) {
+            let v = format!(
+                "at {:.4} s {} sent {what} to {host}, which never spoke",
+                self.now.as_secs_f64(),
+                self.nodes[i].id
+            );
+            self.log(Some(i), format!("VIOLATION {v}"));
+            self.violations.push(v);
+        }
+    }
+
+    /// The `k`-th address of the strangers' (no node runs there).
+    fn stranger_host(k: u32) -> Ipv4Addr {
+        Ipv4Addr::new(10, 1 + (k / 62_500) as u8, ((k / 250) % 250) as u8, 1 + (k % 250) as u8)
+    }
+
+    /// A stranger's message from `from` reaches node `to` (by `via`) soon.
+    fn inject(&mut self, to: usize, message: Message, from: Ipv4Addr, via: Via, within: Duration) {
+        self.spoke.insert(from);
+        let at = self.now + self.rng.between(Duration::ZERO, within);
+        let delay = self.delay(if via == Via::Tcp { self.tcp_delay } else { self.udp_delay });
+        self.at(at + delay, Event::Inject { to, message, from, via });
+    }
+
+    /// A broadcast of a stranger's: every node hears it.
+    fn inject_broadcast(&mut self, message: Message, from: Ipv4Addr, within: Duration) {
+        for to in 0..self.nodes.len() {
+            self.inject(to, message.clone(), from, Via::Udp, within);
+        }
+    }
+
+    fn stranger(&mut self, hostile: Hostile) {
+        let spread = Duration::from_millis(200);
+        match hostile {
+            Hostile::ForgedIds => {
+                let from = Self::stranger_host(0);
+                let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id.clone()).collect();
+                for id in ids {
+                    for body in [
+                        Body::Ping,
+                        Body::WhereIsToken,
+                        Body::TokenIsHere { token: Token::new(0, &id, 1) },
+                        Body::GeneratingToken { token: Token::new(0, &id, 1) },
+                    ] {
+                        let message = Message::new(&id, body);
+                        self.inject_broadcast(message.clone(), from, spread);
+                        let to = self.rng.below(self.nodes.len() as u64) as usize;
+                        self.inject(to, message, from, Via::Tcp, spread);
+                    }
+                }
+            }
+            Hostile::ManyIds { count, sources } => {
+                for k in 0..count {
+                    let message = Message::new(&format!("sybil-{k:05}"), Body::Ping);
+                    self.inject_broadcast(message, Self::stranger_host(100 + k % sources), spread);
+                }
+            }
+            Hostile::StrangeTable { hosts } => {
+                let len = self.longest_live().max(2);
+                let from = Self::stranger_host(1);
+                let mut nodes: pi_ring::protocol::Nodes = (0..hosts)
+                    .map(|k| (format!("silent-{k:04}"), Self::stranger_host(50_000 + k).to_string()))
+                    .collect();
+                nodes.insert("stranger".into(), from.to_string());
+                let token = Token::new(len, "stranger", 1);
+                let body = Body::TakeToken { token, nodes, data: pi().expansion(len), pacing: Default::default() };
+                let to = self.rng.below(self.nodes.len() as u64) as usize;
+                self.inject(to, Message::new("stranger", body), from, Via::Tcp, spread);
+            }
+            Hostile::Flood { count, sources } => {
+                for k in 0..count {
+                    let id = format!("claimer-{:03}", k % sources);
+                    let body = if k % 2 == 0 {
+                        Body::WhereIsToken
+                    } else {
+                        Body::GeneratingToken { token: Token::new(0, &id, 1) }
+                    };
+                    self.inject_broadcast(Message::new(&id, body), Self::stranger_host(2_000 + k % sources), spread);
+                }
+            }
+        }
+    }
+
     fn hand_over(&mut self, i: usize, j: usize, message: Message, raw: Option<String>) -> (bool, bool, Duration) {
         if self.connected(i, j) {
             let d = self.delay(self.tcp_delay);
@@ -716,7 +867,13 @@ impl Sim {
                     }
                 }
                 LegacyAction::SendToken { to, host, token, data, nodes } => {
-                    let j = self.nodes.iter().position(|n| n.host == host).expect("sim host");
+                    // The older implementation learns any table: a
+                    // stranger's hosts answer nothing.
+                    let Some(j) = self.nodes.iter().position(|n| n.host == host) else {
+                        let event = Event::LegacySent { node: i, incarnation, delivered: false };
+                        self.at(self.now + legacy::CONNECT_TIMEOUT, event);
+                        continue;
+                    };
                     // A pi-ring receiver verifies the data and keeps the
                     // correct prefix (its TCP endpoint does, before the node).
                     let verified = pi().verify(&data).expansion;
