@@ -11,8 +11,9 @@
 //! - [`protocol`]: the protocol without IO or clocks. [`protocol::Node`] is
 //!   one node as a sans-IO value (time and input in, actions out); it joins
 //!   the wire messages ([`protocol::message`]), tokens ([`protocol::token`]),
-//!   the registry of sections 1 and 6 ([`protocol::registry`]) and the state
-//!   machine of section 7 ([`protocol::machine`]).
+//!   the registry of sections 1 and 6 ([`protocol::registry`]), the state
+//!   machine of section 7 ([`protocol::machine`]) and the budgets for work
+//!   that input triggers ([`protocol::budget`]).
 //! - [`actors`]: the node as four Actix actors that carry the `Node`'s
 //!   actions out: the UDP endpoint, the TCP endpoint, the registry and the
 //!   state machine, wired together by [`actors::start_node`].

@@ -1,6 +1,8 @@
 //! The pi-ring protocol without IO: wire messages, tokens, the registry of
-//! sections 1 and 6, the state machine of section 7, and the [`Node`] that
-//! joins them into the one sans-IO core the actors and the simulation drive.
+//! sections 1 and 6 (bounded and earned against strangers), the state
+//! machine of section 7, the budgets for work that input triggers, and the
+//! [`Node`] that joins them into the one sans-IO core the actors and the
+//! simulation drive.
 
 pub mod budget;
 pub mod machine;
