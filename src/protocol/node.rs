@@ -35,6 +35,11 @@ use std::time::Duration;
 /// Refusals in a row after which a member is named as refusing the token.
 const REFUSALS_TO_SAY: u32 = 3;
 
+/// A node hands the token to a member that never passed it (its port
+/// answered a PING, which a stranger's can too) at most once per this many
+/// `waiter`s; established members are tried freely.
+const NEW_MEMBER_EVERY_WAITERS: u32 = 4;
+
 /// Membership changes are reported at most this often: a flood of new ids
 /// must not copy a list of a thousand members per datagram.
 const MEMBERS_EVERY: Duration = Duration::from_millis(100);
@@ -140,6 +145,7 @@ struct HandOff {
     host: Ipv4Addr,
     tried: BTreeSet<NodeId>,
     suspect_tried: bool,
+    new_tried: bool,
     /// When the attempt in flight started.
     started: Time,
 }
@@ -156,6 +162,7 @@ impl HandOff {
             host: Ipv4Addr::UNSPECIFIED,
             tried: BTreeSet::new(),
             suspect_tried: false,
+            new_tried: false,
             started: Time::ZERO,
         }
     }
@@ -178,6 +185,10 @@ pub struct Node {
     /// How long a whole hand-off may take: the recovery bound (`waiter +
     /// looser_answer + generating`).
     hand_off_deadline: Duration,
+    /// When a hand-off last tried a member that never passed the token, and
+    /// how often it may ([`NEW_MEMBER_EVERY_WAITERS`] `waiter`s).
+    new_member_tried: Option<Time>,
+    new_member_every: Duration,
     /// How long the last delivered TAKE_TOKEN took to send: the estimate of
     /// the next one's time in transit, which the pacing it carries adds
     /// (the receiver cannot measure it).
@@ -228,6 +239,7 @@ impl Node {
         let patience = config.timing.waiter / 2;
         let period = config.timing.looser_ask.min(config.timing.heartbeat);
         let hand_off_deadline = config.timing.waiter + config.timing.looser_answer + config.timing.generating;
+        let new_member_every = config.timing.waiter * NEW_MEMBER_EVERY_WAITERS;
         Node {
             machine: Machine::with_expansion(config, expansion, own_revision),
             registry,
@@ -238,6 +250,8 @@ impl Node {
             persisted,
             patience,
             hand_off_deadline,
+            new_member_tried: None,
+            new_member_every,
             transit: Duration::ZERO,
             warnings: WarnLimiter::new(5),
             seeds: Vec::new(),
@@ -438,6 +452,9 @@ impl Node {
         }
         if reception.ping_back {
             self.probe(now, message.author.clone(), from);
+        }
+        if matches!(message.body, Body::TakeToken { .. }) {
+            self.registry.established(&message.author);
         }
         for (id, host) in &reception.rejected {
             warn_limited!(
@@ -685,7 +702,14 @@ impl Node {
     /// Send the token to the next candidate of `hand_off`; when there is
     /// none, the machine's input saying that nobody could be reached.
     fn try_next(&mut self, now: Time, mut hand_off: HandOff) -> Option<super::machine::Input> {
-        let Some(next) = self.registry.next_candidate(now, &hand_off.tried, !hand_off.suspect_tried) else {
+        // One member that never passed the token per hand-off, and one every
+        // NEW_MEMBER_EVERY waiters per node: strangers whose ports accept
+        // connections but never take the token cost little.
+        let new_allowed = !hand_off.suspect_tried
+            && !hand_off.new_tried
+            && self.new_member_tried.is_none_or(|at| now.saturating_sub(at) >= self.new_member_every);
+        let suspect_allowed = !hand_off.suspect_tried && !hand_off.new_tried;
+        let Some(next) = self.registry.next_candidate(now, &hand_off.tried, suspect_allowed, new_allowed) else {
             if !hand_off.tried.is_empty() {
                 log::warn!(
                     "{}: no other member reachable ({} tried); keeping the token",
@@ -698,6 +722,10 @@ impl Node {
         self.attempts += 1;
         hand_off.attempt = self.attempts;
         hand_off.suspect_tried |= next.suspect;
+        hand_off.new_tried |= next.new;
+        if next.new {
+            self.new_member_tried = Some(now);
+        }
         hand_off.tried.insert(next.id.clone());
         hand_off.to = next.id.clone();
         hand_off.host = next.host;
@@ -735,6 +763,7 @@ impl Node {
         match result {
             Ok(()) => {
                 self.registry.delivered(&hand_off.to, hand_off.host, now);
+                self.registry.established(&hand_off.to);
                 self.heard_after_failure.remove(&hand_off.to);
                 self.refusals.remove(&hand_off.to);
                 self.transit = now.saturating_sub(hand_off.started);

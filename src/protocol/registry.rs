@@ -54,6 +54,9 @@ struct Entry {
     heard_at: Option<Time>,
     /// Its TCP port accepted a connection of ours.
     proven: bool,
+    /// It took a hand-off of ours, or handed us the token: a member that
+    /// passes the token, not only one whose port accepts connections.
+    established: bool,
     /// Known only from a table, and a PING to prove it is due.
     probe_due: bool,
     /// The last evidence of it: heard, proven, or learnt.
@@ -71,6 +74,7 @@ impl Entry {
             broadcast: false,
             heard_at: Some(now),
             proven: false,
+            established: false,
             probe_due: false,
             evidence: now,
         }
@@ -83,7 +87,7 @@ impl Entry {
     /// As a registry that takes every member as proven keeps it.
     fn permissive(self, permissive: bool) -> Entry {
         if permissive {
-            Entry { proven: true, probe_due: false, ..self }
+            Entry { proven: true, established: true, probe_due: false, ..self }
         } else {
             self
         }
@@ -121,6 +125,10 @@ pub struct Candidate {
     /// A send to it failed before and it has not been heard from since: a
     /// hand-off tries at most one such.
     pub suspect: bool,
+    /// It never took or handed over the token: its port answered a PING,
+    /// which a stranger's can too. A hand-off tries at most one such (or
+    /// suspect), and a node one every few `waiter`s.
+    pub new: bool,
 }
 
 /// A ring member as the registry reports it.
@@ -191,7 +199,8 @@ impl Registry {
     /// `lost_for` (the protocol uses the `waiter` timeout).
     pub fn new(own_id: &str, own_host: Ipv4Addr, lost_for: Duration) -> Self {
         let mut nodes = BTreeMap::new();
-        nodes.insert(own_id.to_owned(), Entry { proven: true, ..Entry::heard(own_host, Time::ZERO) });
+        nodes
+            .insert(own_id.to_owned(), Entry { proven: true, established: true, ..Entry::heard(own_host, Time::ZERO) });
         Registry {
             own_id: own_id.to_owned(),
             own_host,
@@ -463,18 +472,38 @@ impl Registry {
 
     /// The node a hand-off tries next: the first proven member after us in
     /// ring order that is not marked lost and was not `tried` in this
-    /// hand-off, and not a suspect unless `suspect_allowed`. Members never
-    /// proven get the token only once their PING went through: a made-up
-    /// id costs a hand-off nothing.
-    pub fn next_candidate(&self, now: Time, tried: &BTreeSet<NodeId>, suspect_allowed: bool) -> Option<Candidate> {
+    /// hand-off, not a suspect unless `suspect_allowed`, and not new (see
+    /// [`Candidate::new`]) unless `new_allowed`. Members never proven get
+    /// the token only once their PING went through: a made-up id costs a
+    /// hand-off nothing.
+    pub fn next_candidate(
+        &self,
+        now: Time,
+        tried: &BTreeSet<NodeId>,
+        suspect_allowed: bool,
+        new_allowed: bool,
+    ) -> Option<Candidate> {
         self.after_us()
             .find(|(id, entry)| {
                 entry.proven
                     && !Self::is_lost(entry, now)
                     && !tried.contains(*id)
                     && (suspect_allowed || !entry.suspect)
+                    && (new_allowed || entry.established)
             })
-            .map(|(id, entry)| Candidate { id: id.clone(), host: entry.host, suspect: entry.suspect })
+            .map(|(id, entry)| Candidate {
+                id: id.clone(),
+                host: entry.host,
+                suspect: entry.suspect,
+                new: !entry.established,
+            })
+    }
+
+    /// `id` took a hand-off of ours, or handed us the token.
+    pub fn established(&mut self, id: &str) {
+        if let Some(entry) = self.nodes.get_mut(id) {
+            entry.established = true;
+        }
     }
 
     /// `id`'s PING was not sent (a budget, or too many connections): PING
@@ -644,17 +673,22 @@ mod tests {
         r.mark_lost("e", T0);
         let later = T0 + Duration::from_secs(3); // both marks expired
         let mut tried = BTreeSet::new();
-        let first = r.next_candidate(later, &tried, true).unwrap();
+        let first = r.next_candidate(later, &tried, true, true).unwrap();
         assert_eq!((first.id.as_str(), first.suspect), ("d", true));
         tried.insert(first.id);
         // d failed again: e is a suspect too and is skipped; a is tried.
-        let second = r.next_candidate(later, &tried, false).unwrap();
+        let second = r.next_candidate(later, &tried, false, true).unwrap();
         assert_eq!((second.id.as_str(), second.suspect), ("a", false));
+        // Proven by a PING only: new, unless it took or handed the token.
+        assert!(second.new);
+        assert_eq!(r.next_candidate(later, &tried, false, false), None);
+        r.established("a");
+        assert_eq!(r.next_candidate(later, &tried, false, false).unwrap().id, "a");
         tried.insert(second.id);
-        assert_eq!(r.next_candidate(later, &tried, false), None);
+        assert_eq!(r.next_candidate(later, &tried, false, true), None);
         // Hearing from e clears its suspicion.
         r.receive(&ping("e"), ip(12), later);
-        assert_eq!(r.next_candidate(later, &tried, false).unwrap().id, "e");
+        assert_eq!(r.next_candidate(later, &tried, false, true).unwrap().id, "e");
     }
 
     #[test]
@@ -767,7 +801,7 @@ mod tests {
         assert!(r.take_probes(10).is_empty(), "one PING");
         // Not proven: never handed the token.
         let tried = BTreeSet::from(["b".to_string()]);
-        assert_eq!(r.next_candidate(T0, &tried, true), None);
+        assert_eq!(r.next_candidate(T0, &tried, true, true), None);
         // Its port answered: proven, passed on, sent copies.
         r.delivered("m", ip(30), T0);
         assert!(r.nodes().contains_key("m") && r.unicast_hosts(true).contains(&ip(30)));
@@ -779,7 +813,7 @@ mod tests {
         // and a PING later.
         r.receive(&ping("new"), ip(32), T0);
         r.probe_later("new");
-        assert!(r.next_candidate(T0, &BTreeSet::from(["b".into(), "m".into()]), true).is_none());
+        assert!(r.next_candidate(T0, &BTreeSet::from(["b".into(), "m".into()]), true, true).is_none());
         assert_eq!(r.take_probes(10), vec![("new".to_string(), ip(32))]);
     }
 

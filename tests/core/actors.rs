@@ -133,7 +133,7 @@ enum Reach {
 #[derive(Default)]
 struct Recorder {
     log: Log,
-    unreachable: HashMap<Ipv4Addr, Reach>,
+    unreachable: Arc<Mutex<HashMap<Ipv4Addr, Reach>>>,
     members: Arc<Mutex<Vec<Member>>>,
 }
 
@@ -159,7 +159,7 @@ impl Handler<SendTo> for Recorder {
         let token = matches!(msg.message.body, Body::TakeToken { .. });
         self.log.push(Event::Send(msg.to, msg.message));
         let addr = SocketAddrV4::new(msg.to, 8239);
-        let reach = self.unreachable.get(&msg.to).copied().filter(|_| token);
+        let reach = self.unreachable.lock().unwrap().get(&msg.to).copied().filter(|_| token);
         let patience = msg.patience.unwrap_or(ms(1000));
         Box::pin(async move {
             match reach {
@@ -206,7 +206,7 @@ fn node(id: &str, host: Ipv4Addr, timing: Timing) -> Node {
 
 /// One state machine whose peers are a single recorder.
 fn start_recorded(id: &str, timing: Timing) -> (Addr<StateMachine>, Log) {
-    let (addr, log, _) = start_recorded_with(id, timing, HashMap::new());
+    let (addr, log, _) = start_recorded_with(id, timing, Arc::default());
     (addr, log)
 }
 
@@ -214,7 +214,7 @@ fn start_recorded(id: &str, timing: Timing) -> (Addr<StateMachine>, Log) {
 fn start_recorded_with(
     id: &str,
     timing: Timing,
-    unreachable: HashMap<Ipv4Addr, Reach>,
+    unreachable: Arc<Mutex<HashMap<Ipv4Addr, Reach>>>,
 ) -> (Addr<StateMachine>, Log, Arc<Mutex<Vec<Member>>>) {
     let recorder = Recorder { unreachable, ..Recorder::default() };
     let (log, members) = (recorder.log.clone(), Arc::clone(&recorder.members));
@@ -402,11 +402,20 @@ async fn digits_handed_unchecked_are_checked_while_holding_and_passed_on_extende
 async fn a_hand_off_skips_a_refused_and_a_stalled_member_and_reaches_the_next() {
     let n6 = Ipv4Addr::new(127, 0, 0, 6);
     let n7 = Ipv4Addr::new(127, 0, 0, 7);
-    let unreachable = HashMap::from([(n6, Reach::Refused), (n7, Reach::Stalled)]);
-    let (node, log, members) = start_recorded_with("n5", timing(0), unreachable);
+    let unreachable = Arc::new(Mutex::new(HashMap::new()));
+    let (node, log, members) = start_recorded_with("n5", timing(0), Arc::clone(&unreachable));
     for (id, host) in [("n1", PEER), ("n6", n6), ("n7", n7)] {
         introduce(&node, id, host).await;
     }
+    // An earlier round: n7 hands the token over and n6 takes it, so both
+    // are members that pass the token (not only ports that answer).
+    let from_n7 = Message::new("n7", take_token_with(22, &[]));
+    node.do_send(Inbound { message: from_n7, from: n7, via: Via::Tcp, unchecked: None });
+    sleep(ms(5)).await;
+    assert_eq!(state(&node).await, StateName::Waiter, "passed to n6");
+    // Then n6 refuses connections and n7 stops reading.
+    *unreachable.lock().unwrap() = HashMap::from([(n6, Reach::Refused), (n7, Reach::Stalled)]);
+    let passed_before = log.sends().len();
     let t0 = Instant::now();
     deliver(&node, "n1", take_token_with(42, &[("n6", n6), ("n7", n7)]));
     assert_eq!(state(&node).await, StateName::Owner);
@@ -416,8 +425,11 @@ async fn a_hand_off_skips_a_refused_and_a_stalled_member_and_reaches_the_next() 
     let beats = log.broadcasts(t0, "token is here");
     assert!(beats.len() >= 2, "the holder heart-beats while it tries: {beats:?}");
     sleep(ms(2)).await;
-    let tried: Vec<Ipv4Addr> =
-        log.sends().into_iter().filter(|(_, m)| matches!(m.body, Body::TakeToken { .. })).map(|(to, _)| to).collect();
+    let tried: Vec<Ipv4Addr> = log.sends()[passed_before..]
+        .iter()
+        .filter(|(_, m)| matches!(m.body, Body::TakeToken { .. }))
+        .map(|(to, _)| *to)
+        .collect();
     assert_eq!(tried, vec![n6, n7, PEER], "ring order after n5: n6, n7, then n1");
     assert_eq!(state(&node).await, StateName::Waiter);
     let lost: Vec<String> = members.lock().unwrap().iter().filter(|m| m.lost).map(|m| m.id.clone()).collect();

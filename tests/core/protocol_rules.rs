@@ -34,12 +34,14 @@ struct Probe {
     now: Time,
     out: Vec<Action>,
     timers: Vec<TimerId>,
+    /// The last computation asked for, whatever came since.
+    computing: Option<(u64, usize)>,
 }
 
 impl Probe {
     fn with(timing: Timing, max_len: usize) -> Self {
         let node = Node::new(Config { id: ME.into(), timing, max_len }, ME_HOST, Expansion::empty(), 0);
-        Probe { node, now: Time::from_secs(1000), out: Vec::new(), timers: Vec::new() }
+        Probe { node, now: Time::from_secs(1000), out: Vec::new(), timers: Vec::new(), computing: None }
     }
 
     /// A started node: in LOOSER.
@@ -77,6 +79,9 @@ impl Probe {
 
     fn input(&mut self, input: Input) {
         self.out = self.node.handle(self.now, input);
+        if let Some(compute) = self.compute() {
+            self.computing = Some(compute);
+        }
         for o in &self.out {
             match o {
                 Action::SetTimer { timer, .. } => {
@@ -127,6 +132,14 @@ impl Probe {
             .iter()
             .filter_map(|o| if let Action::Probe { to, id, .. } = o { Some((*to, id.as_str())) } else { None })
             .collect()
+    }
+
+    /// Receive a message from `author` at its own `host`; a newcomer is
+    /// PINGed back and its PING goes through.
+    fn receive_at(&mut self, author: &str, host: Ipv4Addr, body: Body) {
+        let via = if matches!(body, Body::TakeToken { .. }) { Via::Tcp } else { Via::Udp };
+        self.input(Input::Received { message: Message::new(author, body), from: host, via, unchecked: None });
+        self.prove_probed();
     }
 
     /// Receive a message by its natural path, without introducing `author`.
@@ -197,7 +210,7 @@ impl Probe {
 
     /// Complete the pending computation.
     fn finish_compute(&mut self) {
-        let (epoch, len) = self.compute().expect("a computation was started");
+        let (epoch, len) = self.computing.take().expect("a computation was started");
         self.input(Input::Computed { epoch, expansion: Some(expansion(len)), checked: None });
     }
 }
@@ -905,9 +918,18 @@ fn owner_passing(others: &[(&str, u8)]) -> Probe {
     let mut n = Probe::waiter();
     let mut nodes: Nodes = others.iter().map(|(id, last)| (id.to_string(), format!("127.0.0.{last}"))).collect();
     nodes.insert("n1".into(), PEER.to_string());
-    let body =
-        Body::TakeToken { token: Token::new(22, "n1", 1), nodes, data: expansion(22), pacing: Default::default() };
-    n.receive("n1", body);
+    let body = |nodes: Nodes| Body::TakeToken {
+        token: Token::new(22, "n1", 1),
+        nodes,
+        data: expansion(22),
+        pacing: Default::default(),
+    };
+    // Each of the others handed this node the token before: they are
+    // established members at their own addresses (two tokens meeting merge).
+    for (id, last) in others {
+        n.receive_at(id, Ipv4Addr::new(127, 0, 0, *last), body(Nodes::new()));
+    }
+    n.receive("n1", body(nodes));
     n.finish_compute();
     n
 }
@@ -951,6 +973,37 @@ fn members_that_stay_down_cost_a_later_hand_off_at_most_one_attempt() {
     assert_eq!(n.pass().unwrap().1, "n6");
     n.pass_failed();
     assert_eq!(n.pass().unwrap().1, "n1", "n7, also a suspect, is skipped this round");
+}
+
+#[test]
+fn a_member_that_never_passed_the_token_is_tried_once_per_hand_off_and_every_four_waiters() {
+    // n6 and n7 answered a PING (their ports accept connections) but never
+    // took or handed over the token: a stranger's ports can do as much.
+    let mut n = Probe::waiter();
+    for (id, last) in [("n6", 6), ("n7", 7)] {
+        n.receive_at(id, Ipv4Addr::new(127, 0, 0, last), Body::Ping);
+    }
+    n.receive("n1", take_token(Token::new(22, "n1", 1), 22));
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().1, "n6", "one new member per hand-off");
+    n.pass_failed();
+    assert_eq!(n.pass().unwrap().1, "n1", "n7, new too, waits");
+    n.pass_delivered();
+    // Within four waiters, no new member is tried; then one is.
+    n.advance(Duration::from_millis(7_000));
+    n.receive("n1", take_token(Token::new(62, "n1", 1), 62));
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().1, "n1", "n7 waits until four waiters have passed");
+    n.pass_delivered();
+    n.advance(Duration::from_millis(1_000));
+    n.receive("n1", take_token(Token::new(102, "n1", 1), 102));
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().1, "n6", "its lost mark has expired: tried again, as the one new member");
+    n.pass_delivered();
+    // Once it took the token, it is tried like any member.
+    n.receive("n1", take_token(Token::new(142, "n1", 1), 142));
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().1, "n6");
 }
 
 #[test]

@@ -228,7 +228,7 @@ impl Legacy {
     }
 
     fn pass(&mut self, now: Duration, mut tried: BTreeSet<NodeId>) {
-        match self.registry.next_candidate(now, &tried, true) {
+        match self.registry.next_candidate(now, &tried, true, true) {
             Some(next) => {
                 tried.insert(next.id.clone());
                 self.out.push(LegacyAction::SendToken {
