@@ -467,11 +467,11 @@ impl Node {
             );
         }
         if reception.untrusted > 0 {
-            warn_limited!(
-                at now,
-                self.warnings,
+            // Usually a member's first hand-off that overtook our PING to
+            // it: the next table is learnt. Else a stranger's.
+            log::debug!(
                 "{}: not learning {} new members from the table of {} at {from}: its TCP port has not \
-                 answered ours yet (a stranger's first message)",
+                 answered ours yet",
                 self.id(),
                 reception.untrusted,
                 message.author

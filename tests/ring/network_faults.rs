@@ -465,14 +465,26 @@ fn fifty_nodes_on_a_bridge_form_one_ring_without_churn() {
     });
     let recovery = back.map(|s| s.at - killed);
     let too_slow: usize = nodes.iter().map(|n| n.log_text().matches("too slow").count()).sum();
+    // The defences against strangers never bite on an honest ring.
+    let bitten: usize = nodes
+        .iter()
+        .map(|n| {
+            let log = n.log_text();
+            ["too many TCP answers", "registry is full", "the node is flooded"]
+                .iter()
+                .map(|w| log.matches(w).count())
+                .sum::<usize>()
+        })
+        .sum();
     eprintln!(
-        "FIGURES nodes={count} first_token_s={:.2} all_held_after_s={:.2} regenerations_before_kill={churned} recovery_s={:?} too_slow={too_slow}",
+        "FIGURES nodes={count} first_token_s={:.2} all_held_after_s={:.2} regenerations_before_kill={churned} recovery_s={:?} too_slow={too_slow} defences_bitten={bitten}",
         first_token.as_secs_f64(),
         coverage.as_secs_f64(),
         recovery.map(|r| r.as_secs_f64())
     );
     assert_eq!(churned, 0, "a healthy ring of 50 regenerated its token");
     assert_eq!(too_slow, 0, "honest connections were closed as too slow");
+    assert_eq!(bitten, 0, "a budget or bound meant for strangers bit an honest ring");
     let recovery = recovery.expect("no new token within 15 s of killing the holder");
     assert!(recovery <= Duration::from_millis(7000), "recovery took {recovery:?} (bound 6 s)");
     let wrong = observer.wrong();
