@@ -454,6 +454,21 @@ impl Drop for Observer {
     }
 }
 
+/// What a node logs when a defence against strangers bites (a budget, the
+/// full registry, the flooded queue): never on an honest ring.
+pub const DEFENCES_BITING: [&str; 3] = ["too many TCP answers", "registry is full", "the node is flooded"];
+
+/// How often the nodes' logs say a defence against strangers bit.
+pub fn defences_bitten(nodes: &[NodeProcess]) -> usize {
+    nodes
+        .iter()
+        .map(|n| {
+            let log = n.log_text();
+            DEFENCES_BITING.iter().map(|w| log.matches(w).count()).sum::<usize>()
+        })
+        .sum()
+}
+
 /// Resident memory of a process, in MiB (0 if unknown).
 pub fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

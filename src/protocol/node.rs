@@ -525,7 +525,7 @@ impl Node {
     /// PING members learnt from tables, as the PING budget allows (the rest
     /// are PINGed at the next upkeep).
     fn prove_table_members(&mut self, now: Time) {
-        for (id, host) in self.registry.take_probes(128) {
+        for (id, host) in self.registry.take_probes(now, 128) {
             self.probe(now, id, host);
         }
     }
@@ -553,7 +553,7 @@ impl Node {
         let forgotten = self.registry.forget_stale(now);
         if !forgotten.is_empty() {
             log::info!(
-                "{}: forgot {} member(s) silent since a send to them failed {:?} ago: {}",
+                "{}: forgot {} member(s) silent for {:?} since a send to them failed, or never reached: {}",
                 self.id(),
                 forgotten.len(),
                 self.registry.forget_after(),
@@ -777,13 +777,7 @@ impl Node {
                 if let SendError::Refused { addr } = &e {
                     self.refuses_while_alive(now, &hand_off.to, *addr);
                 }
-                if self.registry.mark_lost(&hand_off.to, now) {
-                    log::info!(
-                        "{}: forgot {}: never reached, known only from what others said",
-                        self.id(),
-                        hand_off.to
-                    );
-                }
+                self.registry.mark_lost(&hand_off.to, now);
                 self.members_changed = true;
                 if current {
                     if let Some(done) = self.try_next(now, hand_off) {

@@ -22,9 +22,10 @@
 //!   known only from a token's table get no unicast copies until they are
 //!   heard or proven; tables are learnt only from proven members and seeds,
 //!   and only proven members are passed on in our own tables.
-//! - **Ageing.** A member never proven is forgotten when a connection to it
-//!   fails; a member that failed and was not heard from since is forgotten
-//!   after [`forget_after`](Registry::forget_after).
+//! - **Ageing.** A member that failed and was not heard from since, or was
+//!   never proven and not heard from, is forgotten after
+//!   [`forget_after`](Registry::forget_after); one never proven is PINGed
+//!   again, backing off like a lost mark, until then.
 
 use super::message::{Body, Message, Nodes};
 use super::token::NodeId;
@@ -392,23 +393,19 @@ impl Registry {
     }
 
     /// A TCP send to `id` failed (section 1). The mark lasts `lost_for`,
-    /// longer after repeated failures. A member never proven to listen is
-    /// forgotten instead (it may never have existed); returns whether it
-    /// was.
-    pub fn mark_lost(&mut self, id: &str, now: Time) -> bool {
+    /// longer after repeated failures. A member never reached is PINGed
+    /// again when the mark expires (a busy host may have missed the first),
+    /// and is forgotten if it stays silent (see [`forget_stale`](Self::forget_stale)).
+    pub fn mark_lost(&mut self, id: &str, now: Time) {
         let Some(entry) = self.nodes.get_mut(id).filter(|_| id != self.own_id) else {
-            return false;
+            return;
         };
-        if !entry.proven {
-            self.forget(id);
-            return true;
-        }
         let doublings = entry.failures.min(MAX_BACKOFF_DOUBLINGS);
         entry.lost_until = Some(now + self.lost_for * (1 << doublings));
         entry.suspect = true;
         entry.failures = entry.failures.saturating_add(1);
         entry.failing_since.get_or_insert(now);
-        false
+        entry.probe_due |= !entry.proven;
     }
 
     /// `id`'s TCP port at `host` accepted a connection of ours (a hand-off
@@ -427,9 +424,9 @@ impl Registry {
 
     /// Members whose PING is due (learnt from a table, or not PINGed when
     /// first heard), at most `max`; they are no longer due once returned.
-    pub fn take_probes(&mut self, max: usize) -> Vec<(NodeId, Ipv4Addr)> {
+    pub fn take_probes(&mut self, now: Time, max: usize) -> Vec<(NodeId, Ipv4Addr)> {
         let mut due = Vec::new();
-        for (id, entry) in self.nodes.iter_mut().filter(|(_, e)| e.probe_due).take(max) {
+        for (id, entry) in self.nodes.iter_mut().filter(|(_, e)| e.probe_due && !Self::is_lost(e, now)).take(max) {
             entry.probe_due = false;
             due.push((id.clone(), entry.host));
         }
@@ -437,13 +434,18 @@ impl Registry {
     }
 
     /// Forget the members that failed and were not heard from for
-    /// [`forget_after`](Self::forget_after); returns them.
+    /// [`forget_after`](Self::forget_after), and those never reached and
+    /// not heard from for as long; returns them.
     pub fn forget_stale(&mut self, now: Time) -> Vec<NodeId> {
         let limit = self.forget_after();
         let stale: Vec<NodeId> = self
             .nodes
             .iter()
-            .filter(|(_, e)| e.failing_since.is_some_and(|since| now.saturating_sub(since) >= limit))
+            .filter(|(id, e)| {
+                **id != self.own_id
+                    && (e.failing_since.is_some_and(|since| now.saturating_sub(since) >= limit)
+                        || (!e.proven && now.saturating_sub(e.evidence) >= limit))
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in &stale {
@@ -531,12 +533,14 @@ impl Registry {
 
     /// The hosts of the other members that broadcasts do not reach: not
     /// heard by broadcast (`all`: every other member), each host once.
-    /// Members known only from tables get nothing until heard or proven.
+    /// Members never reached get nothing: made-up ids and tables cost no
+    /// datagrams (they are PINGed once, then have copies when that went
+    /// through).
     pub fn unicast_hosts(&self, all: bool) -> Vec<Ipv4Addr> {
         // One id per address: the hosts are distinct.
         self.nodes
             .iter()
-            .filter(|(id, e)| **id != self.own_id && e.direct() && (all || !e.broadcast))
+            .filter(|(id, e)| **id != self.own_id && e.proven && (all || !e.broadcast))
             .map(|(_, e)| e.host)
             .collect()
     }
@@ -628,7 +632,7 @@ mod tests {
     #[test]
     fn lost_nodes_are_skipped_until_the_mark_expires() {
         let mut r = ring("a", &["b", "c"]);
-        assert!(!r.mark_lost("b", T0), "a proven member is marked, not forgotten");
+        r.mark_lost("b", T0);
         assert_eq!(r.next(T0).unwrap().0, "c");
         assert_eq!(r.next(T0 + Duration::from_millis(1999)).unwrap().0, "c");
         assert_eq!(r.next(T0 + Duration::from_secs(2)).unwrap().0, "b");
@@ -797,24 +801,30 @@ mod tests {
         // Heard, but not proven: not passed on either.
         r.receive(&ping("h"), ip(33), T0);
         assert!(!r.nodes().contains_key("h"));
-        assert_eq!(r.take_probes(10), vec![("m".to_string(), ip(30))]);
-        assert!(r.take_probes(10).is_empty(), "one PING");
+        assert_eq!(r.take_probes(T0, 10), vec![("m".to_string(), ip(30))]);
+        assert!(r.take_probes(T0, 10).is_empty(), "one PING");
         // Not proven: never handed the token.
         let tried = BTreeSet::from(["b".to_string()]);
         assert_eq!(r.next_candidate(T0, &tried, true, true), None);
         // Its port answered: proven, passed on, sent copies.
         r.delivered("m", ip(30), T0);
         assert!(r.nodes().contains_key("m") && r.unicast_hosts(true).contains(&ip(30)));
-        // One that never answers is forgotten on its first failure.
+        // One that never answers is PINGed again after its mark, backing
+        // off, and forgotten if it stays silent.
         r.receive(&take_token("b", &[("ghost", ip(31))]), ip(10), T0);
-        assert!(r.mark_lost("ghost", T0));
-        assert!(r.host_of("ghost").is_none());
+        assert_eq!(r.take_probes(T0, 10).len(), 1);
+        r.mark_lost("ghost", T0);
+        assert!(r.take_probes(T0 + Duration::from_millis(1999), 10).is_empty());
+        assert_eq!(r.take_probes(T0 + Duration::from_secs(2), 10), vec![("ghost".to_string(), ip(31))]);
+        assert!(r.forget_stale(T0 + r.forget_after() - Duration::from_millis(1)).is_empty());
+        let forgotten = r.forget_stale(T0 + r.forget_after());
+        assert!(forgotten.contains(&"ghost".to_string()) && !forgotten.contains(&"m".to_string()), "{forgotten:?}");
         // Heard but not proven yet (its PING not sent): no token either,
         // and a PING later.
         r.receive(&ping("new"), ip(32), T0);
         r.probe_later("new");
         assert!(r.next_candidate(T0, &BTreeSet::from(["b".into(), "m".into()]), true, true).is_none());
-        assert_eq!(r.take_probes(10), vec![("new".to_string(), ip(32))]);
+        assert_eq!(r.take_probes(T0, 10), vec![("new".to_string(), ip(32))]);
     }
 
     #[test]

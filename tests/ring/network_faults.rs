@@ -466,16 +466,7 @@ fn fifty_nodes_on_a_bridge_form_one_ring_without_churn() {
     let recovery = back.map(|s| s.at - killed);
     let too_slow: usize = nodes.iter().map(|n| n.log_text().matches("too slow").count()).sum();
     // The defences against strangers never bite on an honest ring.
-    let bitten: usize = nodes
-        .iter()
-        .map(|n| {
-            let log = n.log_text();
-            ["too many TCP answers", "registry is full", "the node is flooded"]
-                .iter()
-                .map(|w| log.matches(w).count())
-                .sum::<usize>()
-        })
-        .sum();
+    let bitten = pi_ring_harness::defences_bitten(&nodes);
     eprintln!(
         "FIGURES nodes={count} first_token_s={:.2} all_held_after_s={:.2} regenerations_before_kill={churned} recovery_s={:?} too_slow={too_slow} defences_bitten={bitten}",
         first_token.as_secs_f64(),

@@ -548,6 +548,8 @@ impl Bench {
         let declared_lost = after_first(&|s| s.old == StateName::Waiter && s.new == StateName::Looser);
         let too_slow: usize = nodes.iter().map(|p| p.log_text().matches("too slow").count()).sum();
         let bad: usize = nodes.iter().map(|p| p.log_text().matches("dropped a bad message").count()).sum();
+        // The defences against strangers must never bite on an honest ring.
+        let bitten = pi_ring_harness::defences_bitten(&nodes);
         let digits = seen.iter().map(|s| s.progress).max().unwrap_or(0).saturating_sub(2);
         let name = |what: &str| format!("{n} nodes: {what}");
         let secs = window.as_secs();
@@ -573,6 +575,12 @@ impl Bench {
             "count",
             vec![too_slow as f64, bad as f64],
             "whole run; min = too slow, max = empty",
+        ));
+        self.push(stats(
+            &name("defences against strangers that bit"),
+            "count",
+            vec![bitten as f64],
+            "whole run: budget, full-registry and flooded-queue warnings",
         ));
         self.push(stats(&name("CPU per node"), "%core", cpu, "steady window, hold 0: every node passes"));
         self.push(stats(&name("resident memory per node"), "MiB", rss, "VmRSS at the end of the window"));
