@@ -35,9 +35,10 @@ use std::time::Duration;
 /// Refusals in a row after which a member is named as refusing the token.
 const REFUSALS_TO_SAY: u32 = 3;
 
-/// A node hands the token to a member that never passed it (its port
-/// answered a PING, which a stranger's can too) at most once per this many
-/// `waiter`s; established members are tried freely.
+/// After a hand-off to a member that never passed the token (its port
+/// answered a PING, which a stranger's can too) failed, a node tries no
+/// other such member for this many `waiter`s; established members are
+/// tried freely.
 const NEW_MEMBER_EVERY_WAITERS: u32 = 4;
 
 /// Membership changes are reported at most this often: a flood of new ids
@@ -146,6 +147,8 @@ struct HandOff {
     tried: BTreeSet<NodeId>,
     suspect_tried: bool,
     new_tried: bool,
+    /// The attempt in flight goes to a new member.
+    to_new: bool,
     /// When the attempt in flight started.
     started: Time,
 }
@@ -163,6 +166,7 @@ impl HandOff {
             tried: BTreeSet::new(),
             suspect_tried: false,
             new_tried: false,
+            to_new: false,
             started: Time::ZERO,
         }
     }
@@ -185,9 +189,10 @@ pub struct Node {
     /// How long a whole hand-off may take: the recovery bound (`waiter +
     /// looser_answer + generating`).
     hand_off_deadline: Duration,
-    /// When a hand-off last tried a member that never passed the token, and
-    /// how often it may ([`NEW_MEMBER_EVERY_WAITERS`] `waiter`s).
-    new_member_tried: Option<Time>,
+    /// When a hand-off to a member that never passed the token last failed,
+    /// and how long no other such is tried after that
+    /// ([`NEW_MEMBER_EVERY_WAITERS`] `waiter`s).
+    new_member_failed: Option<Time>,
     new_member_every: Duration,
     /// How long the last delivered TAKE_TOKEN took to send: the estimate of
     /// the next one's time in transit, which the pacing it carries adds
@@ -250,7 +255,7 @@ impl Node {
             persisted,
             patience,
             hand_off_deadline,
-            new_member_tried: None,
+            new_member_failed: None,
             new_member_every,
             transit: Duration::ZERO,
             warnings: WarnLimiter::new(5),
@@ -702,12 +707,13 @@ impl Node {
     /// Send the token to the next candidate of `hand_off`; when there is
     /// none, the machine's input saying that nobody could be reached.
     fn try_next(&mut self, now: Time, mut hand_off: HandOff) -> Option<super::machine::Input> {
-        // One member that never passed the token per hand-off, and one every
-        // NEW_MEMBER_EVERY waiters per node: strangers whose ports accept
-        // connections but never take the token cost little.
+        // One member that never passed the token per hand-off, and none for
+        // NEW_MEMBER_EVERY_WAITERS waiters after such a one failed: strangers
+        // whose ports accept connections but never take the token cost
+        // little, honest newcomers nothing.
         let new_allowed = !hand_off.suspect_tried
             && !hand_off.new_tried
-            && self.new_member_tried.is_none_or(|at| now.saturating_sub(at) >= self.new_member_every);
+            && self.new_member_failed.is_none_or(|at| now.saturating_sub(at) >= self.new_member_every);
         let suspect_allowed = !hand_off.suspect_tried && !hand_off.new_tried;
         let Some(next) = self.registry.next_candidate(now, &hand_off.tried, suspect_allowed, new_allowed) else {
             if !hand_off.tried.is_empty() {
@@ -723,9 +729,7 @@ impl Node {
         hand_off.attempt = self.attempts;
         hand_off.suspect_tried |= next.suspect;
         hand_off.new_tried |= next.new;
-        if next.new {
-            self.new_member_tried = Some(now);
-        }
+        hand_off.to_new = next.new;
         hand_off.tried.insert(next.id.clone());
         hand_off.to = next.id.clone();
         hand_off.host = next.host;
@@ -774,6 +778,9 @@ impl Node {
             }
             Err(e) => {
                 log::warn!("{}: hand-off to {} failed: {e}; marking it lost for now", self.id(), hand_off.to);
+                if hand_off.to_new {
+                    self.new_member_failed = Some(now);
+                }
                 if let SendError::Refused { addr } = &e {
                     self.refuses_while_alive(now, &hand_off.to, *addr);
                 }

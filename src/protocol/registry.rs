@@ -286,7 +286,8 @@ impl Registry {
                 entry.failures = 0;
                 entry.failing_since = None;
                 entry.heard_at = Some(now);
-                entry.probe_due = false;
+                // A member learnt from a table and heard since still has its
+                // PING due (hearing it proves no TCP port).
                 entry.evidence = now;
             }
             None => {
@@ -825,6 +826,15 @@ mod tests {
         r.probe_later("new");
         assert!(r.next_candidate(T0, &BTreeSet::from(["b".into(), "m".into()]), true, true).is_none());
         assert_eq!(r.take_probes(T0, 10), vec![("new".to_string(), ip(32))]);
+    }
+
+    #[test]
+    fn a_member_learnt_from_a_table_and_heard_later_is_still_pinged() {
+        let mut r = ring("a", &["b"]);
+        r.receive(&take_token("b", &[("m", ip(30))]), ip(10), T0);
+        // Heard before its PING went out: the PING is still due.
+        assert!(!r.receive(&ping("m"), ip(30), T0).newcomer);
+        assert_eq!(r.take_probes(T0, 10), vec![("m".to_string(), ip(30))]);
     }
 
     #[test]

@@ -976,7 +976,7 @@ fn members_that_stay_down_cost_a_later_hand_off_at_most_one_attempt() {
 }
 
 #[test]
-fn a_member_that_never_passed_the_token_is_tried_once_per_hand_off_and_every_four_waiters() {
+fn a_member_that_never_passed_the_token_is_tried_once_per_hand_off_and_none_for_four_waiters_after_one_failed() {
     // n6 and n7 answered a PING (their ports accept connections) but never
     // took or handed over the token: a stranger's ports can do as much.
     let mut n = Probe::waiter();
@@ -989,7 +989,8 @@ fn a_member_that_never_passed_the_token_is_tried_once_per_hand_off_and_every_fou
     n.pass_failed();
     assert_eq!(n.pass().unwrap().1, "n1", "n7, new too, waits");
     n.pass_delivered();
-    // Within four waiters, no new member is tried; then one is.
+    // Within four waiters of that failure, no new member is tried; then
+    // one is.
     n.advance(Duration::from_millis(7_000));
     n.receive("n1", take_token(Token::new(62, "n1", 1), 62));
     n.finish_compute();
