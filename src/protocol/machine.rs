@@ -225,6 +225,10 @@ pub struct Holding {
     held: bool,
     /// A hand-off is in progress.
     passing: bool,
+    /// A TAKE_TOKEN arrived during the hand-off (usually our token, back
+    /// from a fast ring before our send was acknowledged): once the
+    /// hand-off is done, we hold it.
+    handed_back: bool,
 }
 
 impl Behaviour {
@@ -593,6 +597,9 @@ impl Machine {
                     );
                 }
                 self.handed_by.insert(sender);
+                if let Behaviour::Owner(holding) = &mut self.behaviour {
+                    holding.handed_back |= holding.passing;
+                }
                 if theirs.is_better_than(&self.token()) {
                     self.token_author = theirs.author_node_id;
                     self.token_revision = theirs.author_token_revision;
@@ -694,7 +701,14 @@ impl Machine {
         if !matches!(self.behaviour, Behaviour::Owner(Holding { passing: true, .. })) {
             return;
         }
+        let handed_back = matches!(self.behaviour, Behaviour::Owner(Holding { handed_back: true, .. }));
         match to {
+            Some(next) if handed_back => {
+                // Our send was acknowledged after the token came back: it is
+                // ours again (leaving for WAITER would lose it).
+                log::debug!("{}: passed token to {next}, and it came back meanwhile; holding it", self.config.id);
+                self.begin_holding();
+            }
             Some(next) => {
                 log::debug!("{}: passed token {} to {next}", self.config.id, self.token());
                 self.passed_on = true;

@@ -1008,6 +1008,22 @@ fn a_member_that_never_passed_the_token_is_tried_once_per_hand_off_and_none_for_
 }
 
 #[test]
+fn a_token_that_comes_back_before_our_hand_off_is_acknowledged_is_held_not_dropped() {
+    // A fast ring of two: n1 has our TAKE_TOKEN, holds it and hands it back
+    // before our send was acknowledged (a hand-off is sent when the
+    // receiver's kernel has every byte).
+    let mut n = Probe::owner_with(42);
+    n.finish_compute();
+    let (attempt, to, ..) = n.pass().expect("handing the token on");
+    assert_eq!(to, "n1");
+    n.receive("n1", take_token(Token::new(82, "n1", 1), 82));
+    assert_eq!(n.state(), StateName::Owner);
+    n.input(Input::TokenSent { attempt, result: Ok(()) });
+    assert_eq!(n.state(), StateName::Owner, "the token came back: leaving for WAITER would lose it");
+    assert_eq!(n.compute().map(|c| c.1), Some(102), "and it computes the next digits");
+}
+
+#[test]
 fn a_failed_computation_passes_the_token_on_as_it_is() {
     let mut n = Probe::owner_with(42);
     let (epoch, _) = n.compute().unwrap();

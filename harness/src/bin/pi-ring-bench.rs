@@ -425,13 +425,17 @@ impl Bench {
                     }
                 }
             }
-            // The token comes back to us.
-            let (mut stream, _) = listener.accept().expect("the node passes the token back");
-            let mut reply = Vec::new();
-            stream.read_to_end(&mut reply).unwrap();
-            let back = RawMessage::decode(&reply, 64 << 20).expect("a valid TAKE_TOKEN");
-            if let Body::TakeToken { data: d, .. } = &back.body {
-                data = pi.verify(d).expansion;
+            // The token comes back to us (after the PING that proves our
+            // TCP port to a node that first hears of us).
+            loop {
+                let (mut stream, _) = listener.accept().expect("the node passes the token back");
+                let mut reply = Vec::new();
+                stream.read_to_end(&mut reply).unwrap();
+                let back = RawMessage::decode(&reply, 64 << 20).expect("a valid message");
+                if let Body::TakeToken { data: d, .. } = &back.body {
+                    data = pi.verify(d).expansion;
+                    break;
+                }
             }
             if round >= 3 {
                 // The first rounds warm the node's pi cache.
