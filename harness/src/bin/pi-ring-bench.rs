@@ -437,6 +437,10 @@ impl Bench {
                     break;
                 }
             }
+            // The node's hand-off is done once our kernel acknowledged it
+            // (and the node may take a moment to see that): a token sent
+            // back before then would be held by the node, not announced.
+            std::thread::sleep(Duration::from_millis(20));
             if round >= 3 {
                 // The first rounds warm the node's pi cache.
                 if let Some(a) = announced {
