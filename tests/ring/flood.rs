@@ -4,7 +4,7 @@
 //! its normal pace, lose nothing, keep its memory bounded, and log a bounded
 //! number of warnings. Every flood loop is bounded in count and time.
 
-use crate::common::{fresh_host, start_node, Observer, Ports};
+use crate::common::{fresh_host, one_flood_at_a_time, start_node, Observer, Ports};
 use pi_ring::protocol::StateName;
 use pi_ring_harness::rss_mib;
 use std::io::Write;
@@ -25,6 +25,7 @@ fn pass_rate(observer: &Observer, window: Duration) -> f64 {
 
 #[test]
 fn the_ring_keeps_its_pace_under_garbage_idle_and_slow_clients() {
+    let _turn = one_flood_at_a_time();
     let ports = Ports::free();
     let observer = Observer::start(ports);
     let hosts: Vec<Ipv4Addr> = (1..=3).map(|_| fresh_host()).collect();

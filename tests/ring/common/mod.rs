@@ -19,3 +19,10 @@ pub fn node_binary() -> std::path::PathBuf {
 pub fn start_node(id: &str, host: Ipv4Addr, ports: Ports, extra: &[&str]) -> NodeProcess {
     NodeProcess::start(&node_binary(), id, host, ports, extra)
 }
+
+/// Tests that flood a ring and measure its pace take turns: two at once on
+/// two cores would measure each other.
+pub fn one_flood_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -71,6 +71,7 @@ impl Lan {
             router_ns: None,
             created: Vec::new(),
         };
+        run_quiet(&["ip", "netns", "del", &bridge_ns]); // a stale one of a killed run
         run(&["ip", "netns", "add", &bridge_ns]);
         lan.created.push(bridge_ns.clone());
         for bridge in ["br0", "br1"] {
@@ -103,12 +104,14 @@ impl Lan {
             router_ns: Some(router_ns.clone()),
             created: Vec::new(),
         };
+        run_quiet(&["ip", "netns", "del", &bridge_ns]); // a stale one of a killed run
         run(&["ip", "netns", "add", &bridge_ns]);
         lan.created.push(bridge_ns.clone());
         for bridge in ["br1", "br2"] {
             run(&["ip", "-n", &bridge_ns, "link", "add", bridge, "type", "bridge"]);
             run(&["ip", "-n", &bridge_ns, "link", "set", bridge, "up"]);
         }
+        run_quiet(&["ip", "netns", "del", &router_ns]);
         run(&["ip", "netns", "add", &router_ns]);
         lan.created.push(router_ns.clone());
         run(&["ip", "netns", "exec", &router_ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
@@ -140,6 +143,7 @@ impl Lan {
         let port = format!("p{index}");
         let [a, b, c, _] = ip.octets();
         let broadcast = Ipv4Addr::new(a, b, c, 255);
+        run_quiet(&["ip", "netns", "del", ns]);
         run(&["ip", "netns", "add", ns]);
         self.created.push(ns.to_owned());
         run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
