@@ -390,24 +390,35 @@ async fn send_message(
         // A hand-off is sent when the receiver's kernel has it all: the
         // bytes a member that stopped reading leaves in our send queue are
         // not a delivered token.
-        drained(&stream, deadline, connect_timeout).await.map_err(|left| stalled(bytes.len() - left))?;
+        drained(&mut stream, deadline, connect_timeout).await.map_err(|left| stalled(bytes.len() - left))?;
     }
     Ok(())
 }
 
-/// Wait until the kernel's send queue of `stream` is empty (everything
-/// acknowledged by the receiver), at most until `deadline` and `patience`
-/// without progress; `Err` with the bytes left otherwise. On loopback and a
-/// healthy LAN it is empty at once or within a round trip.
-async fn drained(stream: &TcpStream, deadline: tokio::time::Instant, patience: Duration) -> Result<(), usize> {
+/// Wait until the receiver has everything: it closed the connection after
+/// reading it all (a pi-ring node closes once it has read the message), or
+/// the kernel's send queue of `stream` is empty (every byte acknowledged,
+/// for receivers that keep the connection open a while). At most until
+/// `deadline`, and `patience` without progress; `Err` with the bytes left
+/// otherwise.
+async fn drained(stream: &mut TcpStream, deadline: tokio::time::Instant, patience: Duration) -> Result<(), usize> {
     let mut left = unsent(stream);
     let mut progress_at = tokio::time::Instant::now();
+    let mut scratch = [0u8; 64];
     while left > 0 {
         let now = tokio::time::Instant::now();
         if now >= deadline || now.duration_since(progress_at) >= patience {
             return Err(left);
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::select! {
+            read = stream.read(&mut scratch) => match read {
+                // The receiver read to the end and closed: it has it all.
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(_) => return Err(unsent(stream)),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+        }
         let now_left = unsent(stream);
         if now_left < left {
             progress_at = tokio::time::Instant::now();

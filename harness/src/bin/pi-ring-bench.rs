@@ -398,7 +398,10 @@ impl Bench {
             }
         }
         for round in 0..rounds + 3 {
-            let token = Token::new(data.len(), "bench", 1);
+            // A new revision each round: the node announces a token it has
+            // not announced within the heartbeat at once (PROTOCOL section
+            // 10), and that announcement is what this round times.
+            let token = Token::new(data.len(), "bench", round as u64 + 1);
             let message = Message::new(
                 "bench",
                 Body::TakeToken { token, nodes: nodes.clone(), data: data.clone(), pacing: Default::default() },
