@@ -330,14 +330,18 @@ impl Registry {
         Some(id)
     }
 
-    /// Make room: remove an eighth of the members (at least one), those
-    /// least worth keeping: never proven before proven, known only from
-    /// tables before heard, then the longest unheard. In batches, so a flood
-    /// of new ids costs one scan per batch, not one per id.
+    /// Make room: remove the members least worth keeping: never proven
+    /// before proven, known only from tables before heard, then the longest
+    /// unheard. Those never proven go in batches of up to an eighth of the
+    /// cap, so a flood of new ids costs one scan per batch, not one per id;
+    /// proven members one at a time.
     fn make_room(&mut self) -> Vec<NodeId> {
         let mut ranked: Vec<((bool, bool, Time), &NodeId)> =
             self.nodes.iter().filter(|(id, _)| **id != self.own_id).map(|(id, e)| (e.keep_rank(), id)).collect();
-        let batch = (self.cap / 8).clamp(1, ranked.len().max(1));
+        // Members never reached go by the batch; reached ones one at a time
+        // (a full ring of real members loses one per newcomer, not 128).
+        let unreached = ranked.iter().filter(|((proven, ..), _)| !proven).count();
+        let batch = unreached.clamp(1, (self.cap / 8).max(1));
         if ranked.len() > batch {
             ranked.select_nth_unstable(batch - 1);
         }
@@ -782,6 +786,19 @@ mod tests {
         assert!(r.len() <= 100);
         assert!(evicted >= 2_000 - 97);
         assert!(r.host_of("b").is_some() && r.host_of("c").is_some(), "proven members stay");
+    }
+
+    #[test]
+    fn a_full_registry_of_reached_members_evicts_one_per_newcomer_the_longest_unheard() {
+        let mut r = Registry::new("a", ip(1), Duration::from_secs(2)).with_cap(20);
+        for i in 0..19u8 {
+            let (id, host) = (format!("m{i:02}"), ip(10 + i));
+            r.receive(&ping(&id), host, T0 + Duration::from_secs(i.into()));
+            r.delivered(&id, host, T0 + Duration::from_secs(i.into()));
+        }
+        let reception = r.receive(&ping("new"), ip(100), T0 + Duration::from_secs(60));
+        assert_eq!(reception.evicted, vec!["m00".to_string()]);
+        assert_eq!(r.len(), 20);
     }
 
     #[test]
