@@ -495,7 +495,7 @@ fn fifty_nodes_on_a_bridge_form_one_ring_without_churn() {
 #[ignore = "needs root: builds network namespaces (sudo cargo test -- --ignored); CI runs it"]
 fn two_subnets_joined_by_a_router_form_one_ring_from_seeds() {
     crate::netns::require_root();
-    let lan = Lan::routed("r", 3);
+    let lan = Lan::routed("sn", 3);
     let observer = Observer::start_in(PORTS, Some(&lan.observer_ns));
     let seed = lan.hosts[0].ip.to_string();
     let started = Instant::now();

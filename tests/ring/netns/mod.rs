@@ -31,6 +31,18 @@ pub fn run(args: &[&str]) {
     assert!(out.status.success(), "`{}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
+/// The tag of this process's namespaces for `tag`, which no other `Lan` of
+/// this test run may use: the names are deleted before they are made (a
+/// killed run leaves them behind), so two tests sharing a tag would tear
+/// down each other's hosts.
+fn claim_tag(tag: &str) -> String {
+    static CLAIMED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(!claimed.iter().any(|t| t == tag), "two LANs of this test run use the tag {tag:?}: give each test its own");
+    claimed.push(tag.to_owned());
+    format!("{tag}{}", std::process::id() % 10_000)
+}
+
 fn run_quiet(args: &[&str]) {
     let _ = Command::new(args[0]).args(&args[1..]).output();
 }
@@ -61,7 +73,7 @@ impl Lan {
     /// `n` hosts on one bridge. `tag` (a few letters) keeps the names of
     /// concurrent tests apart.
     pub fn new(tag: &str, n: usize) -> Lan {
-        let tag = format!("{tag}{}", std::process::id() % 10_000);
+        let tag = claim_tag(tag);
         let bridge_ns = format!("pr-{tag}-br");
         let mut lan = Lan {
             hosts: Vec::new(),
@@ -93,7 +105,7 @@ impl Lan {
     /// only. Each host routes 10.77.0.0/16 through it and nothing else.
     /// The observer is 10.77.1.200, in the first subnet.
     pub fn routed(tag: &str, per_side: usize) -> Lan {
-        let tag = format!("{tag}{}", std::process::id() % 10_000);
+        let tag = claim_tag(tag);
         let bridge_ns = format!("pr-{tag}-br");
         let router_ns = format!("pr-{tag}-rt");
         let mut lan = Lan {
