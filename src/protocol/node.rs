@@ -226,6 +226,19 @@ pub struct Node {
     /// Addresses of other nodes found sending from our own address, already
     /// reported.
     sharing_our_address: BTreeSet<NodeId>,
+    /// When members marked lost were last PINGed because one of them was
+    /// heard again ([`Self::recheck_failing`]), and how often at most.
+    rechecked: Option<Time>,
+    recheck_every: Duration,
+    /// When this node last broadcast a PING on meeting a better token
+    /// ([`Self::announce_after_merge`]).
+    announced: Option<Time>,
+    /// The live token this node knows of while it waits or holds: the one
+    /// it holds or last held, or last heard announced. Meeting another one
+    /// means that two tokens live, usually two sides of a healed partition.
+    known_token: Option<Token>,
+    /// The live token of the message being handled, for the above.
+    heard_live: Option<Token>,
     /// Members a hand-off failed to, heard from since: alive.
     heard_after_failure: BTreeSet<NodeId>,
     /// Members reported as refusing the token, already reported; and
@@ -245,6 +258,7 @@ impl Node {
         let period = config.timing.looser_ask.min(config.timing.heartbeat);
         let hand_off_deadline = config.timing.waiter + config.timing.looser_answer + config.timing.generating;
         let new_member_every = config.timing.waiter * NEW_MEMBER_EVERY_WAITERS;
+        let recheck_every = config.timing.waiter;
         Node {
             machine: Machine::with_expansion(config, expansion, own_revision),
             registry,
@@ -276,6 +290,11 @@ impl Node {
             evicted_unsaid: 0,
             said_budget: None,
             sharing_our_address: BTreeSet::new(),
+            rechecked: None,
+            recheck_every,
+            announced: None,
+            known_token: None,
+            heard_live: None,
             heard_after_failure: BTreeSet::new(),
             refusing: BTreeSet::new(),
             refusals: Default::default(),
@@ -374,6 +393,7 @@ impl Node {
                 }
             }
         }
+        self.track_known_token();
         self.upkeep(now);
         if self.members_changed && self.members_reported.is_none_or(|at| now.saturating_sub(at) >= MEMBERS_EVERY) {
             self.members_changed = false;
@@ -439,6 +459,21 @@ impl Node {
         if reception.unmarked {
             self.heard_after_failure.insert(message.author.clone());
         }
+        // Evidence that the network healed: a member a send had failed to
+        // speaks again, or another token than ours is about (two sides of a
+        // partition each made one).
+        let live = match &message.body {
+            Body::TokenIsHere { token } | Body::TakeToken { token, .. } if reception.deliver => Some(token.clone()),
+            _ => None,
+        };
+        let met = live.as_ref().and_then(|t| self.meets_another_token(t));
+        if reception.deliver && (reception.unmarked || met.is_some()) {
+            self.recheck_failing(now);
+        }
+        if met == Some(true) {
+            self.announce_after_merge(now);
+        }
+        self.heard_live = live;
         if !reception.deliver {
             return;
         }
@@ -524,6 +559,26 @@ impl Node {
         } else {
             self.registry.probe_later(&id);
             self.budget_bites(now);
+        }
+    }
+
+    /// A member that a send had failed to was heard again, or another token
+    /// than ours: the network may have healed (a partition, a cut router),
+    /// so PING every member
+    /// marked lost now rather than when its mark, backed off during the
+    /// split, expires; a PING that goes through puts it back in the
+    /// rotation within a round (PROTOCOL section 6, "Back from a
+    /// partition"). At most once a `waiter`, within the PING budget.
+    fn recheck_failing(&mut self, now: Time) {
+        if self.rechecked.is_some_and(|at| now.saturating_sub(at) < self.recheck_every) {
+            return;
+        }
+        self.rechecked = Some(now);
+        for (id, host) in self.registry.failing(128) {
+            if self.pings.allow(host, now) {
+                let message = Message::new(self.id(), Body::Ping);
+                self.actions.push(Action::Probe { id, to: host, message });
+            }
         }
     }
 
@@ -670,14 +725,8 @@ impl Node {
             for output in self.machine.handle(now, input) {
                 let action = match output {
                     Output::Broadcast(m) => {
-                        let to = self.unicast_targets();
-                        if !to.is_empty() {
-                            self.actions.push(Action::Unicast { to, message: m.clone() });
-                        }
-                        if !self.broadcast {
-                            continue;
-                        }
-                        Action::Broadcast(m)
+                        self.broadcast(m);
+                        continue;
                     }
                     Output::Send { to, message } => {
                         if !self.replies.allow(to, now) {
@@ -702,6 +751,59 @@ impl Node {
                 self.actions.push(action);
             }
         }
+    }
+
+    /// Broadcast `message` (and send its unicast copies; by unicast alone
+    /// with `--no-broadcast`).
+    fn broadcast(&mut self, message: Message) {
+        let to = self.unicast_targets();
+        if !to.is_empty() {
+            self.actions.push(Action::Unicast { to, message: message.clone() });
+        }
+        if self.broadcast {
+            self.actions.push(Action::Broadcast(message));
+        }
+    }
+
+    /// Whether `token` (announced or handed over) is another live token
+    /// than the one this node knows of: `Some(better)`, or `None` for the
+    /// same one (or when this node knows of none).
+    fn meets_another_token(&self, token: &Token) -> Option<bool> {
+        let known = self.known_token.as_ref()?;
+        (token_identity(token) != token_identity(known)).then(|| token.is_better_than(known))
+    }
+
+    /// Keep [`Self::known_token`]: the token held, the one last heard of
+    /// while waiting (unless worse than the one known), none while searching.
+    fn track_known_token(&mut self) {
+        let heard = self.heard_live.take();
+        match self.machine.state() {
+            StateName::Owner => self.known_token = Some(self.machine.token()),
+            StateName::Waiter => {
+                if let Some(heard) = heard.filter(|t| self.meets_another_token(t) != Some(false)) {
+                    self.known_token = Some(heard);
+                }
+            }
+            _ => self.known_token = None,
+        }
+    }
+
+    /// A live token better than ours is about while this node waits or
+    /// holds: two tokens met, usually because a partition healed, and this
+    /// node's side gives way. Members on the other side marked it lost
+    /// during the split, and a waiter says nothing that would clear the
+    /// mark, so it broadcasts a PING (section 6, step 3 clears the mark of
+    /// its author) at most once a `waiter` (PROTOCOL section 10, "Back from
+    /// a partition").
+    fn announce_after_merge(&mut self, now: Time) {
+        if !matches!(self.machine.state(), StateName::Waiter | StateName::Owner) {
+            return;
+        }
+        if self.announced.is_some_and(|at| now.saturating_sub(at) < self.recheck_every) {
+            return;
+        }
+        self.announced = Some(now);
+        self.broadcast(Message::new(self.id(), Body::Ping));
     }
 
     /// Send the token to the next candidate of `hand_off`; when there is
@@ -794,4 +896,10 @@ impl Node {
             }
         }
     }
+}
+
+/// What tells two tokens apart: their author and revision (the progress
+/// grows as one token moves).
+fn token_identity(token: &Token) -> (NodeId, u64) {
+    (token.author_node_id.clone(), token.author_token_revision)
 }

@@ -438,6 +438,20 @@ impl Registry {
         due
     }
 
+    /// The members a send failed to and that were not heard from since
+    /// (marked lost or suspect), at most `max`: after evidence that the
+    /// network healed, each is PINGed, and a PING that goes through clears
+    /// its mark ([`delivered`](Self::delivered)), whatever time the mark
+    /// had left.
+    pub fn failing(&self, max: usize) -> Vec<(NodeId, Ipv4Addr)> {
+        self.nodes
+            .iter()
+            .filter(|(id, e)| **id != self.own_id && e.proven && e.suspect)
+            .take(max)
+            .map(|(id, e)| (id.clone(), e.host))
+            .collect()
+    }
+
     /// Forget the members that failed and were not heard from for
     /// [`forget_after`](Self::forget_after), and those never reached and
     /// not heard from for as long; returns them.

@@ -976,6 +976,50 @@ fn members_that_stay_down_cost_a_later_hand_off_at_most_one_attempt() {
 }
 
 #[test]
+fn back_from_a_partition_members_marked_lost_are_pinged_when_another_token_is_heard_and_return_at_once() {
+    let mut n = owner_passing(&[("n6", 6), ("n7", 7)]);
+    assert_eq!(n.pass().unwrap().1, "n6");
+    n.pass_failed();
+    n.pass_delivered();
+    // n6's mark has most of its `waiter` left: the next round skips it.
+    n.advance(Duration::from_millis(100));
+    n.receive("n1", take_token(Token::new(62, "n1", 1), 62));
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().1, "n7");
+    n.pass_delivered();
+    // Another token is about: the other side of a healed partition. The
+    // members marked lost are PINGed now (`receive` reports the PING
+    // delivered), and n6 is back in the very next round.
+    n.advance(Duration::from_millis(100));
+    n.receive_at("n7", Ipv4Addr::new(127, 0, 0, 7), Body::TokenIsHere { token: Token::new(500, "n7", 4) });
+    assert_eq!(n.probes(), vec![(Ipv4Addr::new(127, 0, 0, 6), "n6")]);
+    n.advance(Duration::from_millis(100));
+    n.receive("n1", take_token(Token::new(520, "n7", 4), 520));
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().1, "n6", "its PING went through: its mark is gone");
+}
+
+#[test]
+fn back_from_a_partition_a_node_that_meets_a_better_live_token_says_so_by_a_broadcast_ping_once_a_waiter() {
+    let mut n = Probe::waiter();
+    let pings = |n: &Probe| n.broadcasts().iter().filter(|b| matches!(b, Body::Ping)).count();
+    // Our own token, or a worse one: nothing to say.
+    n.receive("n1", Body::TokenIsHere { token: Token::new(40, "n1", 1) });
+    n.receive("n3", Body::TokenIsHere { token: Token::new(0, "n0", 1) });
+    assert_eq!(pings(&n), 0);
+    // A better token of another author: this side gives way, and members
+    // of the other side that marked this node lost hear it.
+    n.receive("n3", Body::TokenIsHere { token: Token::new(500, "n3", 2) });
+    assert_eq!(pings(&n), 1);
+    n.advance(Duration::from_millis(500));
+    n.receive("n3", Body::TokenIsHere { token: Token::new(520, "n3", 2) });
+    assert_eq!(pings(&n), 0, "once a waiter at most");
+    n.advance(Duration::from_millis(1600));
+    n.receive("n4", Body::TokenIsHere { token: Token::new(800, "n4", 7) });
+    assert_eq!(pings(&n), 1);
+}
+
+#[test]
 fn a_member_that_never_passed_the_token_is_tried_once_per_hand_off_and_none_for_four_waiters_after_one_failed() {
     // n6 and n7 answered a PING (their ports accept connections) but never
     // took or handed over the token: a stranger's ports can do as much.

@@ -639,6 +639,7 @@ impl Sim {
                     Some(j) => self.hand_over(i, j, message, None),
                     None => (false, true, self.connect_timeout),
                 };
+                self.log(Some(i), format!("-> {id} PING probe: delivered {delivered}"));
                 let event = Event::Probed { node: i, incarnation, id, host: to, delivered, timed_out };
                 self.at(self.now + wait, event);
             }
