@@ -14,7 +14,7 @@ use crate::common::{reference_wire, NodeProcess, Observer, Ports};
 use crate::netns::{Lan, BROADCAST};
 use pi_ring::protocol::StateName;
 use pi_ring_harness::{Seen, FAST_TIMING};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const PORTS: Ports = Ports { udp: 23912, tcp: 8239, monitor: 23937 };
@@ -64,7 +64,7 @@ impl Ring {
                     args.extend(["--data-dir".to_string(), dir.join(&id).display().to_string()]);
                 }
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                NodeProcess::start_in(Some(&h.ns), binary(), &id, h.ip, BROADCAST, PORTS, &args)
+                NodeProcess::start_in(Some(&h.ns), &binary(), &id, h.ip, BROADCAST, PORTS, &args)
             })
             .collect();
         let ring = Ring { nodes, observer, lan, data };
@@ -114,8 +114,8 @@ impl Drop for Ring {
     }
 }
 
-fn binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_pi-ring-node"))
+fn binary() -> PathBuf {
+    crate::common::node_binary()
 }
 
 fn median_max(mut v: Vec<f64>) -> (f64, f64) {
@@ -203,6 +203,9 @@ fn partition_and_heal(ring: &Ring, side: &[bool], hold_for: Duration) -> (f64, f
 fn partitions_heal_into_one_ring_with_every_node() {
     crate::netns::require_root();
     let rounds = if chaos() { 5 } else { 1 };
+    // Long enough for the lost marks of the other side to back off past
+    // the split (0.2 + 0.4 + ... + 3.2 s of `waiter` doublings).
+    let split = Duration::from_secs(if chaos() { 10 } else { 6 });
     let ring = Ring::start("p", false);
     let mut figures = Vec::new();
     for _ in 0..rounds {
@@ -211,11 +214,11 @@ fn partitions_heal_into_one_ring_with_every_node() {
             ring.observer.wait_for(Instant::now(), Duration::from_secs(5), |s| s.new == StateName::Owner).unwrap();
         let side: Vec<bool> = ring.nodes.iter().map(|n| n.id != holder.node).collect();
         let before = ring.max_progress();
-        let (one, back) = partition_and_heal(&ring, &side, Duration::from_secs(2));
+        let (one, back) = partition_and_heal(&ring, &side, split);
         figures.push(("isolate holder", one, back));
         assert!(ring.max_progress() >= before);
         // Split 2 | 3.
-        let (one, back) = partition_and_heal(&ring, &[true, true, false, false, false], Duration::from_secs(2));
+        let (one, back) = partition_and_heal(&ring, &[true, true, false, false, false], split);
         figures.push(("split 2|3", one, back));
     }
     ring.check_digits();
@@ -227,8 +230,12 @@ fn partitions_heal_into_one_ring_with_every_node() {
     assert!(caught_up.is_some(), "digits lost: no holder reached the longest expansion heard ({longest})");
     for (what, one, back) in &figures {
         eprintln!("FIGURES partition={what:?} one_token_after_heal_s={one:.3} all_back_after_heal_s={back:.3}");
+    }
+    for (what, one, back) in &figures {
         assert!(*one <= 3.0, "{what}: two tokens for {one:.3} s after the heal");
-        assert!(*back <= 3.0, "{what}: a node stayed out of the rotation for {back:.3} s after the heal");
+        // Two heartbeats for the tokens to meet, then about a round of 5
+        // holdings of 100 ms (PROTOCOL section 10, "Back from a partition").
+        assert!(*back <= 1.0, "{what}: a node held the token again only {back:.3} s after the heal (bound 1 s)");
     }
 }
 
@@ -418,7 +425,7 @@ fn fifty_nodes_on_a_bridge_form_one_ring_without_churn() {
         .map(|(i, h)| {
             let id = format!("n{:02}", i + 1);
             let args = ["--hold-ms", "200", "--summary-secs", "0"];
-            NodeProcess::start_in(Some(&h.ns), binary(), &id, h.ip, BROADCAST, PORTS, &args)
+            NodeProcess::start_in(Some(&h.ns), &binary(), &id, h.ip, BROADCAST, PORTS, &args)
         })
         .collect();
     let all_started = Instant::now();
@@ -503,7 +510,7 @@ fn two_subnets_joined_by_a_router_form_one_ring_from_seeds() {
         let h = &lan.hosts[i];
         let mut args: Vec<&str> = FAST_TIMING.iter().chain(HOLD).copied().collect();
         args.extend(["--peer", &seed, "--monitor-peer", "10.77.1.200"]);
-        NodeProcess::start_in(Some(&h.ns), binary(), &format!("s{}", i + 1), h.ip, h.broadcast, PORTS, &args)
+        NodeProcess::start_in(Some(&h.ns), &binary(), &format!("s{}", i + 1), h.ip, h.broadcast, PORTS, &args)
     };
     let mut nodes: Vec<NodeProcess> = (0..lan.hosts.len()).map(start).collect();
 
@@ -577,7 +584,7 @@ fn a_ring_without_broadcast_on_a_bridge_sends_no_broadcast() {
         .map(|(i, h)| {
             let mut args: Vec<&str> = FAST_TIMING.iter().chain(HOLD).copied().collect();
             args.extend(["--no-broadcast", "--peer", &seed, "--monitor-peer", "10.77.0.200"]);
-            NodeProcess::start_in(Some(&h.ns), binary(), &format!("nb{}", i + 1), h.ip, BROADCAST, PORTS, &args)
+            NodeProcess::start_in(Some(&h.ns), &binary(), &format!("nb{}", i + 1), h.ip, BROADCAST, PORTS, &args)
         })
         .collect();
     let all_held = observer.wait_until_all_held(nodes.len(), started, Duration::from_secs(20));
