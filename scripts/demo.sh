@@ -103,7 +103,13 @@ status="" # how the demo ends, once decided: 0 ran, 1 failed
 
 # alive PID: running (not gone, not a zombie waiting to be reaped).
 alive() {
-    if [ -r "/proc/$1/status" ]; then ! grep -q '^State:.*Z' "/proc/$1/status"; else kill -0 "$1" 2>/dev/null; fi
+    local state
+    # The process may exit between any two looks: read its status once.
+    if state=$(grep '^State:' "/proc/$1/status" 2>/dev/null); then
+        [[ "$state" != *Z* ]]
+    else
+        kill -0 "$1" 2>/dev/null
+    fi
 }
 
 stop() {
@@ -218,18 +224,30 @@ done
 
 sleep 5
 say "Restarting node$victim: it reloads and verifies its saved digits, then rejoins the ring."
-holdings_of() { # times node I was seen taking the token
-    api ring | { grep -o "\"holdings\":[0-9]*,\"holds_token\":[a-z]*,\"host\":\"127.0.0.$(($1 + 1))\"" || true; } | cut -d: -f2 | cut -d, -f1
+# The monitor times the node's first holding of its new life from the
+# node's own start and state-change times (MY_STATE), the same event the
+# node logs as "took the token for the first time since its start".
+back_in_rotation() { # the monitor's "back in the rotation" figures for node I
+    api incidents | { grep -o "\"after\":[0-9.e-]*,\"kind\":\"back_in_rotation\",\"node\":\"node$1\"" || true; } |
+        sed 's/"after":\([0-9.e-]*\),.*/\1/'
 }
-held_before=$(holdings_of "$victim")
-restarted=$(now)
+seen_before=$(back_in_rotation "$victim" | wc -l)
 start_node "$victim"
+after=""
 for _ in $(seq 1 300); do
-    held=$(holdings_of "$victim")
-    [ "${held:-0}" -gt "${held_before:-0}" ] && break
+    figures=$(back_in_rotation "$victim")
+    if [ "$(printf '%s' "$figures" | grep -c .)" -gt "$seen_before" ]; then
+        after=$(printf '%s\n' "$figures" | tail -1)
+        break
+    fi
     sleep 0.1
 done
-say "node$victim is back in the rotation: it held the token again $(elapsed "$restarted") s after its restart."
+logged=$({ grep -o 'for the first time since its start, [0-9.]* s' "$logs/node$victim.log" || true; } | tail -1 | grep -o '[0-9][0-9.]*' || true)
+if [ -n "$after" ]; then
+    say "node$victim is back in the rotation: it held the token again $(printf '%.2f' "$after") s after its restart (its own log: ${logged:-?} s)."
+else
+    say "node$victim has not held the token within 30 s of its restart (its log: $logs/node$victim.log)."
+fi
 sleep 5
 
 say "Stopping the nodes and checking every node's saved expansion against pi computed afresh:"

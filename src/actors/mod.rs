@@ -56,6 +56,9 @@ pub struct NodeConfig {
     pub no_broadcast: bool,
     /// Hosts of monitors that get MY_STATE by unicast.
     pub monitors: Vec<Ipv4Addr>,
+    /// When this node started (its process): MY_STATE says it, so monitors
+    /// tell a restart, and the log times the first holding from it.
+    pub started: std::time::SystemTime,
 }
 
 impl NodeConfig {
@@ -80,6 +83,7 @@ impl NodeConfig {
             peers: Vec::new(),
             no_broadcast: false,
             monitors: Vec::new(),
+            started: std::time::SystemTime::now(),
         }
     }
 }
@@ -165,7 +169,7 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
         get_members: registry.clone().recipient(),
     };
     let mut state = StateMachine::new(node, peers, Arc::clone(&pi), config.bind, config.summary_every);
-    state = state.with_monitors(config.monitors.clone(), !config.no_broadcast);
+    state = state.with_monitors(config.monitors.clone(), !config.no_broadcast).with_start(config.started);
     if let Some(persister) = persister {
         state = state.with_persister(persister);
     }

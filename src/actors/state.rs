@@ -78,7 +78,8 @@ pub struct StateMachine {
     host: Ipv4Addr,
     origin: Instant,
     timers: HashMap<TimerKind, SpawnHandle>,
-    holdings: u64,
+    /// When this node started (its process), for MY_STATE and the log.
+    started: SystemTime,
     summary_every: Option<Duration>,
     last_summary: (Instant, u64, usize),
     persister: Option<Persister>,
@@ -112,7 +113,7 @@ impl StateMachine {
             host,
             origin: Instant::now(),
             timers: HashMap::new(),
-            holdings: 0,
+            started: SystemTime::now(),
             summary_every,
             last_summary: (Instant::now(), 0, progress),
             persister: None,
@@ -123,6 +124,12 @@ impl StateMachine {
             monitors: Vec::new(),
             broadcast_reports: true,
         }
+    }
+
+    /// This node started at `started` (default: when the actor was made).
+    pub fn with_start(mut self, started: SystemTime) -> Self {
+        self.started = started;
+        self
     }
 
     /// Send MY_STATE by unicast to `monitors`, and broadcast it only if
@@ -203,8 +210,15 @@ impl StateMachine {
             }
             Action::Compute { epoch, len, check } => self.compute(epoch, len, check, ctx),
             Action::StateChanged { old, new, token, progress, routine } => {
-                if new == StateName::Owner {
-                    self.holdings += 1;
+                if new == StateName::Owner && self.node.holdings() == 1 {
+                    // Monitors time the same event from MY_STATE's
+                    // `started_ms` and `timestamp_ms`.
+                    let after = SystemTime::now().duration_since(self.started).unwrap_or_default();
+                    log::info!(
+                        "{}: took the token for the first time since its start, {:.2} s after it",
+                        self.node.id(),
+                        after.as_secs_f64()
+                    );
                 }
                 // Hand-offs are per-pass detail; other changes matter.
                 let hand_off =
@@ -229,7 +243,7 @@ impl StateMachine {
             Action::Members(members) => self.peers.members.do_send(Members(members)),
             Action::Exit => {
                 let how = if self.node.holds_token() { "with the token (nobody else to take it) " } else { "" };
-                log::info!("{}: stopped {how}after {} holdings", self.node.id(), self.holdings);
+                log::info!("{}: stopped {how}after {} holdings", self.node.id(), self.node.holdings());
                 self.exited = true;
                 for waiter in self.stopped.drain(..) {
                     let _ = waiter.send(());
@@ -287,7 +301,7 @@ impl StateMachine {
     /// last report.
     fn report_summary(&mut self, ctx: &mut Context<Self>) {
         let state = self.node.state();
-        if state == self.reported.state && self.holdings == self.reported.holdings {
+        if state == self.reported.state && self.node.holdings() == self.reported.holdings {
             return;
         }
         let token = if state == StateName::Generating { self.node.candidate() } else { self.node.token() };
@@ -302,8 +316,8 @@ impl StateMachine {
         if let Some(due) = self.report_due.take() {
             ctx.cancel_future(due);
         }
-        self.reported = Reported { at: Some(Instant::now()), state: new, holdings: self.holdings };
-        let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        self.reported = Reported { at: Some(Instant::now()), state: new, holdings: self.node.holdings() };
+        let timestamp_ms = unix_ms(SystemTime::now());
         let state = MyState {
             old_state: old.as_wire().to_owned(),
             new_state: new.as_wire().to_owned(),
@@ -313,7 +327,8 @@ impl StateMachine {
             host: Some(self.host.to_string()),
             digits_tail: Some(self.node.expansion().tail(20).to_owned()),
             hops: Some(self.node.hops()),
-            holdings: Some(self.holdings),
+            holdings: Some(self.node.holdings()),
+            started_ms: Some(unix_ms(self.started)),
             target_digits: Some(self.node.target_digits() as u64),
         };
         let message = Message::new(self.node.id(), Body::MyState(Box::new(state)));
@@ -337,9 +352,9 @@ impl StateMachine {
             self.node.state().for_people(),
             progress.saturating_sub(2),
             (progress.saturating_sub(progress_then)) as f64 / secs,
-            (self.holdings - holdings_then) as f64 / secs,
+            (self.node.holdings() - holdings_then) as f64 / secs,
         );
-        self.last_summary = (now, self.holdings, progress);
+        self.last_summary = (now, self.node.holdings(), progress);
         ctx.spawn(self.peers.get_members.send(GetMembers).into_actor(self).map(move |members, _, _| {
             let members = members.map(|m: Vec<Member>| m.iter().filter(|m| !m.lost).count()).unwrap_or(0);
             log::info!("{line} | {members} nodes in the ring");
@@ -403,7 +418,12 @@ impl Handler<GetStatus> for StateMachine {
             state: self.node.state(),
             token: self.node.token(),
             expansion: self.node.expansion().clone(),
-            holdings: self.holdings,
+            holdings: self.node.holdings(),
         })
     }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock set before it).
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

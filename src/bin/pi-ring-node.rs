@@ -165,10 +165,11 @@ fn millis(text: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
+    let started = std::time::SystemTime::now();
     let args = Args::parse();
     pi_ring::logging::init(args.log_format, "info");
     let config = match node_config(&args) {
-        Ok(config) => config,
+        Ok(config) => NodeConfig { started, ..config },
         Err(e) => return refuse(&e),
     };
     // Whatever can be checked before the sockets is checked first, so the

@@ -44,8 +44,64 @@ pub struct NodeView {
     pub token: Option<Token>,
     pub last_heard: Instant,
     pub silent: bool,
-    /// Times this node was seen taking the token.
+    /// Times this node was seen taking the token, over all its lives.
     pub holdings: u64,
+    /// Restarts seen: a new start time in MY_STATE (`started_ms`), or, from
+    /// nodes that do not say when they started, a holdings count that went
+    /// back.
+    pub restarts: u32,
+    /// When the monitor saw the latest restart.
+    pub restarted_at: Option<Instant>,
+    /// When this life started, as the node says (Unix ms).
+    pub started_ms: Option<u64>,
+    /// From this life's start to its first holding: by the node's clock
+    /// (`timestamp_ms - started_ms`, the event its log times), else by the
+    /// monitor's from when it saw the life begin. `None` until it held.
+    pub first_holding_after: Option<Duration>,
+    /// Holdings of earlier lives, and of this one.
+    earlier_holdings: u64,
+    life_holdings: u64,
+    /// When the monitor saw this life begin (its start-up report, or a
+    /// restart), for nodes that do not say when they started.
+    life_seen_at: Option<Instant>,
+}
+
+impl NodeView {
+    fn new(host: Ipv4Addr, now: Instant) -> Self {
+        NodeView {
+            host,
+            state: StateName::None,
+            progress: 0,
+            token: None,
+            last_heard: now,
+            silent: false,
+            holdings: 0,
+            restarts: 0,
+            restarted_at: None,
+            started_ms: None,
+            first_holding_after: None,
+            earlier_holdings: 0,
+            life_holdings: 0,
+            life_seen_at: None,
+        }
+    }
+
+    /// A new life begins: its holdings count from 0.
+    fn restart(&mut self, started_ms: Option<u64>, now: Instant) {
+        self.earlier_holdings += self.life_holdings;
+        self.life_holdings = 0;
+        self.restarts += 1;
+        self.restarted_at = Some(now);
+        self.started_ms = started_ms;
+        self.first_holding_after = None;
+        self.life_seen_at = Some(now);
+    }
+
+    /// This life's holdings count is at least `count`.
+    fn held(&mut self, count: u64) {
+        self.life_holdings = self.life_holdings.max(count);
+        self.holdings = self.earlier_holdings + self.life_holdings;
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -79,6 +135,21 @@ pub enum IncidentKind {
     NodeBack {
         node: NodeId,
     },
+    /// A node started again (a new life).
+    NodeRestarted {
+        node: NodeId,
+    },
+    /// A restarted node took the token for the first time, `after` its
+    /// start.
+    BackInRotation {
+        node: NodeId,
+        #[serde(serialize_with = "seconds")]
+        after: Duration,
+    },
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 impl IncidentKind {
@@ -91,6 +162,8 @@ impl IncidentKind {
             IncidentKind::NodeJoined { .. } => "node_joined",
             IncidentKind::NodeSilent { .. } => "node_silent",
             IncidentKind::NodeBack { .. } => "node_back",
+            IncidentKind::NodeRestarted { .. } => "node_restarted",
+            IncidentKind::BackInRotation { .. } => "back_in_rotation",
         }
     }
 }
@@ -140,6 +213,13 @@ impl Incident {
             IncidentKind::NodeJoined { node } => format!("{node} joined the ring"),
             IncidentKind::NodeSilent { node } => format!("{node} went silent"),
             IncidentKind::NodeBack { node } => format!("{node} is back"),
+            IncidentKind::NodeRestarted { node } => format!("{node} restarted"),
+            IncidentKind::BackInRotation { node, after } => {
+                format!(
+                    "{node} is back in the rotation: it held the token {:.2} s after its restart",
+                    after.as_secs_f64()
+                )
+            }
         }
     }
 }
@@ -227,15 +307,7 @@ impl RingView {
             }
             self.record(now, IncidentKind::NodeJoined { node: id.to_owned() });
         }
-        let view = self.nodes.entry(id.to_owned()).or_insert(NodeView {
-            host,
-            state: StateName::None,
-            progress: 0,
-            token: None,
-            last_heard: now,
-            silent: false,
-            holdings: 0,
-        });
+        let view = self.nodes.entry(id.to_owned()).or_insert_with(|| NodeView::new(host, now));
         view.last_heard = now;
         view.host = host;
         if view.silent {
@@ -272,6 +344,18 @@ impl RingView {
         let old = StateName::from_wire(&state.old_state).unwrap_or(StateName::None);
         let host = state.host.as_deref().and_then(|h| h.parse().ok()).unwrap_or(from);
         let view = self.hear(id, host, now);
+        let (restarted, stale) = life_of(view, old, state);
+        if stale {
+            return; // a late report of an earlier life
+        }
+        if restarted {
+            view.restart(state.started_ms, now);
+        } else if view.started_ms.is_none() {
+            view.started_ms = state.started_ms;
+        }
+        if old == StateName::None && view.life_seen_at.is_none() {
+            view.life_seen_at = Some(now);
+        }
         view.state = new;
         if let Some(p) = state.progress {
             view.progress = p;
@@ -284,11 +368,19 @@ impl RingView {
         if state.target_digits.is_some() {
             self.target_digits = state.target_digits;
         }
-        if let (Some(holdings), Some(view)) = (state.holdings, self.nodes.get_mut(id)) {
-            view.holdings = view.holdings.max(holdings);
+        if restarted {
+            self.record(now, IncidentKind::NodeRestarted { node: id.to_owned() });
         }
+        if let (Some(holdings), Some(view)) = (state.holdings, self.nodes.get_mut(id)) {
+            view.held(holdings);
+        }
+        let entered_owner = new == StateName::Owner;
+        if entered_owner {
+            self.owner_entered(id, old, progress, state.hops, state.holdings.is_some(), now);
+        }
+        self.note_first_holding(id, state, now);
         match (old, new) {
-            (_, StateName::Owner) => self.owner_entered(id, old, progress, state.hops, state.holdings.is_some(), now),
+            (_, StateName::Owner) => {}
             (StateName::Waiter, StateName::Looser) => self.loss_noticed(id, now),
             (StateName::Looser, StateName::Waiter) => self.token_found(now),
             (StateName::Owner, _) => {
@@ -324,13 +416,33 @@ impl RingView {
         }
         self.detect_duplicate(id, now);
         if let Some(view) = self.nodes.get_mut(id).filter(|_| !counts_holdings) {
-            view.holdings += 1;
+            let count = view.life_holdings + 1;
+            view.held(count);
         }
         self.passes += self.passes_since_last_report(id, hops);
         self.take_holder(id, now);
         self.entries.push_back((now, self.passes));
         while self.entries.len() > 200 {
             self.entries.pop_front();
+        }
+    }
+
+    /// The first holding of a node's life: when it happened, from the
+    /// node's own clock where it says when it started; a restarted node is
+    /// then back in the rotation.
+    fn note_first_holding(&mut self, id: &str, state: &MyState, now: Instant) {
+        let Some(view) = self.nodes.get_mut(id) else { return };
+        if view.first_holding_after.is_some() || view.life_holdings == 0 {
+            return;
+        }
+        let after = match (view.started_ms, state.timestamp_ms) {
+            (Some(started), Some(at)) => Some(Duration::from_millis(at.saturating_sub(started))),
+            _ => view.life_seen_at.map(|seen| now.saturating_duration_since(seen)),
+        };
+        let Some(after) = after else { return };
+        view.first_holding_after = Some(after);
+        if view.restarts > 0 {
+            self.record(now, IncidentKind::BackInRotation { node: id.to_owned(), after });
         }
     }
 
@@ -597,4 +709,19 @@ impl RingView {
 
 fn short(state: StateName) -> &'static str {
     state.for_people()
+}
+
+/// Whether a MY_STATE begins a new life of the node it comes from
+/// (restarted), or is a late report of an earlier life (stale): by the
+/// start time it says, else by its holdings count going back, or a
+/// start-up report of a node that had held the token.
+fn life_of(view: &NodeView, old: StateName, state: &MyState) -> (bool, bool) {
+    match (state.started_ms, view.started_ms) {
+        (Some(new), Some(known)) => (new > known, new < known),
+        _ => {
+            let went_back = state.holdings.is_some_and(|h| h < view.life_holdings);
+            let started_again = old == StateName::None && view.life_holdings > 0;
+            (went_back || started_again, false)
+        }
+    }
 }

@@ -60,6 +60,10 @@ impl Shared {
                     "token": v.token,
                     "holds_token": holder.as_deref() == Some(id.as_str()),
                     "holdings": v.holdings,
+                    "restarts": v.restarts,
+                    "restarted_ms": v.restarted_at.map(|at| self.unix_ms(at)),
+                    "started_ms": v.started_ms,
+                    "first_holding_after_start_s": v.first_holding_after.map(|d| d.as_secs_f64()),
                     "last_heard_ms_ago": now.saturating_duration_since(v.last_heard).as_millis() as u64,
                     "last_heard_ms": self.unix_ms(v.last_heard),
                 })
@@ -122,13 +126,19 @@ impl Shared {
             "Times the token was seen at another node than before.",
             &one(view.holder_changes as f64),
         );
-        let incidents: Vec<(String, f64)> =
-            ["first_token", "token_lost", "duplicate_tokens", "node_joined", "node_silent", "node_back"]
-                .iter()
-                .map(|kind| {
-                    (format!("{{kind=\"{kind}\"}}"), view.incident_totals.get(kind).copied().unwrap_or(0) as f64)
-                })
-                .collect();
+        let incidents: Vec<(String, f64)> = [
+            "first_token",
+            "token_lost",
+            "duplicate_tokens",
+            "node_joined",
+            "node_silent",
+            "node_back",
+            "node_restarted",
+            "back_in_rotation",
+        ]
+        .iter()
+        .map(|kind| (format!("{{kind=\"{kind}\"}}"), view.incident_totals.get(kind).copied().unwrap_or(0) as f64))
+        .collect();
         metric("pi_ring_incidents_total", "counter", "Incidents of the timeline, by kind.", &incidents);
         let mut by_state: BTreeMap<&str, u64> =
             ["starting", "holding", "waiting", "searching", "claiming", "silent"].iter().map(|s| (*s, 0)).collect();

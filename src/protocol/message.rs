@@ -156,6 +156,10 @@ pub struct MyState {
     /// Times the sender has held the token since it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdings: Option<u64>,
+    /// Milliseconds since the Unix epoch when the sender started: a new
+    /// value is a restart (its `holdings` count from 0 again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
     /// The digits after the point at which the sender stops extending
     /// (`--target-digits`): monitors tell "target reached" from a stall.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +212,7 @@ struct Frame<'a> {
     reported_us_ago: Option<u64>,
     hops: Option<u64>,
     holdings: Option<u64>,
+    started_ms: Option<u64>,
     target_digits: Option<u64>,
 }
 
@@ -445,6 +450,7 @@ impl RawMessage {
                 digits_tail: frame.digits_tail,
                 hops: frame.hops,
                 holdings: frame.holdings,
+                started_ms: frame.started_ms,
                 target_digits: frame.target_digits,
             })),
         };

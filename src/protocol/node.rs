@@ -226,6 +226,8 @@ pub struct Node {
     /// Addresses of other nodes found sending from our own address, already
     /// reported.
     sharing_our_address: BTreeSet<NodeId>,
+    /// Times this node took the token since it started.
+    holdings: u64,
     /// When members marked lost were last PINGed because one of them was
     /// heard again ([`Self::recheck_failing`]), and how often at most.
     rechecked: Option<Time>,
@@ -290,6 +292,7 @@ impl Node {
             evicted_unsaid: 0,
             said_budget: None,
             sharing_our_address: BTreeSet::new(),
+            holdings: 0,
             rechecked: None,
             recheck_every,
             announced: None,
@@ -363,6 +366,11 @@ impl Node {
     }
 
     /// Whether this node holds the token now (OWNER, not handing it on).
+    /// Times this node took the token (entered OWNER) since it started.
+    pub fn holdings(&self) -> u64 {
+        self.holdings
+    }
+
     pub fn holds_token(&self) -> bool {
         self.machine.holds_token()
     }
@@ -738,7 +746,13 @@ impl Node {
                     Output::Compute { epoch, len, check } => Action::Compute { epoch, len, check },
                     Output::SetTimer { timer, after } => Action::SetTimer { timer, after },
                     Output::CancelTimer(kind) => Action::CancelTimer(kind),
-                    Output::StateChanged { old, new, token, progress, routine } => {
+                    Output::StateChanged { old, new, token, progress, mut routine } => {
+                        if new == StateName::Owner {
+                            self.holdings += 1;
+                            // The first holding since the start is news for
+                            // monitors (back in the rotation): said at once.
+                            routine &= self.holdings > 1;
+                        }
                         Action::StateChanged { old, new, token, progress, routine }
                     }
                     Output::PassToken { epoch, token, data } => {

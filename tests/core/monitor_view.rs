@@ -54,6 +54,8 @@ fn kinds(v: &RingView) -> Vec<&'static str> {
             IncidentKind::NodeJoined { .. } => "joined",
             IncidentKind::NodeSilent { .. } => "silent",
             IncidentKind::NodeBack { .. } => "back",
+            IncidentKind::NodeRestarted { .. } => "restarted",
+            IncidentKind::BackInRotation { .. } => "in rotation",
         })
         .collect()
 }
@@ -292,4 +294,78 @@ async fn a_flood_of_made_up_ids_keeps_the_node_map_bounded_and_the_ring_in_it() 
     for id in ["a", "b", "c"] {
         assert!(v.nodes().contains_key(id), "{id} was evicted");
     }
+}
+
+/// MY_STATE of a node that says when it started (`started_ms`) and how
+/// often it held the token in this life.
+fn life_report(view: &mut RingView, at: Instant, id: &str, change: (StateName, StateName), life: (u64, u64, u64)) {
+    let (started_ms, timestamp_ms, holdings) = life;
+    let body = Body::MyState(Box::new(MyState {
+        old_state: change.0.as_wire().into(),
+        new_state: change.1.as_wire().into(),
+        progress: Some(100),
+        token: Some(Token::new(100, "a", 1)),
+        timestamp_ms: Some(timestamp_ms),
+        holdings: Some(holdings),
+        started_ms: Some(started_ms),
+        ..Default::default()
+    }));
+    view.apply(&Message::new(id, body), HOST, at);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_node_starts_a_new_life_and_its_holdings_go_on_across_lives() {
+    let t0 = Instant::now();
+    let mut v = ring_with_token(t0);
+    let first_life = 1_000_000;
+    life_report(&mut v, t0 + ms(100), "b", (W, O), (first_life, first_life + 5_000, 7));
+    life_report(&mut v, t0 + ms(150), "b", (O, W), (first_life, first_life + 5_050, 7));
+    assert_eq!(v.nodes()["b"].holdings, 7);
+    assert_eq!(v.nodes()["b"].restarts, 0);
+    // Killed, restarted 10 s later: it counts from 0 again.
+    let second_life = first_life + 20_000;
+    life_report(&mut v, t0 + ms(10_000), "b", (StateName::None, L), (second_life, second_life + 40, 0));
+    assert_eq!(v.nodes()["b"].restarts, 1);
+    assert_eq!(v.nodes()["b"].restarted_at, Some(t0 + ms(10_000)));
+    assert_eq!(v.nodes()["b"].holdings, 7, "the first life's holdings stay counted");
+    assert_eq!(v.nodes()["b"].first_holding_after, None);
+    // A late report of the first life changes nothing.
+    life_report(&mut v, t0 + ms(10_001), "b", (O, W), (first_life, first_life + 5_060, 8));
+    assert_eq!((v.nodes()["b"].restarts, v.nodes()["b"].holdings), (1, 7));
+    // Its first holding in the new life: timed by its own clock, from its
+    // start to the state change, like its log line.
+    life_report(&mut v, t0 + ms(10_400), "b", (L, W), (second_life, second_life + 300, 0));
+    life_report(&mut v, t0 + ms(10_460), "b", (W, O), (second_life, second_life + 360, 1));
+    assert_eq!(v.nodes()["b"].holdings, 8);
+    assert_eq!(v.nodes()["b"].first_holding_after, Some(ms(360)));
+    let back = v.incidents().iter().rev().find_map(|i| match &i.kind {
+        IncidentKind::BackInRotation { node, after } => Some((node.clone(), *after)),
+        _ => None,
+    });
+    assert_eq!(back, Some(("b".to_owned(), ms(360))));
+    assert!(v.incidents().iter().any(|i| matches!(&i.kind, IncidentKind::NodeRestarted { node } if node == "b")));
+    life_report(&mut v, t0 + ms(12_000), "b", (O, W), (second_life, second_life + 2_000, 5));
+    assert_eq!(v.nodes()["b"].holdings, 12);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holdings_count_that_goes_back_is_a_restart_for_nodes_that_do_not_say_when_they_started() {
+    let t0 = Instant::now();
+    let mut v = ring_with_token(t0);
+    let counted = |v: &mut RingView, at: Instant, change: (StateName, StateName), holdings: u64| {
+        let body = Body::MyState(Box::new(MyState {
+            old_state: change.0.as_wire().into(),
+            new_state: change.1.as_wire().into(),
+            holdings: Some(holdings),
+            ..Default::default()
+        }));
+        v.apply(&Message::new("c", body), HOST, at);
+    };
+    counted(&mut v, t0 + ms(100), (W, O), 4);
+    counted(&mut v, t0 + ms(5_000), (StateName::None, L), 0);
+    assert_eq!((v.nodes()["c"].restarts, v.nodes()["c"].holdings), (1, 4));
+    counted(&mut v, t0 + ms(5_700), (W, O), 1);
+    assert_eq!(v.nodes()["c"].holdings, 5);
+    // Timed by the monitor's clock, from when it saw the new life.
+    assert_eq!(v.nodes()["c"].first_holding_after, Some(ms(700)));
 }

@@ -17,6 +17,8 @@
 //!   (node, monitor and `scripts/demo.sh`);
 //! - `network_faults` (needs root; ignored otherwise, CI runs it): kills,
 //!   partitions, packet loss, powered-off and stopped members, restarts;
+//! - `monitor_api`: a restarted node's lives, as the monitor's API and
+//!   the node's log tell them;
 //! - `monitor_browser` (needs Chromium; ignored otherwise, CI runs it): the
 //!   monitor's page in a real browser.
 
@@ -24,6 +26,7 @@ mod auth_ring;
 mod common;
 mod flood;
 mod hand_off;
+mod monitor_api;
 mod monitor_browser;
 mod netns;
 mod network_faults;

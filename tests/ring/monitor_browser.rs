@@ -7,71 +7,13 @@
 //! installed by `.ci/run`. Without them the test says "skipped" on stderr,
 //! and fails when run in CI (CI=true).
 
-use crate::common::{fresh_host, start_node, Ports};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use crate::common::{fresh_host, http, start_node, Killed, Ports};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Kills a helper process when the test ends, even on failure.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn find(candidates: &[&str]) -> Option<PathBuf> {
     candidates.iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-/// One HTTP/1.1 request on loopback; the response body, or None if the
-/// server is not up.
-fn http(addr: &str, method: &str, path: &str, body: Option<&serde_json::Value>) -> Option<String> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    // Read the head, then exactly Content-Length bytes (chromedriver keeps
-    // the connection open), or to the end without one.
-    let mut data = Vec::new();
-    let mut buf = [0u8; 65536];
-    let head_end = loop {
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&data[..head_end]).to_ascii_lowercase();
-    let length =
-        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
-    match length {
-        Some(len) => {
-            while data.len() < head_end + len {
-                let n = s.read(&mut buf).ok()?;
-                if n == 0 {
-                    break;
-                }
-                data.extend_from_slice(&buf[..n]);
-            }
-        }
-        None => {
-            s.read_to_end(&mut data).ok()?;
-        }
-    }
-    Some(String::from_utf8_lossy(&data[head_end..]).into_owned())
 }
 
 /// A minimal WebDriver client for chromedriver.
