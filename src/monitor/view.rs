@@ -110,6 +110,10 @@ pub enum IncidentKind {
     /// The ring's first token.
     FirstToken {
         by: NodeId,
+        /// From the creator's start, by its own clock (when it says when it
+        /// started).
+        #[serde(serialize_with = "opt_seconds")]
+        after_start: Option<Duration>,
     },
     /// A node stopped hearing the holder. Closed when a token is
     /// regenerated (`regenerated_by`) or found again (`found`).
@@ -152,6 +156,13 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_f64(d.as_secs_f64())
 }
 
+fn opt_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
 impl IncidentKind {
     /// The kind's name, as in the JSON (`"kind"`) and the metrics.
     pub fn name(&self) -> &'static str {
@@ -187,7 +198,12 @@ impl Incident {
     pub fn describe(&self, now: Instant) -> String {
         let secs = self.duration(now).as_secs_f64();
         match &self.kind {
-            IncidentKind::FirstToken { by } => format!("{by} created the ring's first token"),
+            IncidentKind::FirstToken { by, after_start } => match after_start {
+                Some(after) => {
+                    format!("{by} created the ring's first token {:.2} s after its start", after.as_secs_f64())
+                }
+                None => format!("{by} created the ring's first token"),
+            },
             IncidentKind::TokenLost { detected_by, last_holder, regenerated_by, found, progress } => {
                 let who = last_holder.as_deref().map(|h| format!(" (last seen at {h})")).unwrap_or_default();
                 let noticed = detected_by.as_deref().map(|d| format!("; {d} noticed")).unwrap_or_default();
@@ -369,6 +385,17 @@ impl RingView {
             self.target_digits = state.target_digits;
         }
         if restarted {
+            // "Restarted" says more than the "is back" just recorded.
+            let back_now = self
+                .incidents
+                .last()
+                .is_some_and(|i| i.at == now && matches!(&i.kind, IncidentKind::NodeBack { node } if node == id));
+            if back_now {
+                self.incidents.pop();
+                if let Some(count) = self.incident_totals.get_mut("node_back") {
+                    *count -= 1;
+                }
+            }
             self.record(now, IncidentKind::NodeRestarted { node: id.to_owned() });
         }
         if let (Some(holdings), Some(view)) = (state.holdings, self.nodes.get_mut(id)) {
@@ -376,7 +403,9 @@ impl RingView {
         }
         let entered_owner = new == StateName::Owner;
         if entered_owner {
-            self.owner_entered(id, old, progress, state.hops, state.holdings.is_some(), now);
+            let since_start = self.nodes.get(id).and_then(|v| v.started_ms).zip(state.timestamp_ms);
+            let since_start = since_start.map(|(started, at)| Duration::from_millis(at.saturating_sub(started)));
+            self.owner_entered(id, old, progress, (state.hops, state.holdings.is_some(), since_start), now);
         }
         self.note_first_holding(id, state, now);
         match (old, new) {
@@ -401,13 +430,12 @@ impl RingView {
         id: &str,
         old: StateName,
         progress: u64,
-        hops: Option<u64>,
-        counts_holdings: bool,
+        (hops, counts_holdings, since_start): (Option<u64>, bool, Option<Duration>),
         now: Instant,
     ) {
         if old == StateName::Generating {
             if self.passes == 0 && self.open_loss.is_none() {
-                self.record(now, IncidentKind::FirstToken { by: id.to_owned() });
+                self.record(now, IncidentKind::FirstToken { by: id.to_owned(), after_start: since_start });
             } else if self.open_loss.is_some() || self.fresh_holder_other_than(id, now).is_none() {
                 self.regenerated(id, progress, now);
             }

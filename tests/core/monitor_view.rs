@@ -322,9 +322,16 @@ async fn a_restarted_node_starts_a_new_life_and_its_holdings_go_on_across_lives(
     life_report(&mut v, t0 + ms(150), "b", (O, W), (first_life, first_life + 5_050, 7));
     assert_eq!(v.nodes()["b"].holdings, 7);
     assert_eq!(v.nodes()["b"].restarts, 0);
-    // Killed, restarted 10 s later: it counts from 0 again.
+    // Killed (it goes silent), restarted 10 s later: it counts from 0 again.
+    for c in ["a", "c"] {
+        heartbeat(&mut v, t0 + ms(8_000), c, Token::new(100, "a", 1));
+    }
+    v.tick(t0 + ms(9_000));
+    assert_eq!(kinds(&v).last(), Some(&"silent"));
     let second_life = first_life + 20_000;
     life_report(&mut v, t0 + ms(10_000), "b", (StateName::None, L), (second_life, second_life + 40, 0));
+    assert_eq!(kinds(&v).last(), Some(&"restarted"), "said instead of \"is back\"");
+    assert!(!kinds(&v).contains(&"back"));
     assert_eq!(v.nodes()["b"].restarts, 1);
     assert_eq!(v.nodes()["b"].restarted_at, Some(t0 + ms(10_000)));
     assert_eq!(v.nodes()["b"].holdings, 7, "the first life's holdings stay counted");
