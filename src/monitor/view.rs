@@ -385,17 +385,6 @@ impl RingView {
             self.target_digits = state.target_digits;
         }
         if restarted {
-            // "Restarted" says more than the "is back" just recorded.
-            let back_now = self
-                .incidents
-                .last()
-                .is_some_and(|i| i.at == now && matches!(&i.kind, IncidentKind::NodeBack { node } if node == id));
-            if back_now {
-                self.incidents.pop();
-                if let Some(count) = self.incident_totals.get_mut("node_back") {
-                    *count -= 1;
-                }
-            }
             self.record(now, IncidentKind::NodeRestarted { node: id.to_owned() });
         }
         if let (Some(holdings), Some(view)) = (state.holdings, self.nodes.get_mut(id)) {
