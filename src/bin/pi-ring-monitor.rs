@@ -115,7 +115,7 @@ async fn report(shared: Arc<Shared>, every: f64) {
     let started = Instant::now();
     let mut ticks = tokio::time::interval(Duration::from_millis(250));
     let mut next_line = started;
-    let mut printed = 0usize; // incidents printed, in order
+    let mut printed = 0u64; // incidents printed, in order, by number
     loop {
         ticks.tick().await;
         let now = Instant::now();
@@ -123,7 +123,10 @@ async fn report(shared: Arc<Shared>, every: f64) {
         view.tick(now);
         // Print incidents in order, each once it is over (a lost token is
         // printed when it is regenerated, with the gap).
-        while let Some(incident) = view.incidents().get(printed) {
+        // Dropped from the timeline unprinted (a flood of incidents within
+        // one tick): skip them.
+        printed = printed.max(view.incidents_dropped());
+        while let Some(incident) = view.incident_number(printed) {
             let lasting = matches!(
                 incident.kind,
                 pi_ring::monitor::IncidentKind::TokenLost { .. }

@@ -266,6 +266,9 @@ pub struct RingView {
     /// The last digits of the longest expansion seen.
     pub latest_digits: String,
     incidents: Vec<Incident>,
+    /// Incidents dropped from the front of the timeline so far: the
+    /// timeline's first entry is incident number `dropped` of all recorded.
+    dropped: u64,
     open_loss: Option<usize>,
     open_duplicate: Option<usize>,
 }
@@ -292,6 +295,7 @@ impl RingView {
             target_digits: None,
             latest_digits: String::new(),
             incidents: Vec::new(),
+            dropped: 0,
             open_loss: None,
             open_duplicate: None,
         }
@@ -338,6 +342,7 @@ impl RingView {
             // Drop the oldest tenth; open incidents move with their index.
             let drop = MAX_INCIDENTS / 10;
             self.incidents.drain(..drop);
+            self.dropped += drop as u64;
             self.open_loss = self.open_loss.and_then(|i| i.checked_sub(drop));
             self.open_duplicate = self.open_duplicate.and_then(|i| i.checked_sub(drop));
         }
@@ -682,6 +687,19 @@ impl RingView {
 
     pub fn incidents(&self) -> &[Incident] {
         &self.incidents
+    }
+
+    /// The incident numbered `n` among all ever recorded (from 0), if the
+    /// timeline still keeps it: for readers that follow the timeline as it
+    /// grows and loses its oldest entries.
+    pub fn incident_number(&self, n: u64) -> Option<&Incident> {
+        let index = n.checked_sub(self.dropped)?;
+        self.incidents.get(usize::try_from(index).ok()?)
+    }
+
+    /// Incidents dropped from the front of the timeline so far.
+    pub fn incidents_dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// Token passes per second over the last `window`: the passes counted

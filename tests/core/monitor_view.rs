@@ -273,6 +273,12 @@ async fn the_timeline_stays_bounded() {
     }
     assert!(v.incidents().len() <= pi_ring::monitor::view::MAX_INCIDENTS, "{}", v.incidents().len());
     assert!(matches!(&v.incidents().last().unwrap().kind, IncidentKind::NodeJoined { node } if node == "n2999"));
+    // Readers that follow the timeline by number (the monitor's printer)
+    // find every incident the timeline keeps, the last one included.
+    let last = v.incidents_dropped() + v.incidents().len() as u64 - 1;
+    assert_eq!(last, 3 * pi_ring::monitor::view::MAX_INCIDENTS as u64 - 1);
+    assert_eq!(v.incident_number(last), v.incidents().last());
+    assert_eq!(v.incident_number(v.incidents_dropped() - 1), None);
 }
 
 #[tokio::test(start_paused = true)]
