@@ -469,6 +469,11 @@ fn hand_offs_are_routine_for_monitors_only_while_a_recent_report_stands() {
     };
     let mut n = Probe::waiter();
     let recent = Pacing { reported_us_ago: Some(50_000), hops: Some(3), ..Pacing::default() };
+    // The first holding since the start is news (back in the rotation).
+    n.receive("n1", take_token_paced(Token::new(2, "n1", 1), 2, recent.clone()));
+    assert_eq!(state_changes(&n), vec![(StateName::Waiter, StateName::Owner, false)], "first holding");
+    n.finish_compute();
+    n.pass_delivered();
     n.receive("n1", take_token_paced(Token::new(22, "n1", 1), 22, recent));
     assert_eq!(state_changes(&n), vec![(StateName::Waiter, StateName::Owner, true)]);
     n.finish_compute();
