@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         let via = if c % 2 == 0 { Via::Udp } else { Via::Tcp };
         let token = Token::new(usize::from(b) * 20, ["n1", "n9", "me"][(c % 3) as usize], u64::from(c % 5));
         let before = m.expansion().len();
-        let received = |body| Input::Received { message: Message::new(author, body), from, via, unchecked: None };
+        let received = |body| Input::Received { message: Message::new(author, body).into_raw(), from, via };
         let input = match op % 11 {
             0 => Input::Start,
             1 => received(Body::Ping),
@@ -33,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
             5 => received(Body::TokenWasHereRecently),
             6 => {
                 let data = pi.expansion(usize::from(b) * 20);
-                received(Body::TakeToken { token, nodes: Default::default(), data, pacing: Default::default() })
+                // Whole, or a delta from anywhere (also past the end).
+                let data_from = (a % 3 == 0).then(|| u64::from(c) * 37);
+                received(Body::TakeToken { token, nodes: Default::default(), data, pacing: Default::default(), data_from })
             }
             7 => Input::Timer(TimerId { kind: TimerKind::ALL[(a % 6) as usize], seq: u64::from(b) }),
             8 => Input::Computed {

@@ -7,23 +7,21 @@
 //!      +------- SendTo ---------+------ Broadcast ------> UdpEndpoint
 //! ```
 
-use crate::pi::Unchecked;
 use crate::protocol::registry::Member;
-use crate::protocol::Message;
+use crate::protocol::{Message, RawMessage};
 use actix::prelude::*;
 use std::net::Ipv4Addr;
 
 pub use crate::protocol::Via;
 
-/// A decoded, verified message from the network, before section 6.
+/// A decoded message from the network (authenticated, with a secret),
+/// before section 6; a TAKE_TOKEN's data as it came (the node checks it).
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
 pub struct Inbound {
-    pub message: Message,
+    pub message: RawMessage,
     pub from: Ipv4Addr,
     pub via: Via,
-    /// A TAKE_TOKEN's digits beyond what the pi cache has, still to check.
-    pub unchecked: Option<Unchecked>,
 }
 
 /// Which UDP port a broadcast goes to.

@@ -155,7 +155,6 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
             auth,
         },
         state_addr.clone().recipient(),
-        Arc::clone(&pi),
     )?;
     let udp = udp.start();
     let tcp = tcp.start();

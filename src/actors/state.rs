@@ -256,17 +256,21 @@ impl StateMachine {
     /// once when it has the digits and nothing is to check (letting it
     /// grow ahead), else on a blocking thread.
     fn compute(&mut self, epoch: u64, len: usize, check: Option<Unchecked>, ctx: &mut Context<Self>) {
-        if check.is_none() {
-            if let Some(expansion) = self.pi.cached_expansion(len) {
-                // Detached: the cache publishes the longer expansion.
-                drop(self.pi.grow_ahead(len));
-                ctx.notify(Feed(Input::Computed { epoch, expansion: Some(expansion), checked: None }));
-                return;
-            }
+        // Usually the cache has the digits (and those handed with the
+        // token, to compare): no thread needed.
+        let checked_now = match &check {
+            None => Some(None),
+            Some(digits) => self.pi.verify_unchecked_cached(digits).map(|v| Some(v.expansion)),
+        };
+        if let (Some(checked), Some(expansion)) = (checked_now, self.pi.cached_expansion(len)) {
+            // Detached: the cache publishes the longer expansion.
+            drop(self.pi.grow_ahead(len));
+            ctx.notify(Feed(Input::Computed { epoch, expansion: Some(expansion), checked }));
+            return;
         }
         let pi = Arc::clone(&self.pi);
         let work = move || {
-            let checked = check.map(|digits| pi.verify(digits.as_str()).expansion);
+            let checked = check.map(|digits| pi.verify_unchecked(&digits).expansion);
             (pi.expansion(len), checked)
         };
         ctx.spawn(async move { tokio::task::spawn_blocking(work).await }.into_actor(self).map(
@@ -380,8 +384,8 @@ impl Handler<Inbound> for StateMachine {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
-        let Inbound { message, from, via, unchecked } = msg;
-        self.feed(Input::Received { message, from, via, unchecked }, ctx);
+        let Inbound { message, from, via } = msg;
+        self.feed(Input::Received { message, from, via }, ctx);
     }
 }
 

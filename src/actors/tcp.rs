@@ -2,10 +2,10 @@
 //!
 //! Receiving: a listener on the node's own address with a real backlog; each
 //! connection is read until end of stream with a size cap and a deadline,
-//! and the number of connections served at once is bounded. A TAKE_TOKEN's
-//! expansion is verified against the digits the pi cache has (off the event
-//! loop when it is large); digits beyond the cache go to the node
-//! unchecked, to be checked while it holds the token.
+//! and the number of connections served at once is bounded. A message is
+//! only decoded here (off the event loop when it is large): a TAKE_TOKEN's
+//! data goes to the node as it came, and the node checks it (PROTOCOL
+//! section 4).
 //!
 //! Sending: connect from the node's own address with a timeout, write the
 //! whole document, close. "Sent" means only that.
@@ -14,8 +14,7 @@ use super::messages::{Inbound, SendTo, Via};
 use super::sockets::{bound_socket, socket_error};
 use crate::auth::{Authenticator, Scope};
 use crate::error::{SendError, StartError};
-use crate::pi::{PiDigits, Unchecked};
-use crate::protocol::{DecodeError, Message, RawMessage};
+use crate::protocol::{DecodeError, RawMessage};
 use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
 use actix::prelude::*;
@@ -96,19 +95,18 @@ pub struct TcpEndpoint {
     replies: Arc<Semaphore>,
     config: TcpConfig,
     inbound: Recipient<Inbound>,
-    pi: Arc<PiDigits>,
 }
 
 impl TcpEndpoint {
     /// Bind the listener (must run inside the actor system).
-    pub fn bind(config: TcpConfig, inbound: Recipient<Inbound>, pi: Arc<PiDigits>) -> Result<Self, StartError> {
+    pub fn bind(config: TcpConfig, inbound: Recipient<Inbound>) -> Result<Self, StartError> {
         let addr = SocketAddrV4::new(config.bind, config.port);
         // Address reuse: a restarted node must not wait for TIME_WAIT.
         let socket = bound_socket(Type::STREAM, addr, |s| s.set_reuse_address(true))?;
         socket.listen(config.backlog as i32).map_err(socket_error("TCP", addr, "listen on"))?;
         let listener = TcpListener::from_std(socket.into()).map_err(socket_error("TCP", addr, "register"))?;
         let replies = Arc::new(Semaphore::new(MAX_REPLIES_IN_FLIGHT));
-        Ok(TcpEndpoint { listener: Some(listener), replies, config, inbound, pi })
+        Ok(TcpEndpoint { listener: Some(listener), replies, config, inbound })
     }
 }
 
@@ -122,7 +120,6 @@ impl Actor for TcpEndpoint {
         let server = Server {
             config: self.config.clone(),
             inbound: self.inbound.clone(),
-            pi: Arc::clone(&self.pi),
             warnings: Rc::new(RefCell::new(WarnLimiter::new(5))),
             slots: Arc::new(Semaphore::new(self.config.max_connections)),
             waiting: Rc::new(Cell::new(false)),
@@ -138,7 +135,6 @@ impl Actor for TcpEndpoint {
 struct Server {
     config: TcpConfig,
     inbound: Recipient<Inbound>,
-    pi: Arc<PiDigits>,
     warnings: Rc<RefCell<WarnLimiter>>,
     slots: Arc<Semaphore>,
     /// An accepted connection waits for a slot: the node is flooded.
@@ -218,10 +214,10 @@ impl Server {
         let Some(buf) = self.read_message(&mut stream, peer, &mut charge).await else { return };
         drop(stream);
         let from = *peer.ip();
-        let Some((message, unchecked)) = self.decode(buf, from).await else {
+        let Some(message) = self.decode(buf, from).await else {
             return;
         };
-        self.inbound.do_send(Inbound { message, from, via: Via::Tcp, unchecked });
+        self.inbound.do_send(Inbound { message, from, via: Via::Tcp });
     }
 
     /// Read one message until end of stream. A connection that sends more
@@ -287,9 +283,10 @@ impl Server {
         }
     }
 
-    /// Decode and verify one message; `None` (after a warning) if invalid.
-    /// A TAKE_TOKEN's digits beyond the pi cache come back unchecked.
-    async fn decode(&self, buf: Vec<u8>, from: Ipv4Addr) -> Option<(Message, Option<Unchecked>)> {
+    /// Decode one message (and check its tag, with a secret); `None` (after
+    /// a warning) if invalid. A TAKE_TOKEN's data stays as it came: the
+    /// node checks it (PROTOCOL section 4).
+    async fn decode(&self, buf: Vec<u8>, from: Ipv4Addr) -> Option<RawMessage> {
         let buf_len = buf.len();
         let cap = self.config.max_message_bytes;
         let auth = self.config.auth.clone();
@@ -302,35 +299,13 @@ impl Server {
         };
         let raw =
             if buf_len >= BLOCKING_DECODE_BYTES { tokio::task::spawn_blocking(decode).await.ok()? } else { decode() };
-        let raw = match raw {
-            Ok(raw) => raw,
+        match raw {
+            Ok(raw) => Some(raw),
             Err(e) => {
                 warn_limited!(self.warnings.borrow_mut(), "dropped a bad message from {from}: {e}");
-                return None;
+                None
             }
-        };
-        let raw = match raw.without_data() {
-            Ok(message) => return Some((message, None)),
-            Err(take_token) => *take_token,
-        };
-        // Digits beyond the cache are not computed here: the node takes
-        // the token first and checks them while it holds it, so that its
-        // heartbeats never wait for a computation.
-        let (message, report, unchecked) = if buf_len >= BLOCKING_DECODE_BYTES {
-            let pi = Arc::clone(&self.pi);
-            tokio::task::spawn_blocking(move || raw.verify_cached(&pi)).await.ok()?
-        } else {
-            raw.verify_cached(&self.pi)
-        };
-        if let Some(report) = report {
-            log::warn!(
-                "TAKE_TOKEN from {} ({from}) carried {} characters of which only the first {} are pi; keeping those",
-                message.author,
-                report.received_len,
-                report.expansion.len()
-            );
         }
-        Some((message, unchecked))
     }
 }
 
@@ -478,8 +453,11 @@ impl Handler<SendTo> for TcpEndpoint {
         let connect_timeout = msg.patience.map_or(self.config.connect_timeout, |p| p.min(self.config.connect_timeout));
         let auth = self.config.auth.clone();
         let limit = msg.deadline;
+        // What goes on the wire: a delta hand-off sends only its end.
         let message_len = match &msg.message.body {
-            crate::protocol::Body::TakeToken { data, .. } => data.len(),
+            crate::protocol::Body::TakeToken { data, data_from, .. } => {
+                data.len().saturating_sub(data_from.map_or(0, |f| usize::try_from(f).unwrap_or(usize::MAX)))
+            }
             _ => 0,
         };
         // A hand-off (it has its own patience) always goes; answers and

@@ -14,7 +14,7 @@ use super::messages::{Broadcast, Inbound, Port, Via};
 use super::sockets::{bound_socket, socket_error};
 use crate::auth::{Authenticator, Scope};
 use crate::error::StartError;
-use crate::protocol::{Body, DecodeError, Message, RawMessage};
+use crate::protocol::{Body, DecodeError, RawMessage};
 use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
 use actix::dev::SendError;
@@ -164,25 +164,25 @@ impl StreamHandler<(Via, Datagram)> for UdpEndpoint {
                 return;
             }
         };
-        match raw.without_data() {
-            Ok(Message { body: Body::MyState(_), .. }) => {} // monitors' traffic, not the ring's
-            Ok(message) => {
+        match &raw.body {
+            Body::MyState(_) => {} // monitors' traffic, not the ring's
+            Body::TakeToken { .. } => {
+                warn_limited!(
+                    self.warnings,
+                    "dropped a TAKE_TOKEN datagram from {from}: the token travels only by TCP"
+                );
+            }
+            _ => {
                 // A full mailbox means the node is flooded: the datagram is
                 // dropped (as the network may drop any), so a flood costs
                 // no memory beyond the mailbox's bound.
-                let inbound = Inbound { message, from: *from.ip(), via, unchecked: None };
+                let inbound = Inbound { message: raw, from: *from.ip(), via };
                 if let Err(SendError::Full(_)) = self.inbound.try_send(inbound) {
                     warn_limited!(
                         self.warnings,
                         "dropped a datagram from {from}: the node is flooded (its queue is full)"
                     );
                 }
-            }
-            Err(_) => {
-                warn_limited!(
-                    self.warnings,
-                    "dropped a TAKE_TOKEN datagram from {from}: the token travels only by TCP"
-                );
             }
         }
     }

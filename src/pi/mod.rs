@@ -67,6 +67,19 @@ impl Expansion {
         Expansion { text: Arc::clone(&self.text), len: len.min(self.len) }
     }
 
+    /// Every correct character this expansion's text holds: the cache
+    /// snapshot it was cut from, which often goes beyond `len` (digits
+    /// computed ahead). What a node knows of pi without computing.
+    pub fn known(&self) -> Expansion {
+        Expansion { text: Arc::clone(&self.text), len: self.text.len() }
+    }
+
+    /// This expansion alone, without the digits beyond it that its text
+    /// holds: as a node that computed exactly this far has it (a copy).
+    pub fn alone(&self) -> Expansion {
+        Expansion { text: Arc::from(self.as_str()), len: self.len }
+    }
+
     /// The longer of two expansions (both are correct pi, so the longer one
     /// contains the shorter).
     pub fn longer(self, other: Expansion) -> Expansion {
@@ -123,8 +136,11 @@ impl Verified {
 /// never wait for a computation (PROTOCOL section 4).
 #[derive(Clone)]
 pub struct Unchecked {
+    /// The received characters, which start at character `offset` of the
+    /// expansion (a delta hand-off sends only what the receiver lacks).
     text: Arc<str>,
-    /// The characters that count: at most the cache's maximum.
+    offset: usize,
+    /// The length the sender claims: at most the cache's maximum.
     len: usize,
 }
 
@@ -139,22 +155,91 @@ impl Unchecked {
         self.len == 0
     }
 
-    /// The received text, to verify.
+    /// The received text, to verify: characters `offset()..` of the
+    /// expansion.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Where the received text starts in the expansion.
+    pub fn offset(&self) -> usize {
+        self.offset
     }
 }
 
 impl std::fmt::Debug for Unchecked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Unchecked(len {})", self.len)
+        write!(f, "Unchecked(len {} from {})", self.len, self.offset)
     }
 }
 
 impl PartialEq for Unchecked {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
+        self.offset == other.offset && self.text == other.text
     }
+}
+
+/// What a node makes of the characters handed with the token (PROTOCOL
+/// section 4), compared with the expansion it already has: see
+/// [`check_handed`].
+#[derive(Debug)]
+pub struct Handed {
+    /// The correct expansion the hand-off shows: what of it matches ours,
+    /// as far as ours goes.
+    pub expansion: Expansion,
+    /// The characters beyond ours, to check while holding the token.
+    pub unchecked: Option<Unchecked>,
+    /// A character that is not pi's: the claimed length, and where the
+    /// received text stopped being pi.
+    pub wrong: Option<(usize, usize)>,
+    /// The text starts further than ours goes by more than the gap a node
+    /// fills itself: the characters in between that this node lacks.
+    pub gap_refused: Option<usize>,
+}
+
+/// Section 4 for `data`, the characters of a hand-off from character
+/// `from` on (`from` is 0 for a whole expansion), against `own`, a correct
+/// expansion: the received text is compared with what `own` knows
+/// ([`Expansion::known`]: its digits and those computed beyond them), and
+/// what goes beyond that is left to check while holding the token
+/// ([`PiDigits::verify_unchecked`]). When `data` starts past what is
+/// known, this node computes the missing characters itself if they are at
+/// most `max_gap`; otherwise the hand-off counts as carrying nothing beyond
+/// `own`. So a lying hand-off ("a million digits from here on", and none
+/// sent) costs at most `max_gap` characters of computation, and what it
+/// sends costs checking what it sent. Pure: a comparison.
+pub fn check_handed(own: &Expansion, from: usize, data: &str, max_len: usize, max_gap: usize) -> Handed {
+    let known = own.known();
+    let claimed = from.saturating_add(data.len());
+    let mut handed = Handed { expansion: own.clone(), unchecked: None, wrong: None, gap_refused: None };
+    let known_len = known.len();
+    let beyond = |handed: &mut Handed| {
+        if known_len < max_len {
+            handed.unchecked = Some(Unchecked { text: Arc::from(data), offset: from, len: claimed.min(max_len) });
+        }
+    };
+    if from > known.len() {
+        let gap = from - known.len();
+        if gap > max_gap {
+            handed.gap_refused = Some(gap);
+        } else if !data.is_empty() {
+            beyond(&mut handed);
+        }
+        return handed;
+    }
+    let overlap = (known.len() - from).min(data.len());
+    // Bytes, not characters: a stranger's data need not be ASCII.
+    let matching = common_prefix_len(&data.as_bytes()[..overlap], &known.as_str().as_bytes()[from..from + overlap]);
+    if matching < overlap {
+        handed.expansion = known.prefix(from + matching);
+        handed.wrong = Some((claimed, from + matching));
+    } else if data.len() > overlap {
+        handed.expansion = known;
+        beyond(&mut handed);
+    } else {
+        handed.expansion = known.prefix(claimed);
+    }
+    handed
 }
 
 /// A process-wide cache of pi's expansion, grown on demand.
@@ -269,6 +354,35 @@ impl PiDigits {
         Verified { expansion: Expansion { text, len }, received_len }
     }
 
+    /// The longest correct expansion that `unchecked` shows (PROTOCOL
+    /// section 4): its characters compared with pi's from its offset on.
+    /// Blocking: computes as far as it claims (at most the maximum).
+    pub fn verify_unchecked(&self, unchecked: &Unchecked) -> Verified {
+        if self.snapshot().len() < unchecked.len {
+            self.grow_to(unchecked.len);
+        }
+        self.compare_unchecked(unchecked)
+    }
+
+    /// [`Self::verify_unchecked`] if the cache already reaches as far as
+    /// `unchecked` claims (a comparison, never computing); `None` if it
+    /// does not.
+    pub fn verify_unchecked_cached(&self, unchecked: &Unchecked) -> Option<Verified> {
+        (self.snapshot().len() >= unchecked.len).then(|| self.compare_unchecked(unchecked))
+    }
+
+    fn compare_unchecked(&self, unchecked: &Unchecked) -> Verified {
+        let text = self.snapshot();
+        let start = unchecked.offset.min(text.len());
+        let end = unchecked.len.min(text.len());
+        let claimed = &unchecked.text.as_bytes()[..unchecked.len.saturating_sub(unchecked.offset)];
+        let matching = common_prefix_len(claimed, &text.as_bytes()[start..end.max(start)]);
+        // (The cache always reaches the offset once grown; if not, nothing
+        // is confirmed.)
+        let len = if unchecked.offset <= text.len() { start + matching } else { 0 };
+        Verified { expansion: Expansion { text, len }, received_len: unchecked.len }
+    }
+
     /// Check `data` against the digits computed so far, never computing:
     /// the longest correct prefix, and, when all of the cache matches and
     /// `data` goes further, the rest to check later ([`Unchecked`]).
@@ -279,7 +393,7 @@ impl PiDigits {
         let beyond = len == text.len() && data.len() > len && len < self.max_len;
         if beyond {
             let checked = Expansion { text, len };
-            let unchecked = Unchecked { text: Arc::from(data), len: data.len().min(self.max_len) };
+            let unchecked = Unchecked { text: Arc::from(data), offset: 0, len: data.len().min(self.max_len) };
             return (Verified { expansion: checked, received_len: len }, Some(unchecked));
         }
         (Verified { expansion: Expansion { text, len }, received_len: data.len() }, None)

@@ -36,6 +36,10 @@ pub type Nodes = BTreeMap<NodeId, String>;
 pub struct Message<D = Expansion> {
     pub author: NodeId,
     pub body: Body<D>,
+    /// pi-ring's `have` (PROTOCOL section 10, "Delta hand-offs"): the
+    /// length of the sender's checked expansion. A message that carries it
+    /// says that its sender takes TAKE_TOKEN with `data_from`.
+    pub have: Option<u64>,
 }
 
 /// A message as decoded from the wire, before its data is verified.
@@ -44,10 +48,23 @@ pub type RawMessage = Message<String>;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Body<D = Expansion> {
     Ping,
-    TokenIsHere { token: Token },
+    TokenIsHere {
+        token: Token,
+    },
     WhereIsToken,
-    GeneratingToken { token: Token },
-    TakeToken { token: Token, nodes: Nodes, data: D, pacing: Pacing },
+    GeneratingToken {
+        token: Token,
+    },
+    /// `data_from` (pi-ring, to pi-ring nodes that said `have`): `data`
+    /// holds the expansion's characters from this index on, not from 0.
+    /// Sending, `data` is the whole expansion and the encoder cuts it.
+    TakeToken {
+        token: Token,
+        nodes: Nodes,
+        data: D,
+        pacing: Pacing,
+        data_from: Option<u64>,
+    },
     TokenWasHereRecently,
     MyState(Box<MyState>),
 }
@@ -211,6 +228,8 @@ struct Frame<'a> {
     announced_progress: Option<u64>,
     reported_us_ago: Option<u64>,
     hops: Option<u64>,
+    data_from: Option<u64>,
+    have: Option<u64>,
     holdings: Option<u64>,
     started_ms: Option<u64>,
     target_digits: Option<u64>,
@@ -297,7 +316,7 @@ impl<D> Body<D> {
 
 impl<D> Message<D> {
     pub fn new(author: &str, body: Body<D>) -> Self {
-        Message { author: author.to_owned(), body }
+        Message { author: author.to_owned(), body, have: None }
     }
 
     /// Replace the data of a TAKE_TOKEN (other messages carry none).
@@ -307,11 +326,13 @@ impl<D> Message<D> {
             Body::TokenIsHere { token } => Body::TokenIsHere { token },
             Body::WhereIsToken => Body::WhereIsToken,
             Body::GeneratingToken { token } => Body::GeneratingToken { token },
-            Body::TakeToken { token, nodes, data, pacing } => Body::TakeToken { token, nodes, data: f(data), pacing },
+            Body::TakeToken { token, nodes, data, pacing, data_from } => {
+                Body::TakeToken { token, nodes, data: f(data), pacing, data_from }
+            }
             Body::TokenWasHereRecently => Body::TokenWasHereRecently,
             Body::MyState(s) => Body::MyState(s),
         };
-        Message { author: self.author, body }
+        Message { author: self.author, body, have: self.have }
     }
 }
 
@@ -338,16 +359,27 @@ impl<D: AsRef<str>> Message<D> {
             reported_us_ago: Option<u64>,
             #[serde(skip_serializing_if = "Option::is_none")]
             hops: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            data_from: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            have: Option<u64>,
             #[serde(flatten, skip_serializing_if = "Option::is_none")]
             my_state: Option<&'a MyState>,
         }
         // The expansion goes in verbatim when it needs no escaping (digits
         // and a comma always): serialising a megabyte through the JSON
         // string escaper would cost more than the hand-off's copies.
-        let verbatim = match &self.body {
-            Body::TakeToken { data, .. } => Some(data.as_ref()).filter(|d| needs_no_escaping(d)),
+        let data = match &self.body {
+            Body::TakeToken { data, data_from, .. } => {
+                let data = data.as_ref();
+                let from = data_from.map_or(0, |f| usize::try_from(f).unwrap_or(usize::MAX).min(data.len()));
+                // Only whole characters: the expansion is ASCII, anything
+                // else goes whole.
+                Some(data.get(from..).unwrap_or(data))
+            }
             _ => None,
         };
+        let verbatim = data.filter(|d| needs_no_escaping(d));
         let mut out = Out {
             serial_code: self.body.serial_code(),
             kind: self.body.kind(),
@@ -359,16 +391,19 @@ impl<D: AsRef<str>> Message<D> {
             announced_progress: None,
             reported_us_ago: None,
             hops: None,
+            data_from: None,
+            have: self.have,
             my_state: None,
         };
         match &self.body {
             Body::TokenIsHere { token } | Body::GeneratingToken { token } => out.token = Some(token.into()),
-            Body::TakeToken { token, nodes, data, pacing } => {
+            Body::TakeToken { token, nodes, pacing, data_from, .. } => {
                 out.token = Some(token.into());
                 out.nodes = Some(nodes);
                 if verbatim.is_none() {
-                    out.data = Some(data.as_ref());
+                    out.data = data;
                 }
+                out.data_from = *data_from;
                 out.announced_us_ago = pacing.announced_us_ago;
                 out.announced_progress = pacing.announced_progress;
                 out.reported_us_ago = pacing.reported_us_ago;
@@ -438,7 +473,7 @@ impl RawMessage {
                     reported_us_ago: frame.reported_us_ago,
                     hops: frame.hops,
                 };
-                Body::TakeToken { token: token()?, nodes, data, pacing }
+                Body::TakeToken { token: token()?, nodes, data, pacing, data_from: frame.data_from }
             }
             _ => Body::MyState(Box::new(MyState {
                 token: token().ok(),
@@ -454,7 +489,7 @@ impl RawMessage {
                 target_digits: frame.target_digits,
             })),
         };
-        let message = Message { author, body };
+        let message = Message { author, body, have: frame.have };
         check_serial(kind, message.body.serial_code(), frame.serial_code)?;
         Ok(message)
     }
@@ -506,6 +541,18 @@ impl RawMessage {
 }
 
 impl Message {
+    /// The message as a receiver decodes it: its expansion as text, from
+    /// `data_from` on (what [`Message::encode`] sends).
+    pub fn into_raw(self) -> RawMessage {
+        let from = match &self.body {
+            Body::TakeToken { data_from: Some(from), .. } => usize::try_from(*from).unwrap_or(usize::MAX),
+            _ => 0,
+        };
+        self.map_data(|data| data.as_str().get(from..).unwrap_or_default().to_owned())
+    }
+}
+
+impl<D> Message<D> {
     /// The message's token, if it carries one.
     pub fn token(&self) -> Option<&Token> {
         match &self.body {

@@ -20,12 +20,12 @@
 
 use super::budget::{Budget, Rates};
 use super::machine::{Config, Envelope, Machine, Output, TimerId, TimerKind};
-use super::message::{Body, Message, StateName};
+use super::message::{Body, Message, RawMessage, StateName};
 use super::registry::{Member, Registry};
 use super::token::{NodeId, Token};
 use super::Time;
 use crate::error::SendError;
-use crate::pi::{Expansion, Unchecked};
+use crate::pi::{check_handed, Expansion, Unchecked};
 use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
 use std::collections::BTreeSet;
@@ -47,6 +47,12 @@ const MEMBERS_EVERY: Duration = Duration::from_millis(100);
 
 /// How often the registry forgets stale members and proves new ones.
 const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The most characters a node computes to fill in what it lacks in front
+/// of a delta hand-off (PROTOCOL section 10, "Delta hand-offs"): a sender
+/// that thought it had more (a restart whose PING was lost) costs a bounded
+/// computation, and so does one that lies.
+pub const MAX_GAP_FILLED: usize = 100_000;
 
 /// How often a warning about the registry being full, or a budget biting,
 /// is repeated while it goes on.
@@ -70,9 +76,9 @@ pub enum Via {
 pub enum Input {
     /// The node starts: announce itself and look for the token.
     Start,
-    /// A decoded, verified message from the network; `unchecked`: a
-    /// TAKE_TOKEN's digits beyond the pi cache, checked while holding.
-    Received { message: Message, from: Ipv4Addr, via: Via, unchecked: Option<Unchecked> },
+    /// A decoded message from the network (authenticated, with a secret);
+    /// a TAKE_TOKEN's data as it came, which the node checks (section 4).
+    Received { message: RawMessage, from: Ipv4Addr, via: Via },
     /// A timer armed by [`Action::SetTimer`] fired.
     Timer(TimerId),
     /// The computation asked by [`Action::Compute`] finished (`None`: it
@@ -384,7 +390,7 @@ impl Node {
     pub fn handle(&mut self, now: Time, input: Input) -> Vec<Action> {
         match input {
             Input::Start => self.step_machine(now, super::machine::Input::Start),
-            Input::Received { message, from, via, unchecked } => self.receive(now, message, from, via, unchecked),
+            Input::Received { message, from, via } => self.receive(now, message, from, via),
             Input::Timer(timer) => self.step_machine(now, super::machine::Input::Timer(timer)),
             Input::Computed { epoch, expansion, checked } => {
                 self.step_machine(now, super::machine::Input::Computed { epoch, expansion, checked })
@@ -412,6 +418,7 @@ impl Node {
             self.exited = true;
             self.actions.push(Action::Exit);
         }
+        self.stamp_have();
         let persist = (self.expansion().len(), self.own_revision());
         if persist != self.persisted {
             self.persisted = persist;
@@ -420,8 +427,24 @@ impl Node {
         std::mem::take(&mut self.actions)
     }
 
+    /// Every message this node sends says how much of the expansion it
+    /// has (`have`): receivers then hand it only what it lacks.
+    fn stamp_have(&mut self) {
+        let have = Some(self.expansion().len() as u64);
+        for action in &mut self.actions {
+            match action {
+                Action::Broadcast(message)
+                | Action::Unicast { message, .. }
+                | Action::Send { message, .. }
+                | Action::SendToken { message, .. }
+                | Action::Probe { message, .. } => message.have = have,
+                _ => {}
+            }
+        }
+    }
+
     /// PROTOCOL section 6, then the state acts (step 5).
-    fn receive(&mut self, now: Time, message: Message, from: Ipv4Addr, via: Via, unchecked: Option<Unchecked>) {
+    fn receive(&mut self, now: Time, message: RawMessage, from: Ipv4Addr, via: Via) {
         let reception = self.registry.receive(&message, from, now);
         if via == Via::Udp && reception.deliver {
             self.registry.heard_by_broadcast(&message.author);
@@ -537,7 +560,54 @@ impl Node {
         if changed {
             self.members_changed = true;
         }
+        let (message, unchecked) = self.check_data(now, message, from);
         self.step_machine(now, super::machine::Input::Received(Envelope { message, from, unchecked }));
+    }
+
+    /// PROTOCOL section 4 for a TAKE_TOKEN's data (whole, or from
+    /// `data_from` on): what matches our expansion, and the characters
+    /// beyond it, which the machine checks while it holds the token.
+    /// Characters that are not pi are dropped with a warning; a delta that
+    /// starts further than we can fill in ourselves brings nothing.
+    fn check_data(&mut self, now: Time, message: RawMessage, from: Ipv4Addr) -> (Message, Option<Unchecked>) {
+        let start = match &message.body {
+            Body::TakeToken { data_from, .. } => data_from.map_or(0, |f| usize::try_from(f).unwrap_or(usize::MAX)),
+            _ => 0,
+        };
+        let own = self.machine.expansion().clone();
+        let max_len = self.machine.target_digits().saturating_add(2);
+        let mut handed = None;
+        let message = message.map_data(|data| {
+            let checked = check_handed(&own, start, &data, max_len, MAX_GAP_FILLED);
+            let expansion = checked.expansion.clone();
+            handed = Some(checked);
+            expansion
+        });
+        let Some(handed) = handed.filter(|_| matches!(message.body, Body::TakeToken { .. })) else {
+            return (message, None);
+        };
+        if let Some((claimed, correct)) = handed.wrong {
+            warn_limited!(
+                at now,
+                self.warnings,
+                "{}: TAKE_TOKEN from {} ({from}) carried {claimed} characters of which only the first {correct} are pi; \
+                 keeping those",
+                self.id(),
+                message.author
+            );
+        }
+        if let Some(gap) = handed.gap_refused {
+            warn_limited!(
+                at now,
+                self.warnings,
+                "{}: TAKE_TOKEN from {} ({from}) carried digits from character {start} on, but this node has only {}: \
+                 the {gap} in between are more than it computes for a hand-off ({MAX_GAP_FILLED}); going on from its own",
+                self.id(),
+                message.author,
+                own.len()
+            );
+        }
+        (message, handed.unchecked)
     }
 
     /// Members were evicted from a full registry: say so once a minute.
@@ -854,11 +924,15 @@ impl Node {
         let transit = self.transit.as_micros() as u64;
         pacing.announced_us_ago = pacing.announced_us_ago.map(|ago| ago.saturating_add(transit));
         pacing.reported_us_ago = pacing.reported_us_ago.map(|ago| ago.saturating_add(transit));
+        // A pi-ring receiver gets only what it lacks (section 10, "Delta
+        // hand-offs"); any other the whole expansion.
+        let data_from = self.registry.delta_base(&next.id).map(|has| has.min(hand_off.data.len()) as u64);
         let body = Body::TakeToken {
             token: hand_off.token.clone(),
             nodes: self.registry.nodes(),
             data: hand_off.data.clone(),
             pacing,
+            data_from,
         };
         let message = Message::new(self.id(), body);
         self.actions.push(Action::SendToken {
@@ -884,6 +958,7 @@ impl Node {
             Ok(()) => {
                 self.registry.delivered(&hand_off.to, hand_off.host, now);
                 self.registry.established(&hand_off.to);
+                self.registry.has_at_least(&hand_off.to, hand_off.data.len());
                 self.heard_after_failure.remove(&hand_off.to);
                 self.refusals.remove(&hand_off.to);
                 self.transit = now.saturating_sub(hand_off.started);

@@ -62,6 +62,10 @@ struct Entry {
     probe_due: bool,
     /// The last evidence of it: heard, proven, or learnt.
     evidence: Time,
+    /// It said `have` (a pi-ring node: it takes delta hand-offs), and how
+    /// many characters of the expansion it has at least: what it said
+    /// last (less after a restart), or more since we handed it more.
+    has: Option<usize>,
 }
 
 impl Entry {
@@ -78,6 +82,7 @@ impl Entry {
             established: false,
             probe_due: false,
             evidence: now,
+            has: None,
         }
     }
 
@@ -307,6 +312,15 @@ impl Registry {
                 reception.ping_back = true;
             }
         }
+        if let (Some(have), Some(entry)) = (message.have, self.nodes.get_mut(author)) {
+            // Less than it said before: it restarted, or lost its data (or
+            // the datagram is late); a smaller base is always safe.
+            let have = usize::try_from(have).unwrap_or(usize::MAX);
+            entry.has = Some(match entry.has {
+                Some(has) if has <= have => has.max(have),
+                _ => have,
+            });
+        }
         if let Body::TakeToken { nodes, .. } = &message.body {
             let merged = self.merge(nodes, trusted, now);
             (reception.learnt, reception.rejected, reception.untrusted) = merged;
@@ -520,6 +534,21 @@ impl Registry {
             })
     }
 
+    /// Where a hand-off to `id` may start its data (PROTOCOL section 10,
+    /// "Delta hand-offs"): the characters it has at least, if it is a
+    /// pi-ring node (it said `have`); `None`: send the whole expansion.
+    pub fn delta_base(&self, id: &str) -> Option<usize> {
+        self.nodes.get(id).and_then(|e| e.has)
+    }
+
+    /// `id`, a pi-ring node, took a hand-off of an expansion of `len`
+    /// characters: it has them now.
+    pub fn has_at_least(&mut self, id: &str, len: usize) {
+        if let Some(has) = self.nodes.get_mut(id).and_then(|e| e.has.as_mut()) {
+            *has = (*has).max(len);
+        }
+    }
+
     /// `id` took a hand-off of ours, or handed us the token.
     pub fn established(&mut self, id: &str) {
         if let Some(entry) = self.nodes.get_mut(id) {
@@ -609,7 +638,10 @@ mod tests {
     fn take_token(author: &str, table: &[(&str, Ipv4Addr)]) -> Message<String> {
         let nodes: Nodes = table.iter().map(|(id, h)| (id.to_string(), h.to_string())).collect();
         let token = super::super::token::Token::new(0, author, 1);
-        Message::new(author, Body::TakeToken { token, nodes, data: String::new(), pacing: Default::default() })
+        Message::new(
+            author,
+            Body::TakeToken { token, nodes, data: String::new(), pacing: Default::default(), data_from: None },
+        )
     }
 
     /// Us at .1 and `others` at .10, .11, ...: heard, and proven.

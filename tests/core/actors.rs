@@ -233,13 +233,13 @@ fn start_recorded_with(
 /// A member at `host` makes itself known: the node PINGs it back, the
 /// recorder answers, and it is proven (its tables are learnt).
 async fn introduce(addr: &Addr<StateMachine>, author: &str, host: Ipv4Addr) {
-    addr.do_send(Inbound { message: Message::new(author, Body::Ping), from: host, via: Via::Udp, unchecked: None });
+    addr.do_send(Inbound { message: Message::new(author, Body::Ping).into_raw(), from: host, via: Via::Udp });
     sleep(ms(1)).await;
 }
 
 fn deliver(addr: &Addr<StateMachine>, author: &str, body: Body) {
     let via = if matches!(body, Body::TakeToken { .. }) { Via::Tcp } else { Via::Udp };
-    addr.do_send(Inbound { message: Message::new(author, body), from: PEER, via, unchecked: None });
+    addr.do_send(Inbound { message: Message::new(author, body).into_raw(), from: PEER, via });
 }
 
 fn take_token(len: usize) -> Body {
@@ -250,7 +250,13 @@ fn take_token(len: usize) -> Body {
 fn take_token_with(len: usize, others: &[(&str, Ipv4Addr)]) -> Body {
     let mut nodes: Nodes = others.iter().map(|(id, host)| (id.to_string(), host.to_string())).collect();
     nodes.insert("n1".to_string(), PEER.to_string());
-    Body::TakeToken { token: Token::new(len, "n1", 1), nodes, data: pi().expansion(len), pacing: Default::default() }
+    Body::TakeToken {
+        token: Token::new(len, "n1", 1),
+        nodes,
+        data: pi().expansion(len),
+        pacing: Default::default(),
+        data_from: None,
+    }
 }
 
 async fn state(addr: &Addr<StateMachine>) -> StateName {
@@ -377,18 +383,16 @@ async fn take_token_hand_off_goes_to_the_next_node_in_ring_order_then_waiter() {
 async fn digits_handed_unchecked_are_checked_while_holding_and_passed_on_extended() {
     let t0 = Instant::now();
     let (node, log) = start_recorded("n5", timing(300));
-    let cold = PiDigits::new(1_000_000);
-    let (verified, unchecked) = cold.verify_cached(pi().expansion(1_002).as_str());
-    assert_eq!(verified.expansion.len(), 2);
     let mut nodes: Nodes = Nodes::new();
     nodes.insert("n1".to_string(), PEER.to_string());
     let body = Body::TakeToken {
         token: Token::new(1_002, "n1", 1),
         nodes,
-        data: verified.expansion,
+        data: pi().expansion(1_002),
         pacing: Default::default(),
+        data_from: None,
     };
-    node.do_send(Inbound { message: Message::new("n1", body), from: PEER, via: Via::Tcp, unchecked });
+    node.do_send(Inbound { message: Message::new("n1", body).into_raw(), from: PEER, via: Via::Tcp });
     assert_eq!(state(&node).await, StateName::Owner);
     assert_eq!(log.broadcasts(t0, "token is here"), vec![ms(0)]);
     sleep(ms(301)).await;
@@ -412,7 +416,7 @@ async fn a_hand_off_skips_a_refused_and_a_stalled_member_and_reaches_the_next() 
     // An earlier round: n7 hands the token over and n6 takes it, so both
     // are members that pass the token (not only ports that answer).
     let from_n7 = Message::new("n7", take_token_with(22, &[]));
-    node.do_send(Inbound { message: from_n7, from: n7, via: Via::Tcp, unchecked: None });
+    node.do_send(Inbound { message: from_n7.into_raw(), from: n7, via: Via::Tcp });
     sleep(ms(5)).await;
     assert_eq!(state(&node).await, StateName::Waiter, "passed to n6");
     // Then n6 refuses connections and n7 stops reading.
@@ -479,12 +483,7 @@ impl Handler<Broadcast> for FakeNet {
         if msg.port == Port::Ring {
             for (host, node) in self.wires.lock().unwrap().iter() {
                 if *host != self.me {
-                    node.do_send(Inbound {
-                        message: msg.message.clone(),
-                        from: self.me,
-                        via: Via::Udp,
-                        unchecked: None,
-                    });
+                    node.do_send(Inbound { message: msg.message.clone().into_raw(), from: self.me, via: Via::Udp });
                 }
             }
         }
@@ -497,7 +496,7 @@ impl Handler<SendTo> for FakeNet {
         self.log.push(Event::Send(msg.to, msg.message.clone()));
         match self.wires.lock().unwrap().get(&msg.to) {
             Some(node) => {
-                node.do_send(Inbound { message: msg.message, from: self.me, via: Via::Tcp, unchecked: None });
+                node.do_send(Inbound { message: msg.message.into_raw(), from: self.me, via: Via::Tcp });
                 Ok(())
             }
             None => Err(SendError::EndpointGone),

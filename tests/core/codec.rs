@@ -44,6 +44,7 @@ fn every_valid_sample_decodes_to_the_expected_message() {
                 nodes: nodes(&[("alpha", "192.0.2.10"), ("bravo", "192.0.2.11"), ("charlie", "192.0.2.12")]),
                 data: "3,1415926535897932384626433832795028841971".into(),
                 pacing: Default::default(),
+                data_from: None,
             },
         ),
         (
@@ -54,6 +55,7 @@ fn every_valid_sample_decodes_to_the_expected_message() {
                 nodes: nodes(&[("nöd-π", "127.0.0.7")]),
                 data: String::new(),
                 pacing: Default::default(),
+                data_from: None,
             },
         ),
         (
@@ -74,7 +76,7 @@ fn every_valid_sample_decodes_to_the_expected_message() {
     assert_eq!(files, covered, "every valid sample has an expectation");
     for (file, author, body) in expect {
         let (_, message) = valid(file);
-        assert_eq!(message, Message { author: author.into(), body }, "{file}");
+        assert_eq!(message, Message { author: author.into(), body, have: None }, "{file}");
     }
 }
 
@@ -211,6 +213,7 @@ fn take_token_data_round_trips_verbatim_or_escaped() {
                 reported_us_ago: None,
                 hops: Some(9),
             },
+            data_from: None,
         };
         let message = Message::new("a", body);
         let bytes = message.encode();

@@ -30,6 +30,7 @@ fn message(rng: &mut Rng) -> Message {
             nodes: Default::default(),
             data: pi().expansion(rng.below(2500) as usize),
             pacing: Default::default(),
+            data_from: None,
         },
         _ => Body::MyState(Box::default()),
     };
@@ -57,7 +58,7 @@ fn arbitrary_input_sequences_keep_the_core_sane() {
                 1..=4 => {
                     let from = Ipv4Addr::new(10, 0, 0, rng.below(4) as u8);
                     let via = if rng.below(2) == 0 { Via::Udp } else { Via::Tcp };
-                    Input::Received { message: message(&mut rng), from, via, unchecked: None }
+                    Input::Received { message: message(&mut rng).into_raw(), from, via }
                 }
                 5 | 6 if !armed.is_empty() => Input::Timer(armed[rng.below(armed.len() as u64) as usize]),
                 5 | 6 => Input::Timer(TimerId { kind: TimerKind::ALL[rng.below(6) as usize], seq: rng.below(50) }),

@@ -35,13 +35,28 @@ struct Probe {
     out: Vec<Action>,
     timers: Vec<TimerId>,
     /// The last computation asked for, whatever came since.
-    computing: Option<(u64, usize)>,
+    computing: Option<(u64, usize, Option<Unchecked>)>,
 }
 
 impl Probe {
+    /// A node whose pi cache has computed ahead, as a running node's has:
+    /// it knows the digits handed to it without computing (section 4).
     fn with(timing: Timing, max_len: usize) -> Self {
-        let node = Node::new(Config { id: ME.into(), timing, max_len }, ME_HOST, Expansion::empty(), 0);
+        Probe::starting_from(timing, max_len, expansion(10_000).prefix(0))
+    }
+
+    fn starting_from(timing: Timing, max_len: usize, start: Expansion) -> Self {
+        let node = Node::new(Config { id: ME.into(), timing, max_len }, ME_HOST, start, 0);
         Probe { node, now: Time::from_secs(1000), out: Vec::new(), timers: Vec::new(), computing: None }
+    }
+
+    /// A node in WAITER that has computed no digits at all: what it is
+    /// handed, it must check.
+    fn cold_waiter() -> Self {
+        let mut n = Probe::starting_from(timing(), 1_000_000, Expansion::empty());
+        n.input(Input::Start);
+        n.receive("n1", Body::TokenIsHere { token: Token::new(0, "n1", 1) });
+        n
     }
 
     /// A started node: in LOOSER.
@@ -79,7 +94,11 @@ impl Probe {
 
     fn input(&mut self, input: Input) {
         self.out = self.node.handle(self.now, input);
-        if let Some(compute) = self.compute() {
+        let started = self.out.iter().find_map(|o| match o {
+            Action::Compute { epoch, len, check } => Some((*epoch, *len, check.clone())),
+            _ => None,
+        });
+        if let Some(compute) = started {
             self.computing = Some(compute);
         }
         for o in &self.out {
@@ -105,7 +124,7 @@ impl Probe {
     fn receive(&mut self, author: &str, body: Body) {
         if author != ME && !self.node.members(self.now).iter().any(|m| m.id == author) {
             let hello = Message::new(author, Body::Ping);
-            self.input(Input::Received { message: hello, from: PEER, via: Via::Tcp, unchecked: None });
+            self.input(Input::Received { message: hello.into_raw(), from: PEER, via: Via::Tcp });
             self.prove_probed();
             self.input(Input::Probed { id: author.into(), host: PEER, result: Ok(()) });
         }
@@ -138,14 +157,14 @@ impl Probe {
     /// PINGed back and its PING goes through.
     fn receive_at(&mut self, author: &str, host: Ipv4Addr, body: Body) {
         let via = if matches!(body, Body::TakeToken { .. }) { Via::Tcp } else { Via::Udp };
-        self.input(Input::Received { message: Message::new(author, body), from: host, via, unchecked: None });
+        self.input(Input::Received { message: Message::new(author, body).into_raw(), from: host, via });
         self.prove_probed();
     }
 
     /// Receive a message by its natural path, without introducing `author`.
     fn receive_new(&mut self, author: &str, body: Body) {
         let via = if matches!(body, Body::TakeToken { .. }) { Via::Tcp } else { Via::Udp };
-        self.input(Input::Received { message: Message::new(author, body), from: PEER, via, unchecked: None });
+        self.input(Input::Received { message: Message::new(author, body).into_raw(), from: PEER, via });
     }
 
     /// Fire the most recently armed timer of `kind`.
@@ -210,8 +229,9 @@ impl Probe {
 
     /// Complete the pending computation.
     fn finish_compute(&mut self) {
-        let (epoch, len) = self.computing.take().expect("a computation was started");
-        self.input(Input::Computed { epoch, expansion: Some(expansion(len)), checked: None });
+        let (epoch, len, check) = self.computing.take().expect("a computation was started");
+        let checked = check.map(|digits| pi().verify_unchecked(&digits).expansion);
+        self.input(Input::Computed { epoch, expansion: Some(expansion(len)), checked });
     }
 }
 
@@ -222,7 +242,7 @@ fn take_token(token: Token, len: usize) -> Body {
 
 fn take_token_paced(token: Token, len: usize, pacing: Pacing) -> Body {
     let nodes: Nodes = [("n1".to_string(), "127.0.0.9".to_string())].into_iter().collect();
-    Body::TakeToken { token, nodes, data: expansion(len), pacing }
+    Body::TakeToken { token, nodes, data: expansion(len), pacing, data_from: None }
 }
 
 /// Pacing that tells of an announcement at `progress`, `ms_ago`.
@@ -276,38 +296,40 @@ fn owner_computation_done_sends_take_token_with_current_token_and_data() {
 
 /// TAKE_TOKEN as a node that has computed none of its digits gets it: the
 /// checked part (just `3,`) and the rest to check.
-fn handed_unchecked(len: usize) -> (Body, Unchecked) {
-    static COLD: OnceLock<PiDigits> = OnceLock::new();
-    let cold = COLD.get_or_init(|| PiDigits::new(100_000));
-    let (verified, unchecked) = cold.verify_cached(expansion(len).as_str());
+/// TAKE_TOKEN with `len` characters of pi, whole.
+fn handed(len: usize) -> Body {
     let nodes: Nodes = [("n1".to_string(), "127.0.0.9".to_string())].into_iter().collect();
-    let token = Token::new(len, "n1", 1);
-    let body = Body::TakeToken { token, nodes, data: verified.expansion, pacing: Pacing::default() };
-    (body, unchecked.expect("nothing computed: all to check"))
+    Body::TakeToken {
+        token: Token::new(len, "n1", 1),
+        nodes,
+        data: expansion(len),
+        pacing: Pacing::default(),
+        data_from: None,
+    }
 }
 
 #[test]
 fn digits_handed_beyond_what_the_node_computed_are_checked_while_it_holds_the_token() {
-    let mut n = Probe::waiter();
+    let mut n = Probe::cold_waiter();
     n.advance(Duration::from_millis(500));
-    let (body, unchecked) = handed_unchecked(442);
-    let message = Message::new("n1", body);
-    n.input(Input::Received { message, from: PEER, via: Via::Tcp, unchecked: Some(unchecked.clone()) });
+    n.input(Input::Received { message: Message::new("n1", handed(442)).into_raw(), from: PEER, via: Via::Tcp });
     // The token is taken at once, and announced with the digits handed.
     assert_eq!(n.state(), StateName::Owner);
     assert!(n.broadcasts().iter().any(|b| matches!(b, Body::TokenIsHere { token } if token.progress == 442)));
     // The check and the extension are one computation, while holding.
     let check = n.out.iter().find_map(|o| match o {
-        Action::Compute { len, check, .. } => Some((*len, check.clone())),
+        Action::Compute { len, check: Some(check), .. } => Some((*len, check.clone())),
         _ => None,
     });
-    assert_eq!(check, Some((462, Some(unchecked.clone()))));
+    let (len, unchecked) = check.expect("a computation that checks");
+    assert_eq!((len, unchecked.offset(), unchecked.len()), (462, 0, 442));
+    assert_eq!(unchecked.as_str(), expansion(442).as_str(), "what is checked is what was handed");
     let (epoch, len) = n.compute().expect("computes");
     // Heartbeats go on while it computes.
     n.advance(Duration::from_millis(500));
     n.fire(TimerKind::Heartbeat);
     assert!(n.broadcasts().iter().any(|b| matches!(b, Body::TokenIsHere { token } if token.progress == 442)));
-    let checked = Some(pi().verify(unchecked.as_str()).expansion);
+    let checked = Some(pi().verify_unchecked(&unchecked).expansion);
     n.input(Input::Computed { epoch, expansion: Some(expansion(len)), checked });
     let (_, _, token, data) = n.pass().expect("TAKE_TOKEN is sent");
     assert_eq!((token.progress, data.len()), (462, 462));
@@ -315,10 +337,8 @@ fn digits_handed_beyond_what_the_node_computed_are_checked_while_it_holds_the_to
 
 #[test]
 fn digits_handed_that_are_not_all_pi_are_dropped_after_the_check_and_the_ring_goes_on_from_the_correct_ones() {
-    let mut n = Probe::waiter();
-    let (body, unchecked) = handed_unchecked(442);
-    let message = Message::new("n1", body);
-    n.input(Input::Received { message, from: PEER, via: Via::Tcp, unchecked: Some(unchecked) });
+    let mut n = Probe::cold_waiter();
+    n.input(Input::Received { message: Message::new("n1", handed(442)).into_raw(), from: PEER, via: Via::Tcp });
     let (epoch, len) = n.compute().expect("checks and computes");
     assert_eq!(len, 462);
     // The check found only the first 300 characters to be pi.
@@ -470,7 +490,7 @@ fn hand_offs_are_routine_for_monitors_only_while_a_recent_report_stands() {
     let mut n = Probe::waiter();
     let recent = Pacing { reported_us_ago: Some(50_000), hops: Some(3), ..Pacing::default() };
     // The first holding since the start is news (back in the rotation).
-    n.receive("n1", take_token_paced(Token::new(2, "n1", 1), 2, recent.clone()));
+    n.receive("n1", take_token_paced(Token::new(2, "n1", 1), 2, recent));
     assert_eq!(state_changes(&n), vec![(StateName::Waiter, StateName::Owner, false)], "first holding");
     n.finish_compute();
     n.pass_delivered();
@@ -559,10 +579,9 @@ fn a_flood_of_claims_is_answered_within_the_budget_and_broadcast_about_once_a_qu
     assert!((3..=5).contains(&broadcasts), "{broadcasts} broadcasts for 100 claims");
     // Another address is answered at once.
     n.input(Input::Received {
-        message: Message::new("n8", Body::GeneratingToken { token: Token::new(500, "n8", 1) }),
+        message: Message::new("n8", Body::GeneratingToken { token: Token::new(500, "n8", 1) }).into_raw(),
         from: Ipv4Addr::new(127, 0, 0, 8),
         via: Via::Udp,
-        unchecked: None,
     });
     assert_eq!(n.sends().len(), 1);
 }
@@ -887,9 +906,10 @@ fn section_6_a_message_from_a_known_id_at_another_address_is_dropped() {
             nodes: Nodes::new(),
             data: expansion(42),
             pacing: Default::default(),
+            data_from: None,
         },
     );
-    n.input(Input::Received { message: forged, from: Ipv4Addr::new(127, 0, 0, 66), via: Via::Tcp, unchecked: None });
+    n.input(Input::Received { message: forged.into_raw(), from: Ipv4Addr::new(127, 0, 0, 66), via: Via::Tcp });
     assert_eq!(n.state(), StateName::Waiter);
     assert!(n.out.is_empty());
 }
@@ -928,6 +948,7 @@ fn owner_passing(others: &[(&str, u8)]) -> Probe {
         nodes,
         data: expansion(22),
         pacing: Default::default(),
+        data_from: None,
     };
     // Each of the others handed this node the token before: they are
     // established members at their own addresses (two tokens meeting merge).
@@ -1161,7 +1182,7 @@ fn a_node_hearing_its_own_id_from_another_address_names_it_and_keeps_running() {
         let mut n = Probe::owner_with(42);
         for body in [Body::Ping, Body::WhereIsToken, Body::TokenIsHere { token: Token::new(1_000_000, ME, 9) }] {
             let message = Message::new(ME, body);
-            n.input(Input::Received { message, from: at, via: Via::Udp, unchecked: None });
+            n.input(Input::Received { message: message.into_raw(), from: at, via: Via::Udp });
             assert!(!n.out.iter().any(|a| matches!(a, Action::Exit)), "{:?}", n.out);
             assert!(n.out.is_empty(), "a message with our id from {at} is dropped: {:?}", n.out);
         }

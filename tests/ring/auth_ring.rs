@@ -107,6 +107,7 @@ fn forged_and_replayed_messages_do_not_change_the_ring() {
                 nodes: [("evil".to_string(), "127.0.0.99".to_string())].into_iter().collect(),
                 data: pi.expansion(big),
                 pacing: Default::default(),
+                data_from: None,
             };
             if let Ok(mut s) = TcpStream::connect(SocketAddrV4::new(*host, ports.tcp)) {
                 let _ = s.write_all(&Message::new("evil", body).encode());

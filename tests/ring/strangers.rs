@@ -230,7 +230,13 @@ fn one_take_token_with_a_table_of_a_thousand_silent_hosts_sends_them_nothing() {
     let mut nodes: Nodes = table.iter().enumerate().map(|(i, h)| (format!("silent-{i:04}"), h.to_string())).collect();
     nodes.insert("stranger".into(), stranger.to_string());
     let data = PiDigits::new(10_000).expansion(2_002);
-    let take = Body::TakeToken { token: Token::new(2_002, "stranger", 1), nodes, data, pacing: Default::default() };
+    let take = Body::TakeToken {
+        token: Token::new(2_002, "stranger", 1),
+        nodes,
+        data,
+        pacing: Default::default(),
+        data_from: None,
+    };
     tcp_from(stranger, SocketAddrV4::new(ring.hosts[0], ring.ports.tcp), &encode("stranger", take)).unwrap();
     std::thread::sleep(Duration::from_secs(1));
     let after = ring.passes_per_second(Duration::from_secs(3));

@@ -404,7 +404,13 @@ impl Bench {
             let token = Token::new(data.len(), "bench", round as u64 + 1);
             let message = Message::new(
                 "bench",
-                Body::TakeToken { token, nodes: nodes.clone(), data: data.clone(), pacing: Default::default() },
+                Body::TakeToken {
+                    token,
+                    nodes: nodes.clone(),
+                    data: data.clone(),
+                    pacing: Default::default(),
+                    data_from: None,
+                },
             );
             let bytes = message.encode();
             let started = Instant::now();

@@ -254,9 +254,9 @@ pub struct Sim {
     /// TCP delivery delays.
     pub tcp_delay: (Duration, Duration),
     pub connect_timeout: Duration,
-    /// When set, pi-ring receivers have computed no digits: every
-    /// expansion they are handed arrives unchecked, and checking it (while
-    /// they hold the token) takes this long.
+    /// When set, checking the characters handed beyond a receiver's own
+    /// expansion (while it holds the token) takes this long, as when
+    /// its pi cache has not computed them yet; else 50 us.
     pub cold_checks: Option<Duration>,
     /// Broadcast domains: a broadcast reaches only the nodes of the
     /// sender's subnet (`None`: one flat network). Unicast reaches all.
@@ -267,6 +267,9 @@ pub struct Sim {
     pub no_broadcast: bool,
     /// Datagrams sent by unicast (copies of broadcasts).
     pub unicasts: u64,
+    /// Characters of TAKE_TOKEN data delivered to pi-ring nodes (what the
+    /// wire carries: deltas between pi-ring nodes).
+    pub take_token_bytes: u64,
     /// Hosts that ever sent anything: the nodes' and the strangers'. A
     /// pi-ring node sending to any other host is a violation.
     spoke: std::collections::BTreeSet<Ipv4Addr>,
@@ -333,6 +336,7 @@ impl Sim {
             seeds: Vec::new(),
             no_broadcast: false,
             unicasts: 0,
+            take_token_bytes: 0,
             spoke: (0..kinds.len()).map(|i| Ipv4Addr::new(10, 0, 0, 1 + i as u8)).collect(),
             injected: 0,
             trace: Vec::new(),
@@ -420,23 +424,6 @@ impl Sim {
         self.now = self.now.max(until);
     }
 
-    /// A TAKE_TOKEN as a receiver with no digits computed gets it (when
-    /// `cold_checks` is set): all of its expansion left to check.
-    fn received_cold(&self, message: Message) -> (Message, Option<Unchecked>) {
-        static COLD: OnceLock<PiDigits> = OnceLock::new();
-        if self.cold_checks.is_none() || !matches!(message.body, Body::TakeToken { .. }) {
-            return (message, None);
-        }
-        let cold = COLD.get_or_init(|| PiDigits::new(1_000_000));
-        let mut unchecked = None;
-        let message = message.map_data(|data| {
-            let (verified, rest) = cold.verify_cached(data.as_str());
-            unchecked = rest;
-            verified.expansion
-        });
-        (message, unchecked)
-    }
-
     fn current(&self, node: usize, incarnation: u64) -> bool {
         self.nodes[node].incarnation == incarnation && self.alive(node)
     }
@@ -454,10 +441,22 @@ impl Sim {
                 self.log(Some(to), format!("<- {} {}", message.author, describe(&message)));
                 match self.nodes[to].kind {
                     Kind::PiRing => {
-                        let (message, unchecked) = self.received_cold(message);
-                        self.input(to, Input::Received { message, from: from_host, via, unchecked })
+                        let message = message.into_raw();
+                        if let Body::TakeToken { data, .. } = &message.body {
+                            self.take_token_bytes += data.len() as u64;
+                        }
+                        self.input(to, Input::Received { message, from: from_host, via })
                     }
                     Kind::Legacy => {
+                        if let Body::TakeToken { data_from: Some(from), .. } = &message.body {
+                            let v = format!(
+                                "at {:.4} s {} sent {} (an older node, which never said `have`) a delta from {from}",
+                                self.now.as_secs_f64(),
+                                message.author,
+                                self.nodes[to].id
+                            );
+                            self.violations.push(v);
+                        }
                         let Running::Legacy(l) = &mut self.nodes[to].running else { return };
                         let actions = l.receive(message, raw, from_host, via == Via::Udp, self.now);
                         self.legacy_actions(to, actions);
@@ -471,8 +470,11 @@ impl Sim {
             }
             Event::Computed { node, incarnation, epoch, len, check } => {
                 if self.current(node, incarnation) {
-                    let checked = check.map(|digits| pi().verify(digits.as_str()).expansion);
-                    self.input(node, Input::Computed { epoch, expansion: Some(pi().expansion(len)), checked });
+                    // A cold cache knows nothing beyond what was asked.
+                    let cold = |e: pi_ring::pi::Expansion| if self.cold_checks.is_some() { e.alone() } else { e };
+                    let checked = check.map(|digits| cold(pi().verify_unchecked(&digits).expansion));
+                    let expansion = Some(cold(pi().expansion(len)));
+                    self.input(node, Input::Computed { epoch, expansion, checked });
                 }
             }
             Event::TokenSent { node, incarnation, attempt, delivered, timed_out } => {
@@ -503,10 +505,7 @@ impl Sim {
                 }
                 self.injected += 1;
                 match self.nodes[to].kind {
-                    Kind::PiRing => {
-                        let (message, unchecked) = self.received_cold(message);
-                        self.input(to, Input::Received { message, from, via, unchecked })
-                    }
+                    Kind::PiRing => self.input(to, Input::Received { message: message.into_raw(), from, via }),
                     Kind::Legacy => {
                         let now = self.now;
                         let Running::Legacy(l) = &mut self.nodes[to].running else { return };
@@ -788,7 +787,13 @@ impl Sim {
                     .collect();
                 nodes.insert("stranger".into(), from.to_string());
                 let token = Token::new(len, "stranger", 1);
-                let body = Body::TakeToken { token, nodes, data: pi().expansion(len), pacing: Default::default() };
+                let body = Body::TakeToken {
+                    token,
+                    nodes,
+                    data: pi().expansion(len),
+                    pacing: Default::default(),
+                    data_from: None,
+                };
                 let to = self.rng.below(self.nodes.len() as u64) as usize;
                 self.inject(to, Message::new("stranger", body), from, Via::Tcp, spread);
             }
@@ -878,8 +883,10 @@ impl Sim {
                     // A pi-ring receiver verifies the data and keeps the
                     // correct prefix (its TCP endpoint does, before the node).
                     let verified = pi().verify(&data).expansion;
-                    let message =
-                        Message::new(&id, Body::TakeToken { token, nodes, data: verified, pacing: Default::default() });
+                    let message = Message::new(
+                        &id,
+                        Body::TakeToken { token, nodes, data: verified, pacing: Default::default(), data_from: None },
+                    );
                     let (delivered, timed_out, wait) = self.hand_over(i, j, message, Some(data));
                     let wait = if timed_out { legacy::CONNECT_TIMEOUT } else { wait };
                     self.log(Some(i), format!("-> {to} TAKE_TOKEN (legacy): delivered {delivered}"));
