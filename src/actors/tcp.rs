@@ -324,6 +324,7 @@ async fn send_message(
     bytes: &[u8],
     patience: Duration,
     limit: Option<Duration>,
+    until: Proof,
 ) -> Result<(), SendError> {
     let started = tokio::time::Instant::now();
     let connect_timeout = patience;
@@ -365,22 +366,34 @@ async fn send_message(
         // A hand-off is sent when the receiver's kernel has it all: the
         // bytes a member that stopped reading leaves in our send queue are
         // not a delivered token.
-        drained(&mut stream, deadline, connect_timeout).await.map_err(|left| stalled(bytes.len() - left))?;
+        drained(&mut stream, deadline, connect_timeout, until).await.map_err(|left| stalled(bytes.len() - left))?;
     }
     Ok(())
 }
 
-/// Wait until the receiver has everything: it closed the connection after
-/// reading it all (a pi-ring node closes once it has read the message), or
-/// the kernel's send queue of `stream` is empty (every byte acknowledged,
-/// for receivers that keep the connection open a while). At most until
+/// What proves that a hand-off's receiver has the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proof {
+    /// It closed the connection after reading it all (a pi-ring node).
+    Closed,
+    /// That, or its kernel acknowledged every byte (receivers that may keep
+    /// the connection open a while: the older implementation).
+    Acknowledged,
+}
+
+/// Wait until the receiver has everything, as `until` says. At most until
 /// `deadline`, and `patience` without progress; `Err` with the bytes left
-/// otherwise.
-async fn drained(stream: &mut TcpStream, deadline: tokio::time::Instant, patience: Duration) -> Result<(), usize> {
+/// otherwise (0 when only the close is missing).
+async fn drained(
+    stream: &mut TcpStream,
+    deadline: tokio::time::Instant,
+    patience: Duration,
+    until: Proof,
+) -> Result<(), usize> {
     let mut left = unsent(stream);
     let mut progress_at = tokio::time::Instant::now();
     let mut scratch = [0u8; 64];
-    while left > 0 {
+    while left > 0 || until == Proof::Closed {
         let now = tokio::time::Instant::now();
         if now >= deadline || now.duration_since(progress_at) >= patience {
             return Err(left);
@@ -460,6 +473,14 @@ impl Handler<SendTo> for TcpEndpoint {
             }
             _ => 0,
         };
+        // A hand-off with `data_from` goes to a pi-ring node, which closes
+        // the connection once it has read the message: only that proves it
+        // has the token. (A stopped process's kernel acknowledges a small
+        // message all the same, and would swallow the token.)
+        let until = match &msg.message.body {
+            crate::protocol::Body::TakeToken { data_from: Some(_), .. } => Proof::Closed,
+            _ => Proof::Acknowledged,
+        };
         // A hand-off (it has its own patience) always goes; answers and
         // PINGs wait for no slot: when all are taken, they are not sent.
         let slot = match msg.patience {
@@ -485,7 +506,7 @@ impl Handler<SendTo> for TcpEndpoint {
             } else {
                 encode()
             };
-            send_message(bind, to, &bytes, connect_timeout, limit).await
+            send_message(bind, to, &bytes, connect_timeout, limit, until).await
         })
     }
 }

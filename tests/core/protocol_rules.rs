@@ -1207,3 +1207,135 @@ fn timeouts_that_would_lose_live_tokens_are_refused() {
     let fast = Timing { heartbeat: ms(50), waiter: ms(200), looser_ask: ms(50), looser_answer: ms(200), ..timing() };
     assert_eq!(fast.check(), Ok(()));
 }
+
+// ----- delta hand-offs (PROTOCOL section 10) --------------------------------
+
+/// `body` from `author` at `host`, saying `have` (a pi-ring node).
+fn saying_have(author: &str, body: Body, have: u64) -> pi_ring::protocol::RawMessage {
+    let mut message = Message::new(author, body);
+    message.have = Some(have);
+    message.into_raw()
+}
+
+/// The `data_from` and the data on the wire of the TAKE_TOKEN being sent.
+fn sent_data(n: &Probe) -> (Option<u64>, usize) {
+    n.out
+        .iter()
+        .find_map(|o| match o {
+            Action::SendToken { message, .. } => match message.clone().into_raw().body {
+                Body::TakeToken { data, data_from, .. } => Some((data_from, data.len())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("a TAKE_TOKEN is being sent")
+}
+
+#[test]
+fn a_member_that_said_have_is_handed_only_what_it_lacks_and_one_that_did_not_the_whole_expansion() {
+    let n6 = Ipv4Addr::new(127, 0, 0, 6);
+    let mut n = Probe::waiter();
+    // n6, a pi-ring node, has 30 characters; n1 (PEER) never says `have`.
+    n.input(Input::Received { message: saying_have("n6", Body::Ping, 30), from: n6, via: Via::Udp });
+    n.prove_probed();
+    let mut nodes: Nodes = [("n6".to_string(), n6.to_string())].into_iter().collect();
+    nodes.insert("n1".into(), PEER.to_string());
+    let take = |len: usize, nodes: &Nodes| Body::TakeToken {
+        token: Token::new(len, "n1", 1),
+        nodes: nodes.clone(),
+        data: expansion(len),
+        pacing: Pacing::default(),
+        data_from: None,
+    };
+    n.receive("n1", take(42, &nodes));
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().1, "n6");
+    assert_eq!(sent_data(&n), (Some(30), 32), "from what it has: 62 - 30 characters");
+    n.pass_delivered();
+    // It took 62: the next hand-off starts there.
+    n.receive("n1", take(102, &nodes));
+    n.finish_compute();
+    assert_eq!(sent_data(&n), (Some(62), 60));
+    // n6 refuses now: n1 gets the whole expansion.
+    n.pass_failed();
+    assert_eq!(n.pass().unwrap().1, "n1");
+    assert_eq!(sent_data(&n), (None, 122));
+    // A restarted n6 says less than before: that is what it has.
+    n.pass_delivered();
+    n.input(Input::Received { message: saying_have("n6", Body::Ping, 2), from: n6, via: Via::Udp });
+    n.receive("n1", take(142, &nodes));
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().1, "n6");
+    assert_eq!(sent_data(&n), (Some(2), 160));
+}
+
+#[test]
+fn a_delta_is_completed_from_what_the_node_knows_and_checked_beyond_it() {
+    let mut n = Probe::waiter();
+    let known = n.node.expansion().known().len();
+    let len = known + 500;
+    let whole = pi_ring::pi::PiDigits::new(200_000).expansion(len);
+    // From 40 on: the node knows the first 40 (and far more).
+    let body = Body::TakeToken {
+        token: Token::new(len, "n1", 1),
+        nodes: Nodes::new(),
+        data: whole.clone(),
+        pacing: Pacing::default(),
+        data_from: Some(40),
+    };
+    n.receive("n1", body);
+    assert_eq!(n.state(), StateName::Owner);
+    assert_eq!(n.node.token().progress, len as u64, "the whole length, counting what is checked while holding");
+    let check = n.computing.clone().and_then(|c| c.2).expect("the characters beyond what it knows, to check");
+    assert_eq!((check.offset(), check.len()), (40, len));
+    n.finish_compute();
+    assert_eq!(n.node.expansion().len(), len + 20);
+    assert_eq!(n.node.expansion().as_str(), pi_ring::pi::PiDigits::new(200_000).expansion(len + 20).as_str());
+}
+
+#[test]
+fn a_delta_from_further_than_the_node_fills_in_costs_no_computation_and_the_ring_goes_on() {
+    use pi_ring::protocol::node::MAX_GAP_FILLED;
+    let mut n = Probe::owner_with(42);
+    n.finish_compute();
+    n.pass_delivered();
+    let known = n.node.expansion().known().len();
+    // "Ten million digits, and here are the last 20": nothing to compute.
+    let from = known + MAX_GAP_FILLED + 1;
+    let body = Body::TakeToken {
+        token: Token::new(from + 20, "n1", 1),
+        nodes: Nodes::new(),
+        data: expansion(20).alone(),
+        pacing: Pacing::default(),
+        data_from: None,
+    };
+    let mut message = Message::new("n1", body).into_raw();
+    if let Body::TakeToken { data_from, data, .. } = &mut message.body {
+        *data_from = Some(from as u64);
+        *data = "12345678901234567890".into();
+    }
+    n.input(Input::Received { message, from: PEER, via: Via::Tcp });
+    assert_eq!(n.state(), StateName::Owner, "it takes the token");
+    let (_, len, check) = n.computing.clone().expect("computes its own 20 digits");
+    assert_eq!((len, check.is_none()), (82, true), "from its own 62 characters, nothing to check");
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().2.progress, 82);
+}
+
+#[test]
+fn a_delta_whose_characters_are_not_pi_keeps_the_correct_prefix() {
+    let mut n = Probe::owner_with(42);
+    n.finish_compute();
+    n.pass_delivered();
+    let mut message = Message::new("n1", take_token(Token::new(100, "n1", 2), 20)).into_raw();
+    if let Body::TakeToken { data_from, data, .. } = &mut message.body {
+        *data_from = Some(50);
+        *data = format!("{}xxxxxxxxxxxxxxxxxxxx", &expansion(80).as_str()[50..]);
+    }
+    n.input(Input::Received { message, from: PEER, via: Via::Tcp });
+    assert_eq!(n.state(), StateName::Owner);
+    n.finish_compute();
+    let (_, _, token, data) = n.pass().expect("passes on");
+    assert_eq!((token.progress, data.len()), (100, 100), "the 80 correct characters, then its 20");
+    assert_eq!(data.as_str(), expansion(100).as_str());
+}

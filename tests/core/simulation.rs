@@ -601,6 +601,36 @@ fn both_sides_of_a_partition_keep_growing_and_merge_after_the_heal() {
     });
 }
 
+/// Between pi-ring nodes a hand-off carries what the receiver lacks (PROTOCOL
+/// section 10, "Delta hand-offs"): about one round of digits, however long
+/// the expansion; after a crash and a restart without data, the restarted
+/// node gets going at once, and every expansion stays pi.
+#[test]
+fn hand_offs_between_pi_ring_nodes_carry_about_a_round_of_digits_however_long_the_expansion() {
+    over_seeds("deltas", seeds(50), |seed| {
+        let mut rng = Rng::new(seed ^ 0xde17a);
+        let mut sim = Sim::new(seed, &[Kind::PiRing; 5], timing());
+        let victim = rng.below(5) as usize;
+        sim.schedule_fault(ms(3000), Fault::Crash(victim));
+        sim.schedule_fault(ms(3500), Fault::Restart { node: victim, keep_data: rng.chance(0.5) });
+        let result = (|| {
+            sim.run_until(ms(1000));
+            let (bytes, hand_offs) = (sim.take_token_bytes, sim.take_tokens);
+            sim.run_until(ms(2900));
+            let per_hand_off = (sim.take_token_bytes - bytes) / (sim.take_tokens - hand_offs).max(1);
+            let longest = sim.longest_live();
+            // A round of 5 holdings adds 100 characters.
+            if per_hand_off > 200 || longest < 2_000 {
+                return Err(format!("{per_hand_off} characters per hand-off with {longest} in the expansion"));
+            }
+            sim.run_until(ms(4000));
+            every_node_holds_again(&mut sim, HELD_AGAIN_WITHIN)?;
+            check_after_faults(&mut sim, ms(3500))
+        })();
+        (sim, result)
+    });
+}
+
 /// Every layout of pi-ring and older-implementation nodes in ring order,
 /// for rings of 3 and 4: one token, and no churn once the ring runs; the
 /// holder crashes and restarts, and the recovery makes one token again.

@@ -270,6 +270,8 @@ pub struct Sim {
     /// Characters of TAKE_TOKEN data delivered to pi-ring nodes (what the
     /// wire carries: deltas between pi-ring nodes).
     pub take_token_bytes: u64,
+    /// TAKE_TOKENs delivered to pi-ring nodes.
+    pub take_tokens: u64,
     /// Hosts that ever sent anything: the nodes' and the strangers'. A
     /// pi-ring node sending to any other host is a violation.
     spoke: std::collections::BTreeSet<Ipv4Addr>,
@@ -337,6 +339,7 @@ impl Sim {
             no_broadcast: false,
             unicasts: 0,
             take_token_bytes: 0,
+            take_tokens: 0,
             spoke: (0..kinds.len()).map(|i| Ipv4Addr::new(10, 0, 0, 1 + i as u8)).collect(),
             injected: 0,
             trace: Vec::new(),
@@ -444,6 +447,7 @@ impl Sim {
                         let message = message.into_raw();
                         if let Body::TakeToken { data, .. } = &message.body {
                             self.take_token_bytes += data.len() as u64;
+                            self.take_tokens += 1;
                         }
                         self.input(to, Input::Received { message, from: from_host, via })
                     }
