@@ -56,6 +56,10 @@ pub struct NodeConfig {
     pub no_broadcast: bool,
     /// Hosts of monitors that get MY_STATE by unicast.
     pub monitors: Vec<Ipv4Addr>,
+    /// Delta hand-offs (PROTOCOL section 10): say `have`, send deltas to
+    /// nodes that say it. Off: whole expansions only, as the older
+    /// implementation.
+    pub deltas: bool,
     /// When this node started (its process): MY_STATE says it, so monitors
     /// tell a restart, and the log times the first holding from it.
     pub started: std::time::SystemTime,
@@ -83,6 +87,7 @@ impl NodeConfig {
             peers: Vec::new(),
             no_broadcast: false,
             monitors: Vec::new(),
+            deltas: true,
             started: std::time::SystemTime::now(),
         }
     }
@@ -159,7 +164,7 @@ pub fn start_node(config: NodeConfig, pi: Arc<PiDigits>) -> Result<RunningNode, 
     let udp = udp.start();
     let tcp = tcp.start();
 
-    let node = node.with_discovery(config.peers.clone(), !config.no_broadcast);
+    let node = node.with_discovery(config.peers.clone(), !config.no_broadcast).with_deltas(config.deltas);
     let registry = RegistryActor::new().start();
     let peers = Peers {
         udp: udp.clone().recipient(),

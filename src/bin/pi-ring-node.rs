@@ -148,6 +148,13 @@ struct Args {
     #[arg(long = "monitor-peer", value_name = "HOST")]
     monitor_peers: Vec<String>,
 
+    /// Hand over and take only whole expansions, as the older
+    /// implementation does: this node never says `have`, so nobody sends it
+    /// deltas, and it sends none (PROTOCOL section 10, "Delta hand-offs").
+    /// For comparisons and interoperability tests
+    #[arg(long)]
+    whole_hand_offs: bool,
+
     /// Log lines for people (text) or one JSON object per line (json)
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -311,6 +318,7 @@ fn node_config(args: &Args) -> Result<NodeConfig, StartError> {
         return Err(StartError::NoSeeds);
     }
     config.no_broadcast = args.no_broadcast;
+    config.deltas = !args.whole_hand_offs;
     config.monitors = resolve_all(&args.monitor_peers)?;
     config.secret = match (&args.secret_file, std::env::var_os("PI_RING_SECRET")) {
         (Some(path), _) => {

@@ -234,6 +234,8 @@ pub struct Node {
     sharing_our_address: BTreeSet<NodeId>,
     /// Times this node took the token since it started.
     holdings: u64,
+    /// Delta hand-offs on ([`Self::with_deltas`]).
+    deltas: bool,
     /// When members marked lost were last PINGed because one of them was
     /// heard again ([`Self::recheck_failing`]), and how often at most.
     rechecked: Option<Time>,
@@ -299,6 +301,7 @@ impl Node {
             said_budget: None,
             sharing_our_address: BTreeSet::new(),
             holdings: 0,
+            deltas: true,
             rechecked: None,
             recheck_every,
             announced: None,
@@ -319,6 +322,14 @@ impl Node {
         self.registry.trust_hosts(seeds.iter().copied());
         self.seeds = seeds;
         self.broadcast = broadcast;
+        self
+    }
+
+    /// Take part in delta hand-offs (the default): say `have` in every
+    /// message, and hand members that say it only what they lack. Without,
+    /// whole expansions only, as the older implementation.
+    pub fn with_deltas(mut self, deltas: bool) -> Self {
+        self.deltas = deltas;
         self
     }
 
@@ -430,6 +441,9 @@ impl Node {
     /// Every message this node sends says how much of the expansion it
     /// has (`have`): receivers then hand it only what it lacks.
     fn stamp_have(&mut self) {
+        if !self.deltas {
+            return;
+        }
         let have = Some(self.expansion().len() as u64);
         for action in &mut self.actions {
             match action {
@@ -926,7 +940,8 @@ impl Node {
         pacing.reported_us_ago = pacing.reported_us_ago.map(|ago| ago.saturating_add(transit));
         // A pi-ring receiver gets only what it lacks (section 10, "Delta
         // hand-offs"); any other the whole expansion.
-        let data_from = self.registry.delta_base(&next.id).map(|has| has.min(hand_off.data.len()) as u64);
+        let data_from =
+            self.registry.delta_base(&next.id).filter(|_| self.deltas).map(|has| has.min(hand_off.data.len()) as u64);
         let body = Body::TakeToken {
             token: hand_off.token.clone(),
             nodes: self.registry.nodes(),

@@ -30,8 +30,8 @@ struct Args {
     kills: usize,
 
     /// Only these scenarios (comma-separated): first-token, handoff, passes,
-    /// lengths, growth, growth-1m, recovery, recovery-fast, engine, idle,
-    /// stop, scale, soak
+    /// lengths, lengths-whole, growth, growth-1m, recovery, recovery-fast,
+    /// engine, idle, stop, scale, soak
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 
@@ -115,6 +115,11 @@ impl Bench {
         let p = Ports::new(self.next_port);
         self.next_port += 3;
         p
+    }
+
+    /// The ports the next [`Self::ring`] will use.
+    fn ports_peek(&self) -> Ports {
+        Ports::new(self.next_port)
     }
 
     /// `n` nodes on fresh addresses and ports.
@@ -613,33 +618,80 @@ impl Bench {
     }
 
     /// One ring of 5 nodes (hold 0) growing from nothing: passes per second
-    /// as the expansion passes each length, the longest time without
-    /// progress, and the hand-off time at the longest length against
-    /// copying the data.
-    fn lengths(&mut self) {
+    /// as the expansion passes each length, bytes on the wire per hand-off
+    /// there (an nftables counter on the ring's TCP port, when this runs as
+    /// root with nft), the time from the first token to the longest
+    /// length, the longest time without progress, and the hand-off time at
+    /// the longest length against copying the data. `whole`: nodes that
+    /// hand over whole expansions only (`--whole-hand-offs`), for
+    /// comparison.
+    fn lengths(&mut self, whole: bool) {
         let lengths: &[usize] =
             if self.args.quick { &[1_000, 10_000, 100_000] } else { &[1_000, 10_000, 100_000, 1_000_000] };
         let top = *lengths.last().unwrap();
         let window = |digits: usize| (digits + 2, digits + 2 + (digits / 10).max(20_000));
         let end = window(top).1;
-        eprintln!("5 nodes growing to {} digits, --hold-ms 0 ...", end - 2);
+        let kind = if whole { "whole expansions" } else { "deltas" };
+        eprintln!("5 nodes growing to {} digits, --hold-ms 0, {kind} ...", end - 2);
         let target = (end - 2).to_string();
-        let (_nodes, observer, _, t0) = self.ring(5, &["--hold-ms", "0", "--target-digits", &target]);
-        if observer.wait_for(t0, Duration::from_secs(900), |s| s.progress as usize >= end).is_none() {
+        let mut flags = vec!["--hold-ms", "0", "--target-digits", &target];
+        if whole {
+            flags.push("--whole-hand-offs");
+        }
+        let ports = self.ports_peek();
+        let wire = WireCounter::new(ports.tcp);
+        let (_nodes, observer, _, t0) = self.ring(5, &flags);
+        // (when, longest expansion heard, bytes on the wire so far)
+        let mut samples: Vec<(Instant, usize, u64)> = Vec::new();
+        let deadline = t0 + Duration::from_secs(900);
+        loop {
+            let longest = observer.seen().iter().map(|s| s.progress as usize).max().unwrap_or(0);
+            samples.push((Instant::now(), longest, wire.as_ref().map_or(0, WireCounter::bytes)));
+            if longest >= end || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if samples.last().is_none_or(|s| s.1 < end) {
             eprintln!("  the ring did not reach {} digits in 900 s", end - 2);
             return;
         }
         let mut seen = observer.seen();
         seen.sort_by_key(|s| s.at);
         let when = |len: usize| seen.iter().find(|s| s.progress as usize >= len).map(|s| s.at);
+        let wire_at = |len: usize| samples.iter().find(|s| s.1 >= len).map(|s| s.2);
         let mut per_pass_at_top = f64::NAN;
+        let mut rates = Vec::new();
         for &digits in lengths {
             let (from, to) = window(digits);
             let (Some(t1), Some(t2)) = (when(from), when(to)) else { continue };
-            let rate = (to - from) as f64 / 20.0 / (t2 - t1).as_secs_f64();
+            let passes = (to - from) as f64 / 20.0;
+            let rate = passes / (t2 - t1).as_secs_f64();
+            rates.push(rate);
             per_pass_at_top = 1000.0 / rate;
-            let note = format!("{} to {} digits", from - 2, to - 2);
+            let note = format!("{} to {} digits, {kind}", from - 2, to - 2);
             self.push(stats(&format!("passes/s at {digits} digits, 5 nodes"), "1/s", vec![rate], &note));
+            if let (Some(b1), Some(b2)) = (wire_at(from), wire_at(to)) {
+                let per_hand_off = (b2 - b1) as f64 / passes;
+                self.push(stats(
+                    &format!("bytes on the wire per hand-off at {digits}"),
+                    "B",
+                    vec![per_hand_off],
+                    &format!("nft counter on TCP port {}, headers included, {kind}", ports.tcp),
+                ));
+            }
+        }
+        if let (Some(first), Some(last)) = (when(22), when(top + 2)) {
+            let secs = (last - first).as_secs_f64();
+            self.push(stats(
+                &format!("0 to {top} digits, 5 nodes"),
+                "s",
+                vec![secs],
+                &format!("from the first holding, {kind}"),
+            ));
+        }
+        if wire.is_none() {
+            eprintln!("  (bytes on the wire need root and nft: not measured)");
         }
         // The longest time the ring's progress stood still after the start.
         let mut longest = (Duration::ZERO, 0);
@@ -656,15 +708,18 @@ impl Bench {
                 last = (s.at, s.progress);
             }
         }
-        let note = format!("whole growth; the longest from {} digits", longest.1);
+        let note = format!("whole growth; the longest from {} digits, {kind}", longest.1);
         self.push(stats("longest time without progress, 5 nodes", "s", vec![longest.0.as_secs_f64()], &note));
         let copy = copy_ms(top + 2);
         self.push(stats(
             &format!("hand-off at {top} digits / 4 copies of the data"),
             "ratio",
             vec![per_pass_at_top / copy],
-            &format!("{per_pass_at_top:.2} ms vs {copy:.3} ms"),
+            &format!("{per_pass_at_top:.2} ms vs {copy:.3} ms, {kind}"),
         ));
+        if let (Some(first), Some(&top_rate)) = (rates.first(), rates.last()) {
+            self.push(stats(&format!("passes/s at {top} / at 1000 digits"), "ratio", vec![top_rate / first], kind));
+        }
         if !observer.wrong().is_empty() {
             eprintln!("  WRONG DIGITS: {:?}", &observer.wrong()[..1]);
         }
@@ -777,6 +832,43 @@ fn copy_ms(len: usize) -> f64 {
     times[times.len() / 2]
 }
 
+/// An nftables counter of the bytes (headers included) sent to a TCP port
+/// on this machine: what the wire carries. Needs root and `nft`; removed
+/// when dropped.
+struct WireCounter {
+    table: String,
+}
+
+impl WireCounter {
+    fn new(port: u16) -> Option<WireCounter> {
+        let table = format!("pi_ring_bench_{}_{port}", std::process::id());
+        let nft = |args: &str| {
+            std::process::Command::new("nft").args(args.split(' ')).output().is_ok_and(|o| o.status.success())
+        };
+        let made = nft(&format!("add table inet {table}"))
+            && nft(&format!("add chain inet {table} out {{ type filter hook output priority 0 ; }}"))
+            && nft(&format!("add rule inet {table} out tcp dport {port} counter"));
+        let counter = WireCounter { table };
+        made.then_some(counter)
+    }
+
+    fn bytes(&self) -> u64 {
+        let out = std::process::Command::new("nft").args(["list", "table", "inet", &self.table]).output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        text.split("bytes ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for WireCounter {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft").args(["delete", "table", "inet", &self.table]).output();
+    }
+}
+
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
@@ -810,7 +902,10 @@ fn main() {
         b.passes(5);
     }
     if b.wants("lengths") {
-        b.lengths();
+        b.lengths(false);
+    }
+    if b.wants("lengths-whole") {
+        b.lengths(true);
     }
     if b.wants("scale") {
         b.scale_rings();
