@@ -9,6 +9,10 @@
 //!   checks every expansion tail it hears against pi.
 //! - [`Ports`] and [`fresh_host`]: free ports and loopback addresses, so
 //!   tests running at once (in one checkout or two) never collide.
+//! - [`netns`]: a LAN of network namespaces (needs root), for the fault
+//!   tests and the LAN benchmark.
+
+pub mod netns;
 
 use pi_ring::actors::udp::MAX_DATAGRAM;
 use pi_ring::pi::fraction_digits;

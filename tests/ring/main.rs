@@ -28,9 +28,12 @@ mod flood;
 mod hand_off;
 mod monitor_api;
 mod monitor_browser;
-mod netns;
 mod network_faults;
 mod operator;
 mod ring_processes;
 mod strangers;
 mod unicast;
+
+/// The LAN of network namespaces lives with the harness (the benchmark uses
+/// it too).
+use pi_ring_harness::netns;

@@ -30,8 +30,8 @@ struct Args {
     kills: usize,
 
     /// Only these scenarios (comma-separated): first-token, handoff, passes,
-    /// lengths, lengths-whole, growth, growth-1m, recovery, recovery-fast,
-    /// engine, idle, stop, scale, soak
+    /// lengths, lengths-whole, lan (needs root), growth, growth-1m,
+    /// recovery, recovery-fast, engine, idle, stop, scale, soak
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 
@@ -725,6 +725,84 @@ impl Bench {
         }
     }
 
+    /// Five hosts on a LAN of network namespaces whose links run at 100
+    /// Mbit/s, growing from nothing to 200,000 digits with `--hold-ms 0`:
+    /// pi-ring nodes handing over deltas, the same with whole expansions,
+    /// and a mixed ring whose fifth node takes only whole expansions (as
+    /// the older implementation). Passes per second along the way, bytes on
+    /// the wire per hand-off, and every expansion heard checked against
+    /// pi. Needs root.
+    fn lan(&mut self) {
+        use pi_ring_harness::netns::{Lan, BROADCAST};
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("the lan scenario builds network namespaces: run it as root");
+            return;
+        }
+        const TOP: usize = 200_000;
+        for (tag, kind, whole_nodes) in [("bd", "deltas", 0), ("bw", "whole expansions", 5), ("bm", "mixed", 1)] {
+            eprintln!("5 hosts on a 100 Mbit/s LAN growing to {TOP} digits, {kind} ...");
+            let lan = Lan::new(tag, 5);
+            lan.limit_rate(100);
+            let ports = Ports { udp: 23912, tcp: 8239, monitor: 23937 };
+            let observer = Observer::start_in(ports, Some(&lan.observer_ns));
+            let counters: Vec<WireCounter> =
+                lan.hosts.iter().filter_map(|h| WireCounter::new_in(ports.tcp, Some(&h.ns))).collect();
+            let target = (TOP + 20_000).to_string();
+            let t0 = Instant::now();
+            let nodes: Vec<NodeProcess> = lan
+                .hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    let mut flags = vec!["--hold-ms", "0", "--target-digits", &target];
+                    if i >= 5 - whole_nodes {
+                        flags.push("--whole-hand-offs");
+                    }
+                    let id = format!("node{}", i + 1);
+                    NodeProcess::start_in(Some(&h.ns), &self.node, &id, h.ip, BROADCAST, ports, &flags)
+                })
+                .collect();
+            let bytes = || counters.iter().map(WireCounter::bytes).sum::<u64>();
+            let mut samples: Vec<(Instant, usize, u64)> = Vec::new();
+            let deadline = t0 + Duration::from_secs(600);
+            loop {
+                let longest = observer.seen().iter().map(|s| s.progress as usize).max().unwrap_or(0);
+                samples.push((Instant::now(), longest, bytes()));
+                if longest >= TOP + 2 || Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let at = |len: usize| samples.iter().find(|s| s.1 >= len).copied();
+            let (Some(first), Some(last)) = (at(22), at(TOP + 2)) else {
+                eprintln!("  the ring did not reach {TOP} digits in 600 s");
+                kill_all(nodes);
+                continue;
+            };
+            let secs = (last.0 - first.0).as_secs_f64();
+            self.push(stats(&format!("LAN 100 Mbit/s: 0 to {TOP} digits"), "s", vec![secs], kind));
+            for (from, to) in [(10_000, 20_000), (100_000, 110_000), (TOP - 10_000, TOP)] {
+                let (Some(a), Some(b)) = (at(from + 2), at(to + 2)) else { continue };
+                let passes = (to - from) as f64 / 20.0;
+                let rate = passes / (b.0 - a.0).as_secs_f64().max(1e-3);
+                let per_hand_off = (b.2 - a.2) as f64 / passes;
+                let note = format!("{from} to {to} digits, {kind}");
+                self.push(stats(&format!("LAN: passes/s at {from} digits"), "1/s", vec![rate], &note));
+                self.push(stats(
+                    &format!("LAN: bytes on the wire per hand-off at {from}"),
+                    "B",
+                    vec![per_hand_off],
+                    &note,
+                ));
+            }
+            let wrong = observer.wrong();
+            let refused: usize = nodes.iter().map(|n| n.log_text().matches("are pi; keeping those").count()).sum();
+            eprintln!("  expansions heard that are not pi: {}; hand-offs with wrong digits: {refused}", wrong.len());
+            kill_all(nodes);
+        }
+    }
+
     fn idle(&mut self) {
         eprintln!("idle waiter CPU and RSS with 1,000,000 digits ...");
         let (nodes, observer, _, t0) = self.ring(3, &["--hold-ms", "0", "--target-digits", "1000000"]);
@@ -837,23 +915,42 @@ fn copy_ms(len: usize) -> f64 {
 /// when dropped.
 struct WireCounter {
     table: String,
+    netns: Option<String>,
+}
+
+/// `nft`, run inside `netns` if given.
+fn nft_command(netns: Option<&str>) -> std::process::Command {
+    match netns {
+        Some(ns) => {
+            let mut command = std::process::Command::new("ip");
+            command.args(["netns", "exec", ns, "nft"]);
+            command
+        }
+        None => std::process::Command::new("nft"),
+    }
 }
 
 impl WireCounter {
     fn new(port: u16) -> Option<WireCounter> {
+        WireCounter::new_in(port, None)
+    }
+
+    /// A counter in network namespace `netns` (its host's own traffic).
+    fn new_in(port: u16, netns: Option<&str>) -> Option<WireCounter> {
         let table = format!("pi_ring_bench_{}_{port}", std::process::id());
         let nft = |args: &str| {
-            std::process::Command::new("nft").args(args.split(' ')).output().is_ok_and(|o| o.status.success())
+            let mut command = nft_command(netns);
+            command.args(args.split(' ')).output().is_ok_and(|o| o.status.success())
         };
         let made = nft(&format!("add table inet {table}"))
             && nft(&format!("add chain inet {table} out {{ type filter hook output priority 0 ; }}"))
             && nft(&format!("add rule inet {table} out tcp dport {port} counter"));
-        let counter = WireCounter { table };
+        let counter = WireCounter { table, netns: netns.map(str::to_owned) };
         made.then_some(counter)
     }
 
     fn bytes(&self) -> u64 {
-        let out = std::process::Command::new("nft").args(["list", "table", "inet", &self.table]).output();
+        let out = nft_command(self.netns.as_deref()).args(["list", "table", "inet", &self.table]).output();
         let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
         text.split("bytes ")
             .nth(1)
@@ -865,7 +962,7 @@ impl WireCounter {
 
 impl Drop for WireCounter {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("nft").args(["delete", "table", "inet", &self.table]).output();
+        let _ = nft_command(self.netns.as_deref()).args(["delete", "table", "inet", &self.table]).output();
     }
 }
 
@@ -906,6 +1003,9 @@ fn main() {
     }
     if b.wants("lengths-whole") {
         b.lengths(true);
+    }
+    if b.wants("lan") {
+        b.lan();
     }
     if b.wants("scale") {
         b.scale_rings();

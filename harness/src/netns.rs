@@ -241,6 +241,21 @@ impl Lan {
 
     /// Give every host TCP socket buffers of `bytes` (fixed: no growth), so
     /// a message of a few times that fills them when nobody reads.
+    /// Limit every host's link to `mbit` megabits per second each way, as
+    /// a LAN of that speed (a token bucket on both ends of each link;
+    /// `netem` is not available everywhere, `tbf` is).
+    pub fn limit_rate(&self, mbit: u32) {
+        let rate = format!("{mbit}mbit");
+        for host in &self.hosts {
+            for (ns, dev) in [(host.ns.as_str(), "eth0"), (self.bridge_ns.as_str(), host.port.as_str())] {
+                run(&[
+                    "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", &rate, "burst",
+                    "64kb", "latency", "20ms",
+                ]);
+            }
+        }
+    }
+
     pub fn small_tcp_buffers(&self, bytes: usize) {
         let value = format!("{bytes} {bytes} {bytes}");
         for host in &self.hosts {
