@@ -242,7 +242,8 @@ impl Lan {
     /// Give every host TCP socket buffers of `bytes` (fixed: no growth), so
     /// a message of a few times that fills them when nobody reads.
     /// Limit every host's link to `mbit` megabits per second each way, as
-    /// a LAN of that speed (a token bucket on both ends of each link;
+    /// a LAN of that speed (a token bucket on both ends of each link, with
+    /// a burst of 16 KB, about what one timer tick at 100 Mbit/s needs;
     /// `netem` is not available everywhere, `tbf` is).
     pub fn limit_rate(&self, mbit: u32) {
         let rate = format!("{mbit}mbit");
@@ -250,7 +251,7 @@ impl Lan {
             for (ns, dev) in [(host.ns.as_str(), "eth0"), (self.bridge_ns.as_str(), host.port.as_str())] {
                 run(&[
                     "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", &rate, "burst",
-                    "64kb", "latency", "20ms",
+                    "16kb", "latency", "20ms",
                 ]);
             }
         }
