@@ -222,3 +222,55 @@ fn take_token_data_round_trips_verbatim_or_escaped() {
         assert_eq!(RawMessage::decode(&bytes, 1 << 20).unwrap(), message);
     }
 }
+
+/// pi-ring finds a TAKE_TOKEN's trailing `"data":"..."` without running the
+/// JSON parser over it. Whatever the bytes, the result is the parser's: the
+/// same message where the field is found, the same error where the bytes
+/// are not valid or not what they seem.
+#[test]
+fn the_data_found_at_the_end_is_what_the_json_parser_would_find() {
+    let data = PiDigits::new(100_000).expansion(50_002);
+    let nodes = [("a".to_string(), "127.0.0.2".to_string())].into_iter().collect();
+    let mut message = Message::new(
+        "a",
+        Body::TakeToken { token: token(50_002, "a", 1), nodes, data, pacing: Default::default(), data_from: Some(7) },
+    );
+    message.have = Some(3);
+    let sent = message.encode();
+    let text = String::from_utf8(sent.clone()).unwrap();
+    assert!(text.ends_with("\"}") && text.contains(",\"data\":\""), "pi-ring puts data last, verbatim");
+    let expected = RawMessage::decode(&sent, 1 << 20).unwrap();
+    // The same object with its keys in another order, or with whitespace
+    // after it: the same message.
+    let reordered = serde_json::to_vec(&serde_json::from_slice::<Value>(&sent).unwrap()).unwrap();
+    for variant in [reordered, [sent.as_slice(), b" \n"].concat()] {
+        assert_eq!(RawMessage::decode(&variant, 1 << 20).unwrap(), expected);
+    }
+    // What only looks like a trailing data field.
+    let cut = &text[..text.len() - 2];
+    let looks_like = [
+        // A second `data` field: the parser refuses duplicates.
+        format!("{cut}\",\"data\":\"3,14\"}}"),
+        // `data` inside an object that ends the message.
+        format!("{},\"x\":{{\"data\":\"3,14\"}}}}", &cut[..cut.find(",\"data\"").unwrap()]),
+        // An escaped quote in an id that reads `"data":"` without its backslashes.
+        text.replacen("\"author_node_id\":\"a\"", "\"author_node_id\":\"a\\\\\"data\\\":\\\"\"", 1),
+        // A backslash in the data: an escape, which the parser decodes.
+        format!("{cut}\\u0031\"}}"),
+        // Not UTF-8 in the data.
+        format!("{cut}\u{fffd}\"}}").replace('\u{fffd}', "\u{e9}"),
+    ];
+    for variant in looks_like {
+        let ours = RawMessage::decode(variant.as_bytes(), 1 << 20);
+        let parser: Result<Value, _> = serde_json::from_str(&variant);
+        match (&ours, parser) {
+            (Ok(m), Ok(v)) => {
+                let Body::TakeToken { data, .. } = &m.body else { panic!("{m:?}") };
+                assert_eq!(Some(data.as_str()), v["data"].as_str(), "{variant:.80}");
+                assert_eq!(Some(m.author.as_str()), v["author_node_id"].as_str());
+            }
+            (Err(_), _) => {}
+            (Ok(m), Err(e)) => panic!("decoded {m:?} from bytes the parser refuses ({e}): {variant:.80}"),
+        }
+    }
+}
