@@ -522,6 +522,9 @@ impl Node {
         if !reception.deliver {
             return;
         }
+        if let Some(have) = message.have {
+            self.registry.note_have(&message.author, have, via == Via::Tcp);
+        }
         if reception.newcomer {
             if let Some(suppressed) = self.joins.allow_at(now) {
                 let how = match via {

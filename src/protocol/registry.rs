@@ -312,15 +312,6 @@ impl Registry {
                 reception.ping_back = true;
             }
         }
-        if let (Some(have), Some(entry)) = (message.have, self.nodes.get_mut(author)) {
-            // Less than it said before: it restarted, or lost its data (or
-            // the datagram is late); a smaller base is always safe.
-            let have = usize::try_from(have).unwrap_or(usize::MAX);
-            entry.has = Some(match entry.has {
-                Some(has) if has <= have => has.max(have),
-                _ => have,
-            });
-        }
         if let Body::TakeToken { nodes, .. } = &message.body {
             let merged = self.merge(nodes, trusted, now);
             (reception.learnt, reception.rejected, reception.untrusted) = merged;
@@ -539,6 +530,23 @@ impl Registry {
     /// pi-ring node (it said `have`); `None`: send the whole expansion.
     pub fn delta_base(&self, id: &str) -> Option<usize> {
         self.nodes.get(id).and_then(|e| e.has)
+    }
+
+    /// `id` says it has `have` characters (PROTOCOL section 10, "Delta
+    /// hand-offs"). Less than known before means a restart or lost data (or
+    /// a late datagram), and is taken: a smaller base is always safe. More
+    /// is taken only when `may_raise` (a TCP message, which a stranger
+    /// cannot send from a member's address as easily as a datagram):
+    /// otherwise a forged datagram could make us hand the member a delta
+    /// from beyond what it has.
+    pub fn note_have(&mut self, id: &str, have: u64, may_raise: bool) {
+        let Some(entry) = self.nodes.get_mut(id).filter(|_| id != self.own_id) else { return };
+        let have = usize::try_from(have).unwrap_or(usize::MAX);
+        entry.has = Some(match entry.has {
+            Some(has) if has <= have && may_raise => have,
+            Some(has) => has.min(have),
+            None => have,
+        });
     }
 
     /// `id`, a pi-ring node, took a hand-off of an expansion of `len`
