@@ -1,6 +1,6 @@
 //! End to end: a real ring and `pi-ring-monitor` on loopback, the page
 //! opened in headless Chromium. The page must show every node and a digit
-//! count that grows; the test saves a screenshot (target/monitor.png, and
+//! count that grows; the test saves a screenshot (target/tmp/monitor.png, and
 //! docs/monitor.png when PI_RING_UPDATE_SCREENSHOT=1).
 //!
 //! Drives Debian's `chromium` through `chromedriver` (WebDriver), both
@@ -221,7 +221,8 @@ fn the_page_shows_every_node_and_a_growing_digit_count() {
     }
     let png = browser.screenshot();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "not a real screenshot ({} bytes)", png.len());
-    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/monitor.png");
+    // In cargo's target directory, wherever CARGO_TARGET_DIR puts it.
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("monitor.png");
     std::fs::write(&shot, &png).unwrap();
     if std::env::var_os("PI_RING_UPDATE_SCREENSHOT").is_some() {
         let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
