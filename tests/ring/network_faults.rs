@@ -359,15 +359,22 @@ fn powered_off_members_do_not_freeze_the_ring() {
 
 /// A member stopped with SIGSTOP while the expansion is far larger than the
 /// socket buffers (4 KiB here, standing in for a 1,000,000-digit expansion
-/// with default buffers): its predecessor's hand-off stalls, gives up after
-/// `waiter / 2`, and passes the token on; the ring never stalls for longer
-/// than the recovery bound and nobody regenerates the token.
+/// with default buffers): its predecessor's hand-off (a delta, which its
+/// kernel takes whole, or a whole expansion, which stalls) is not closed by
+/// the member, so it gives up after `waiter / 2` and passes the token on;
+/// the ring never stalls for longer than the recovery bound and nobody
+/// regenerates the token.
 #[test]
 #[ignore = "needs root: builds network namespaces (sudo cargo test -- --ignored); CI runs it"]
 fn a_stopped_member_costs_less_than_a_recovery_even_with_a_large_expansion() {
     crate::netns::require_root();
     let period = if chaos() { Duration::from_secs(60) } else { Duration::from_secs(8) };
-    let ring = Ring::start_with("s", false, &["--hold-ms", "0"], |lan| lan.small_tcp_buffers(4096));
+    // Every state change reported at once (`--report-ms 0`), so that the
+    // observer knows whether the member held the token when it stopped:
+    // with deltas the token moves thousands of times a second, and reports
+    // of routine hand-offs otherwise come once a second.
+    let flags = ["--hold-ms", "0", "--report-ms", "0"];
+    let ring = Ring::start_with("s", false, &flags, |lan| lan.small_tcp_buffers(4096));
     let large = 60_000;
     let grown = ring.observer.wait_for(Instant::now(), Duration::from_secs(60), |s| s.progress >= large);
     assert!(grown.is_some(), "the ring did not reach {large} characters within 60 s");
