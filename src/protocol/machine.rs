@@ -557,8 +557,14 @@ impl Machine {
                 if self.is_late_heartbeat_of_our_predecessor(&token, &sender) {
                     log::debug!("{}: late heartbeat {token} from {sender}, who handed us this token", self.config.id);
                 } else if self.beats_ours(&token, &sender) {
-                    // A better token exists: yield to it.
-                    log::info!("{}: yielding to better token {token} held by {sender}", self.config.id);
+                    // A better token exists: yield to it. Our own token
+                    // further on is usually our hand-off, taken before we
+                    // heard that it was (a fast ring): no news for the log.
+                    if self.is_our_token(&token.author_node_id, token.author_token_revision) {
+                        log::debug!("{}: our token went on: {token} held by {sender}", self.config.id);
+                    } else {
+                        log::info!("{}: yielding to better token {token} held by {sender}", self.config.id);
+                    }
                     self.send(from, Body::Ping);
                     self.enter(Behaviour::Waiter);
                 } else {
