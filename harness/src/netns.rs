@@ -83,13 +83,7 @@ impl Lan {
             router_ns: None,
             created: Vec::new(),
         };
-        run_quiet(&["ip", "netns", "del", &bridge_ns]); // a stale one of a killed run
-        run(&["ip", "netns", "add", &bridge_ns]);
-        lan.created.push(bridge_ns.clone());
-        for bridge in ["br0", "br1"] {
-            run(&["ip", "-n", &bridge_ns, "link", "add", bridge, "type", "bridge"]);
-            run(&["ip", "-n", &bridge_ns, "link", "set", bridge, "up"]);
-        }
+        lan.add_bridges(["br0", "br1"]);
         for i in 0..n {
             let ip = Ipv4Addr::new(10, 77, 0, 1 + i as u8);
             let host = lan.add_host(&format!("pr-{tag}-h{}", i + 1), ip, i, "br0", None);
@@ -116,16 +110,8 @@ impl Lan {
             router_ns: Some(router_ns.clone()),
             created: Vec::new(),
         };
-        run_quiet(&["ip", "netns", "del", &bridge_ns]); // a stale one of a killed run
-        run(&["ip", "netns", "add", &bridge_ns]);
-        lan.created.push(bridge_ns.clone());
-        for bridge in ["br1", "br2"] {
-            run(&["ip", "-n", &bridge_ns, "link", "add", bridge, "type", "bridge"]);
-            run(&["ip", "-n", &bridge_ns, "link", "set", bridge, "up"]);
-        }
-        run_quiet(&["ip", "netns", "del", &router_ns]);
-        run(&["ip", "netns", "add", &router_ns]);
-        lan.created.push(router_ns.clone());
+        lan.add_bridges(["br1", "br2"]);
+        lan.add_namespace(&router_ns);
         run(&["ip", "netns", "exec", &router_ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
         for side in [1u8, 2] {
             let leg = format!("r{side}");
@@ -151,13 +137,29 @@ impl Lan {
         lan
     }
 
+    /// Make namespace `ns` (removing a stale one of a killed run first),
+    /// to be deleted when the LAN is dropped.
+    fn add_namespace(&mut self, ns: &str) {
+        run_quiet(&["ip", "netns", "del", ns]);
+        run(&["ip", "netns", "add", ns]);
+        self.created.push(ns.to_owned());
+    }
+
+    /// The bridge namespace with these bridges, up.
+    fn add_bridges(&mut self, bridges: [&str; 2]) {
+        let bridge_ns = self.bridge_ns.clone();
+        self.add_namespace(&bridge_ns);
+        for bridge in bridges {
+            run(&["ip", "-n", &bridge_ns, "link", "add", bridge, "type", "bridge"]);
+            run(&["ip", "-n", &bridge_ns, "link", "set", bridge, "up"]);
+        }
+    }
+
     fn add_host(&mut self, ns: &str, ip: Ipv4Addr, index: usize, bridge: &str, gateway: Option<Ipv4Addr>) -> Host {
         let port = format!("p{index}");
         let [a, b, c, _] = ip.octets();
         let broadcast = Ipv4Addr::new(a, b, c, 255);
-        run_quiet(&["ip", "netns", "del", ns]);
-        run(&["ip", "netns", "add", ns]);
-        self.created.push(ns.to_owned());
+        self.add_namespace(ns);
         run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         run(&["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", &self.bridge_ns]);
         run(&["ip", "-n", ns, "addr", "add", &format!("{ip}/24"), "brd", &broadcast.to_string(), "dev", "eth0"]);

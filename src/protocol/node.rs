@@ -247,8 +247,6 @@ pub struct Node {
     /// it holds or last held, or last heard announced. Meeting another one
     /// means that two tokens live, usually two sides of a healed partition.
     known_token: Option<Token>,
-    /// The live token of the message being handled, for the above.
-    heard_live: Option<Token>,
     /// Members a hand-off failed to, heard from since: alive.
     heard_after_failure: BTreeSet<NodeId>,
     /// Members reported as refusing the token, already reported; and
@@ -306,7 +304,6 @@ impl Node {
             recheck_every,
             announced: None,
             known_token: None,
-            heard_live: None,
             heard_after_failure: BTreeSet::new(),
             refusing: BTreeSet::new(),
             refusals: Default::default(),
@@ -382,12 +379,12 @@ impl Node {
         self.machine.hops()
     }
 
-    /// Whether this node holds the token now (OWNER, not handing it on).
     /// Times this node took the token (entered OWNER) since it started.
     pub fn holdings(&self) -> u64 {
         self.holdings
     }
 
+    /// Whether this node holds the token now (OWNER, not handing it on).
     pub fn holds_token(&self) -> bool {
         self.machine.holds_token()
     }
@@ -399,9 +396,10 @@ impl Node {
 
     /// Handle one input at time `now`; returns what to do.
     pub fn handle(&mut self, now: Time, input: Input) -> Vec<Action> {
+        let mut heard_live = None;
         match input {
             Input::Start => self.step_machine(now, super::machine::Input::Start),
-            Input::Received { message, from, via } => self.receive(now, message, from, via),
+            Input::Received { message, from, via } => heard_live = self.receive(now, message, from, via),
             Input::Timer(timer) => self.step_machine(now, super::machine::Input::Timer(timer)),
             Input::Computed { epoch, expansion, checked } => {
                 self.step_machine(now, super::machine::Input::Computed { epoch, expansion, checked })
@@ -418,7 +416,7 @@ impl Node {
                 }
             }
         }
-        self.track_known_token();
+        self.track_known_token(heard_live);
         self.upkeep(now);
         if self.members_changed && self.members_reported.is_none_or(|at| now.saturating_sub(at) >= MEMBERS_EVERY) {
             self.members_changed = false;
@@ -457,8 +455,9 @@ impl Node {
         }
     }
 
-    /// PROTOCOL section 6, then the state acts (step 5).
-    fn receive(&mut self, now: Time, message: RawMessage, from: Ipv4Addr, via: Via) {
+    /// PROTOCOL section 6, then the state acts (step 5). Returns the live
+    /// token the message told of (TOKEN_IS_HERE, TAKE_TOKEN), if delivered.
+    fn receive(&mut self, now: Time, message: RawMessage, from: Ipv4Addr, via: Via) -> Option<Token> {
         let reception = self.registry.receive(&message, from, now);
         if via == Via::Udp && reception.deliver {
             self.registry.heard_by_broadcast(&message.author);
@@ -466,7 +465,7 @@ impl Node {
         if let Some(known) = reception.impostor {
             if message.author == self.id() {
                 self.twin(from, known);
-                return;
+                return None;
             }
             warn_limited!(
                 at now,
@@ -477,11 +476,11 @@ impl Node {
                 message.body.kind(),
                 message.author
             );
-            return;
+            return None;
         }
         if reception.shares_our_address {
             self.shares_our_address(&message.author, from);
-            return;
+            return None;
         }
         if let Some(old) = reception.moved_from {
             log::info!(
@@ -518,9 +517,8 @@ impl Node {
         if met == Some(true) {
             self.announce_after_merge(now);
         }
-        self.heard_live = live;
         if !reception.deliver {
-            return;
+            return None;
         }
         if let Some(have) = message.have {
             self.registry.note_have(&message.author, have, via == Via::Tcp);
@@ -579,6 +577,7 @@ impl Node {
         }
         let (message, unchecked) = self.check_data(now, message, from);
         self.step_machine(now, super::machine::Input::Received(Envelope { message, from, unchecked }));
+        live
     }
 
     /// PROTOCOL section 4 for a TAKE_TOKEN's data (whole, or from
@@ -659,11 +658,10 @@ impl Node {
 
     /// A member that a send had failed to was heard again, or another token
     /// than ours: the network may have healed (a partition, a cut router),
-    /// so PING every member
-    /// marked lost now rather than when its mark, backed off during the
-    /// split, expires; a PING that goes through puts it back in the
-    /// rotation within a round (PROTOCOL section 6, "Back from a
-    /// partition"). At most once a `waiter`, within the PING budget.
+    /// so PING every member marked lost now rather than when its mark,
+    /// backed off during the split, expires; a PING that goes through puts
+    /// it back in the rotation within a round (PROTOCOL section 10, "Back
+    /// from a partition"). At most once a `waiter`, within the PING budget.
     fn recheck_failing(&mut self, now: Time) {
         if self.rechecked.is_some_and(|at| now.saturating_sub(at) < self.recheck_every) {
             return;
@@ -871,13 +869,12 @@ impl Node {
     /// same one (or when this node knows of none).
     fn meets_another_token(&self, token: &Token) -> Option<bool> {
         let known = self.known_token.as_ref()?;
-        (token_identity(token) != token_identity(known)).then(|| token.is_better_than(known))
+        (!same_token(token, known)).then(|| token.is_better_than(known))
     }
 
-    /// Keep [`Self::known_token`]: the token held, the one last heard of
-    /// while waiting (unless worse than the one known), none while searching.
-    fn track_known_token(&mut self) {
-        let heard = self.heard_live.take();
+    /// Keep [`Self::known_token`]: the token held, the one `heard` of while
+    /// waiting (unless worse than the one known), none while searching.
+    fn track_known_token(&mut self, heard: Option<Token>) {
         match self.machine.state() {
             StateName::Owner => self.known_token = Some(self.machine.token()),
             StateName::Waiter => {
@@ -1005,8 +1002,8 @@ impl Node {
     }
 }
 
-/// What tells two tokens apart: their author and revision (the progress
+/// Whether two tokens are one: the same author and revision (the progress
 /// grows as one token moves).
-fn token_identity(token: &Token) -> (NodeId, u64) {
-    (token.author_node_id.clone(), token.author_token_revision)
+fn same_token(a: &Token, b: &Token) -> bool {
+    a.author_token_revision == b.author_token_revision && a.author_node_id == b.author_node_id
 }
