@@ -258,11 +258,11 @@ impl StateMachine {
     fn compute(&mut self, epoch: u64, len: usize, check: Option<Unchecked>, ctx: &mut Context<Self>) {
         // Usually the cache has the digits (and those handed with the
         // token, to compare): no thread needed.
-        let checked_now = match &check {
-            None => Some(None),
-            Some(digits) => self.pi.verify_unchecked_cached(digits).map(|v| Some(v.expansion)),
-        };
-        if let (Some(checked), Some(expansion)) = (checked_now, self.pi.cached_expansion(len)) {
+        let cached = self.pi.cached_expansion(len).and_then(|expansion| match &check {
+            None => Some((expansion, None)),
+            Some(digits) => self.pi.verify_unchecked_cached(digits).map(|v| (expansion, Some(v.expansion))),
+        });
+        if let Some((expansion, checked)) = cached {
             // Detached: the cache publishes the longer expansion.
             drop(self.pi.grow_ahead(len));
             ctx.notify(Feed(Input::Computed { epoch, expansion: Some(expansion), checked }));
