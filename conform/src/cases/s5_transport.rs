@@ -65,14 +65,10 @@ fn running(ctx: &mut Ctx) -> Result<Option<(Peer, Beating)>, Failure> {
     Ok(Some((holder, beating)))
 }
 
-/// `asker` asks where the token is; an owner or a waiter answers by TCP.
-fn still_answers(ctx: &Ctx, asker: &Peer, after: &str) -> Checked {
-    let mark = ctx.lab.log.mark();
-    asker.say(Kind::WhereIsToken, None);
-    ctx.expect(mark, 2 * ctx.t.slack, &format!("an answer to WHERE_IS_TOKEN {after}"), |h| {
-        h.is_tcp_to(&asker.id) && matches!(h.kind(), Some(Kind::TokenIsHere | Kind::TokenWasHereRecently))
-    })
-    .map(drop)
+/// The node still hears and answers: a newcomer gets its TCP PING.
+fn still_answers(ctx: &mut Ctx, k: u32, after: &str) -> Checked {
+    let newcomer = ctx.peer(&ctx.after(k));
+    ctx.join(&newcomer).map_err(|f| fail(format!("{} {after}", f.expected), f.observed))
 }
 
 fn survives_garbage(ctx: &mut Ctx) -> Checked {
@@ -100,7 +96,7 @@ fn survives_garbage(ctx: &mut Ctx) -> Checked {
         p.datagram(ctx.slot.host, bytes);
     }
     ctx.alive()?;
-    still_answers(ctx, &p, "after garbage datagrams")?;
+    still_answers(ctx, 1, "after garbage datagrams")?;
     ctx.alive()
 }
 
@@ -115,14 +111,14 @@ fn survives_idle_tcp(ctx: &mut Ctx) -> Checked {
     let idle: Vec<_> = (0..4).map(|_| connect("an idle TCP client")).collect::<Result<_, _>>()?;
     let mut slow = connect("a slow TCP client")?;
     let _ = slow.write_all(b"{\"serial_code\": ");
-    still_answers(ctx, &p, "while 4 TCP clients are idle and one is slow")?;
+    still_answers(ctx, 1, "while 4 TCP clients are idle and one is slow")?;
     // Keep them so for a while (longer than a waiter period), the slow one
     // writing a byte now and then.
     for byte in b"581831, \"type\"".iter().take(4) {
         let _ = slow.write_all(&[*byte]);
         ctx.let_time_pass(ctx.t.waiter / 4);
     }
-    still_answers(ctx, &p, "again, the clients still connected")?;
+    still_answers(ctx, 2, "again, the clients still connected")?;
     drop(idle);
     ctx.alive()
 }

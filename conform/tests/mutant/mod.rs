@@ -1,0 +1,352 @@
+//! Deliberately wrong nodes, to show that each case can fail.
+//!
+//! A mutant is pi-ring's pure protocol core ([`pi_ring::protocol::Node`])
+//! carried by a few plain threads and real sockets, as the actors carry it
+//! in the product, with one [`Fault`] put between the core and the
+//! network. Without a fault it passes every case; with one, the cases of
+//! the rule it breaks must fail, and only those.
+
+use pi_ring::error::SendError;
+use pi_ring::pi::{Expansion, PiDigits};
+use pi_ring::protocol::machine::{Config, TimerId, TimerKind, Timing as CoreTiming};
+use pi_ring::protocol::registry::Member;
+use pi_ring::protocol::{Action, Body, Input, Message, MyState, Node, StateName, Via};
+use pi_ring_conform::subject::{Instance, Slot, Subject, SubjectError};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The one thing a mutant does wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Nothing: the core as it ships.
+    None,
+    /// Each hand-off carries one digit less than the holding added: 19 new
+    /// digits instead of 20.
+    NineteenDigits,
+    /// TOKEN_IS_HERE is broadcast on taking the token, never again while
+    /// holding it.
+    NeverHeartbeats,
+    /// WHERE_IS_TOKEN is dropped unread.
+    IgnoresWhereIsToken,
+    /// The token goes to the member before this node in ring order.
+    TokenToWrongNode,
+    /// No answer by TCP (TOKEN_IS_HERE, TOKEN_WAS_HERE_RECENTLY,
+    /// GENERATING_TOKEN to a sender); PINGs and hand-offs still go.
+    AnswersNothingOnTcp,
+}
+
+/// A [`Subject`] that runs a mutant in this process for each case.
+pub struct Mutant(pub Fault);
+
+impl Subject for Mutant {
+    fn fresh(&self) -> bool {
+        true
+    }
+
+    fn start(&mut self, slot: &Slot) -> Result<Box<dyn Instance>, SubjectError> {
+        MutantNode::start(self.0, slot)
+            .map(|n| Box::new(n) as Box<dyn Instance>)
+            .map_err(|e| SubjectError::Other(e.to_string()))
+    }
+
+    fn describe(&self) -> String {
+        format!("a mutant of pi-ring's core ({:?})", self.0)
+    }
+}
+
+/// What the carrier's loop waits for: an input, or `None` to stop.
+type Event = Option<Input>;
+
+struct MutantNode {
+    events: Sender<Event>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Instance for MutantNode {
+    fn alive(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl Drop for MutantNode {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.events.send(None);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn udp_socket(host: Ipv4Addr, port: u16) -> std::io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_broadcast(true)?;
+    socket.bind(&SockAddr::from(SocketAddrV4::new(host, port)))?;
+    let socket: UdpSocket = socket.into();
+    socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+    Ok(socket)
+}
+
+impl MutantNode {
+    fn start(fault: Fault, slot: &Slot) -> std::io::Result<MutantNode> {
+        let (events, inbox) = channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let everyone = udp_socket(Ipv4Addr::UNSPECIFIED, slot.ports.udp)?;
+        let own = udp_socket(slot.host, slot.ports.udp)?;
+        for (socket, via) in [(everyone, Via::Udp), (own.try_clone()?, Via::Unicast)] {
+            let (events, stop) = (events.clone(), Arc::clone(&stop));
+            threads.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65_536];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, SocketAddr::V4(from))) = socket.recv_from(&mut buf) {
+                        if let Ok(message) = Message::decode(&buf[..n], 4096) {
+                            let _ = events.send(Some(Input::Received { message, from: *from.ip(), via }));
+                        }
+                    }
+                }
+            }));
+        }
+        let listener = {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&SockAddr::from(SocketAddrV4::new(slot.host, slot.ports.tcp)))?;
+            socket.listen(64)?;
+            let listener: TcpListener = socket.into();
+            listener.set_nonblocking(true)?;
+            listener
+        };
+        {
+            let (events, stop) = (events.clone(), Arc::clone(&stop));
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, SocketAddr::V4(from))) => {
+                            let events = events.clone();
+                            std::thread::spawn(move || receive(stream, *from.ip(), &events));
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            }));
+        }
+        let t = slot.timing;
+        let config = Config {
+            id: slot.id.clone(),
+            timing: CoreTiming {
+                heartbeat: t.heartbeat,
+                waiter: t.waiter,
+                looser_ask: t.looser_ask,
+                looser_answer: t.looser_answer,
+                generating: t.generating,
+                hold: Duration::ZERO,
+                report: Duration::ZERO,
+            },
+            max_len: 2 + 100_000,
+        };
+        let node = Node::new(config, slot.host, Expansion::empty(), 0);
+        let carrier = Carrier {
+            fault,
+            node,
+            origin: Instant::now(),
+            started: SystemTime::now(),
+            timers: HashMap::new(),
+            members: Vec::new(),
+            pi: PiDigits::new(100_000),
+            own,
+            slot: slot.clone(),
+            events: events.clone(),
+        };
+        let _ = events.send(Some(Input::Start));
+        threads.push(std::thread::spawn(move || carrier.run(inbox)));
+        Ok(MutantNode { events, stop, threads })
+    }
+}
+
+/// Read one TCP message to its end and hand it to the core.
+fn receive(mut stream: TcpStream, from: Ipv4Addr, events: &Sender<Event>) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut bytes = Vec::new();
+    if stream.read_to_end(&mut bytes).is_ok() {
+        if let Ok(message) = Message::decode(&bytes, 64 << 20) {
+            let _ = events.send(Some(Input::Received { message, from, via: Via::Tcp }));
+        }
+    }
+}
+
+/// One message by TCP from `source`: connect, write, close our side, and
+/// wait for the receiver to close.
+fn send_tcp(source: Ipv4Addr, to: SocketAddrV4, bytes: &[u8]) -> Result<(), SendError> {
+    let failed = |reason: std::io::Error| SendError::Connect { addr: to, reason: reason.to_string() };
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).map_err(failed)?;
+    socket.bind(&SockAddr::from(SocketAddrV4::new(source, 0))).map_err(failed)?;
+    socket.connect_timeout(&SockAddr::from(to), Duration::from_secs(1)).map_err(|e| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => SendError::Refused { addr: to },
+        _ => failed(e),
+    })?;
+    let mut stream: TcpStream = socket.into();
+    let wrote = |e: std::io::Error| SendError::Write { addr: to, reason: e.to_string() };
+    stream.write_all(bytes).map_err(wrote)?;
+    stream.shutdown(Shutdown::Write).map_err(wrote)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).map_err(wrote)?;
+    let _ = stream.read(&mut [0u8; 1]);
+    Ok(())
+}
+
+struct Carrier {
+    fault: Fault,
+    node: Node,
+    origin: Instant,
+    started: SystemTime,
+    timers: HashMap<TimerKind, (TimerId, Instant)>,
+    members: Vec<Member>,
+    pi: PiDigits,
+    own: UdpSocket,
+    slot: Slot,
+    events: Sender<Event>,
+}
+
+impl Carrier {
+    fn run(mut self, inbox: Receiver<Event>) {
+        loop {
+            let next = self.timers.values().min_by_key(|(_, at)| *at).copied();
+            let wait = next.map_or(Duration::from_secs(1), |(_, at)| at.saturating_duration_since(Instant::now()));
+            match inbox.recv_timeout(wait) {
+                Ok(None) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Some(input)) => self.feed(input),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some((timer, _)) = next {
+                        self.timers.remove(&timer.kind);
+                        self.feed(Input::Timer(timer));
+                    }
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, input: Input) {
+        if self.fault == Fault::IgnoresWhereIsToken {
+            if let Input::Received { message, .. } = &input {
+                if message.body == Body::WhereIsToken {
+                    return;
+                }
+            }
+        }
+        let now = self.origin.elapsed();
+        let actions = self.node.handle(now, input);
+        // Never heart-beats: TOKEN_IS_HERE is broadcast only on taking the
+        // token (entering OWNER), never again while holding it.
+        let mut announce = actions.iter().any(|a| matches!(a, Action::StateChanged { new: StateName::Owner, .. }));
+        for action in actions {
+            if self.fault == Fault::NeverHeartbeats {
+                if let Action::Broadcast(Message { body: Body::TokenIsHere { .. }, .. }) = &action {
+                    if !std::mem::take(&mut announce) {
+                        continue;
+                    }
+                }
+            }
+            self.carry_out(action);
+        }
+    }
+
+    fn carry_out(&mut self, action: Action) {
+        let ring = |host| SocketAddrV4::new(host, self.slot.ports.udp);
+        match action {
+            Action::Broadcast(message) => {
+                let _ = self.own.send_to(&message.encode(), ring(self.slot.broadcast));
+            }
+            Action::Unicast { to, message } => {
+                for host in to {
+                    let _ = self.own.send_to(&message.encode(), ring(host));
+                }
+            }
+            Action::Send { to, message } => {
+                if self.fault != Fault::AnswersNothingOnTcp {
+                    self.send(to, message, |_| None);
+                }
+            }
+            Action::Probe { id, to, message } => {
+                self.send(to, message, move |result| Some(Input::Probed { id, host: to, result }));
+            }
+            Action::SendToken { attempt, host, mut message, .. } => {
+                if self.fault == Fault::NineteenDigits {
+                    // Its hand-offs carry one digit less than it added.
+                    if let Body::TakeToken { token, data, .. } = &mut message.body {
+                        *data = data.prefix(data.len().saturating_sub(1));
+                        token.progress = data.len() as u64;
+                    }
+                }
+                let host =
+                    if self.fault == Fault::TokenToWrongNode { self.member_before_us().unwrap_or(host) } else { host };
+                self.send(host, message, move |result| Some(Input::TokenSent { attempt, result }));
+            }
+            Action::SetTimer { timer, after } => {
+                self.timers.insert(timer.kind, (timer, Instant::now() + after));
+            }
+            Action::CancelTimer(kind) => {
+                self.timers.remove(&kind);
+            }
+            Action::Compute { epoch, len, check } => {
+                let checked = check.map(|digits| self.pi.verify_unchecked(&digits).expansion);
+                let expansion = self.pi.expansion(len);
+                // Through the inbox, not by recursion: a node alone computes
+                // again and again.
+                let _ = self.events.send(Some(Input::Computed { epoch, expansion: Some(expansion), checked }));
+            }
+            Action::StateChanged { old, new, token, progress, .. } => {
+                let unix_ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                let report = MyState {
+                    old_state: old.as_wire().into(),
+                    new_state: new.as_wire().into(),
+                    progress: Some(progress as u64),
+                    token: Some(token),
+                    timestamp_ms: Some(unix_ms(SystemTime::now())),
+                    host: Some(self.slot.host.to_string()),
+                    holdings: Some(self.node.holdings()),
+                    started_ms: Some(unix_ms(self.started)),
+                    ..MyState::default()
+                };
+                let message: Message = Message::new(&self.slot.id, Body::MyState(Box::new(report)));
+                let _ = self
+                    .own
+                    .send_to(&message.encode(), SocketAddrV4::new(self.slot.broadcast, self.slot.ports.monitor));
+            }
+            Action::Members(members) => self.members = members,
+            Action::Persist { .. } | Action::Exit => {}
+        }
+    }
+
+    /// The member just before this node in ring order (wrapping around).
+    fn member_before_us(&self) -> Option<Ipv4Addr> {
+        let others: Vec<&Member> = self.members.iter().filter(|m| m.id != self.slot.id).collect();
+        let before = others.iter().rev().find(|m| m.id.as_str() < self.slot.id.as_str()).or(others.last());
+        before.map(|m| m.host)
+    }
+
+    /// Send by TCP on a thread of its own; feed the core what `then` makes
+    /// of the result.
+    fn send(
+        &self,
+        to: Ipv4Addr,
+        message: Message,
+        then: impl FnOnce(Result<(), SendError>) -> Option<Input> + Send + 'static,
+    ) {
+        let (source, addr, events) = (self.slot.host, SocketAddrV4::new(to, self.slot.ports.tcp), self.events.clone());
+        let bytes = message.encode();
+        std::thread::spawn(move || {
+            if let Some(input) = then(send_tcp(source, addr, &bytes)) {
+                let _ = events.send(Some(input));
+            }
+        });
+    }
+}
