@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 const MAX_TCP_MESSAGE: usize = 64 << 20;
 /// The longest a peer waits for one connection's message.
 const TCP_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a peer that sent a message waits for the receiver to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Entries kept: a node that floods cannot exhaust the tool's memory.
 const MAX_ENTRIES: usize = 200_000;
 /// How often background threads look at their stop flag.
@@ -315,7 +317,7 @@ impl Peer {
         let mut stream = self.connect(to)?;
         stream.write_all(bytes)?;
         stream.shutdown(Shutdown::Write)?;
-        stream.set_read_timeout(Some(TCP_READ_TIMEOUT))?;
+        stream.set_read_timeout(Some(CLOSE_TIMEOUT))?;
         let _ = stream.read(&mut [0u8; 1]);
         Ok(())
     }

@@ -167,8 +167,16 @@ impl<'a> Ctx<'a> {
         if !self.subject.fresh() {
             return Ok(Instant::now());
         }
-        let first = self.expect(mark, self.t.start, "a first broadcast after the start (section 7)", |h| {
-            h.channel == Channel::Broadcast
+        // From its address, or (for 5.1 to say what is wrong) in its name.
+        let id = self.slot.id.clone();
+        let first = self.lab.log.wait_for(mark, Instant::now() + self.t.start, |h| {
+            h.channel == Channel::Broadcast && (h.from == self.slot.host || h.wire().is_some_and(|w| w.author == id))
+        });
+        let first = first.ok_or_else(|| {
+            fail(
+                format!("a first broadcast after the start (section 7), within {}", ms(self.t.start)),
+                self.summary(mark),
+            )
         });
         first.map(|h| h.at).map_err(|e| match self.alive() {
             Err(dead) => dead,
@@ -323,6 +331,19 @@ impl<'a> Ctx<'a> {
     pub fn next_hand_off(&self, mark: usize, within: Duration) -> Result<Heard, Failure> {
         self.expect(mark, within, "a TAKE_TOKEN by TCP", |h| {
             matches!(h.channel, Channel::Tcp { .. }) && h.kind() == Some(Kind::TakeToken)
+        })
+    }
+
+    /// The node's next TAKE_TOKEN after `mark` that carries more than
+    /// `beyond` characters: the token handed to it, handed on (not one it
+    /// made meanwhile).
+    pub fn handed_on(&self, mark: usize, within: Duration, beyond: usize) -> Result<Heard, Failure> {
+        let expected = format!("the token handed on by TCP with more than {beyond} characters");
+        self.expect(mark, within, &expected, |h| {
+            matches!(h.channel, Channel::Tcp { .. })
+                && h.wire().is_some_and(|w| {
+                    w.kind == Kind::TakeToken && w.token.as_ref().is_some_and(|t| t.progress > beyond as u64)
+                })
         })
     }
 

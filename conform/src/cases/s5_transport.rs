@@ -26,7 +26,7 @@ pub const CASES: &[Case] = &[
     Case {
         id: "5.3",
         slug: "survives-idle-and-slow-tcp-clients",
-        rule: "an idle or slow TCP client cannot stall the node: it keeps answering",
+        rule: "idle or slow TCP clients cannot stall the node: it keeps answering and taking messages",
         level: Level::Required,
         fresh: false,
         run: survives_idle_tcp,
@@ -102,7 +102,7 @@ fn survives_garbage(ctx: &mut Ctx) -> Checked {
 
 fn survives_idle_tcp(ctx: &mut Ctx) -> Checked {
     let p = ctx.peer(&ctx.before(1));
-    let _ring = running(ctx)?;
+    let ring = running(ctx)?;
     let connect = |what: &str| -> Result<std::net::TcpStream, Failure> {
         p.connect(ctx.slot.host).map_err(|e| fail(format!("the node to accept {what}"), e.to_string()))
     };
@@ -117,6 +117,16 @@ fn survives_idle_tcp(ctx: &mut Ctx) -> Checked {
     for byte in b"581831, \"type\"".iter().take(4) {
         let _ = slow.write_all(&[*byte]);
         ctx.let_time_pass(ctx.t.waiter / 4);
+    }
+    // Its own TCP port still takes messages: the holder hands it the token.
+    if let Some((holder, beating)) = ring {
+        let data = wire::pi_expansion(100);
+        let token = Token::new(data.len(), &holder.id, 1);
+        let mark = ctx.lab.log.mark();
+        drop(beating);
+        ctx.hand(&holder, &token, &data, &ctx.table(&[&holder]))?;
+        ctx.handed_on(mark, ctx.hand_off_bound(), data.len())
+            .map_err(|f| fail(format!("{}, though 4 TCP clients are idle and one is slow", f.expected), f.observed))?;
     }
     still_answers(ctx, 2, "again, the clients still connected")?;
     drop(idle);

@@ -138,7 +138,7 @@ pub const CASES: &[Case] = &[
     Case {
         id: "7.17",
         slug: "generating-yields-to-better-claim",
-        rule: "GENERATING hearing a better GENERATING_TOKEN backs off: it makes no token",
+        rule: "GENERATING hearing a better GENERATING_TOKEN backs off to LOOSER: it makes no token",
         level: Level::Required,
         fresh: true,
         run: generating_yields_to_claim,
@@ -279,12 +279,12 @@ fn owner_yields(ctx: &mut Ctx) -> Checked {
     let mark = ctx.lab.log.mark();
     let _beating = q.heartbeat(&better, ctx.t.heartbeat);
     ctx.expect(mark, 2 * ctx.t.slack, "PING by TCP to the better holder", tcp_to(&q.id, Kind::Ping))?;
-    // A heartbeat already on its way is no fault; after that, silence.
+    // A heartbeat already on its way is no fault; after that, silence. And
+    // it has no token to hand on.
     ctx.let_time_pass(ctx.t.slack);
     let after = ctx.lab.log.mark();
-    ctx.quiet(after, 3 * ctx.t.heartbeat, "no TOKEN_IS_HERE or TAKE_TOKEN (the token dropped)", |h| {
-        matches!(h.kind(), Some(Kind::TokenIsHere | Kind::TakeToken))
-    })
+    ctx.quiet(after, 3 * ctx.t.heartbeat, "no TOKEN_IS_HERE (the token dropped)", broadcast(Kind::TokenIsHere))?;
+    ctx.quiet(mark, Duration::ZERO, "no TAKE_TOKEN (the token dropped)", |h| h.kind() == Some(Kind::TakeToken))
 }
 
 fn owner_answers_worse(ctx: &mut Ctx) -> Checked {
@@ -519,16 +519,16 @@ fn generating_becomes_owner(ctx: &mut Ctx) -> Checked {
 fn generating_yields_to_claim(ctx: &mut Ctx) -> Checked {
     let p = ctx.peer(&ctx.after(1));
     first_claim(ctx)?;
-    let better = Token::new(1000, &p.id, 1);
+    // A better claim, and then silence: the node must search again (LOOSER)
+    // and make no token at the end of its own `generating`.
     let mark = ctx.lab.log.mark();
-    p.say(Kind::GeneratingToken, Some(&better));
-    ctx.let_time_pass(ctx.t.generating / 3);
-    let _beating = p.heartbeat(&better, ctx.t.heartbeat);
+    p.say(Kind::GeneratingToken, Some(&Token::new(1000, &p.id, 1)));
+    ctx.expect(mark, 2 * ctx.t.slack, "WHERE_IS_TOKEN on going back to LOOSER", broadcast(Kind::WhereIsToken))?;
     ctx.quiet(
         mark,
-        ctx.t.generating + ctx.t.slack + 2 * ctx.t.heartbeat,
+        ctx.t.generating + ctx.t.slack,
         "no TOKEN_IS_HERE from the node (no token made)",
-        |h| h.kind() == Some(Kind::TokenIsHere) && h.channel == Channel::Broadcast,
+        broadcast(Kind::TokenIsHere),
     )
 }
 

@@ -10,7 +10,7 @@ use pi_ring::error::SendError;
 use pi_ring::pi::{Expansion, PiDigits};
 use pi_ring::protocol::machine::{Config, TimerId, TimerKind, Timing as CoreTiming};
 use pi_ring::protocol::registry::Member;
-use pi_ring::protocol::{Action, Body, Input, Message, MyState, Node, StateName, Via};
+use pi_ring::protocol::{Action, Body, Input, Message, MyState, Node, RawMessage, StateName, Token, Via};
 use pi_ring_conform::subject::{Instance, Slot, Subject, SubjectError};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::HashMap;
@@ -40,6 +40,70 @@ pub enum Fault {
     /// No answer by TCP (TOKEN_IS_HERE, TOKEN_WAS_HERE_RECENTLY,
     /// GENERATING_TOKEN to a sender); PINGs and hand-offs still go.
     AnswersNothingOnTcp,
+    /// TOKEN_WAS_HERE_RECENTLY goes out with `serial_code` 581832.
+    WrongSerialCodeOnTokenWasHere,
+    /// MY_STATE goes to the ring's port too.
+    MyStateOnRingPort,
+    /// A message or token with a field it does not know is dropped.
+    RejectsUnknownFields,
+    /// A datagram it cannot decode stops it.
+    CrashesOnGarbage,
+    /// It reads TCP connections one after the other, without a deadline.
+    OneTcpClientAtATime,
+    /// Its TAKE_TOKEN's table lists only itself and the receiver.
+    TableOfTwo,
+    /// A hand-off refused by the receiver counts as sent (the token is lost).
+    CountsRefusedHandOffAsSent,
+    /// An OWNER ignores a better TOKEN_IS_HERE.
+    NeverYieldsToBetterToken,
+    /// A WAITER ignores TOKEN_IS_HERE.
+    WaiterIgnoresHeartbeats,
+    /// `waiter` is half what it was given.
+    WaiterGivesUpEarly,
+    /// No PING broadcasts at the start.
+    NoStartUpPings,
+    /// A LOOSER asks once, on entry, and then never again.
+    AsksOnce,
+    /// `looser_answer` is one and a half times what it was given.
+    ClaimsLate,
+    /// TOKEN_WAS_HERE_RECENTLY is ignored.
+    IgnoresTokenWasHere,
+    /// A LOOSER takes every claim for a worse one.
+    ClaimsAgainstBetterClaims,
+    /// A LOOSER ignores worse claims.
+    IgnoresWorseClaims,
+    /// `generating` is one and a half times what it was given.
+    GeneratesLate,
+    /// GENERATING ignores better claims.
+    GeneratingIgnoresBetterClaims,
+    /// GENERATING ignores TOKEN_IS_HERE.
+    GeneratingIgnoresTokens,
+    /// No MY_STATE at all.
+    NoMyState,
+    /// Whole expansions only: it never says `have`.
+    WholeHandOffs,
+    /// Broadcasts leave from 127.0.0.1, not from its own address.
+    BroadcastsFromLoopback,
+    /// Newcomers get no PING (the core is told it went through).
+    NoPingToNewcomers,
+    /// Every id of a TAKE_TOKEN's table is taken as heard from its host.
+    FollowsTables,
+}
+
+/// The fields a base implementation knows (for [`Fault::RejectsUnknownFields`]).
+const KNOWN_FIELDS: [&str; 7] = ["serial_code", "type", "author_node_id", "token", "nodes", "data", "old_state"];
+const KNOWN_TOKEN_FIELDS: [&str; 4] = ["serial_code", "progress", "author_node_id", "author_token_revision"];
+
+/// Whether every field of `bytes` (and of its token) is one a base
+/// implementation knows.
+fn only_known_fields(bytes: &[u8]) -> bool {
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_slice::<serde_json::Value>(bytes) else { return true };
+    let known = |k: &String| KNOWN_FIELDS.contains(&k.as_str()) || k == "new_state";
+    let token_known = match object.get("token") {
+        Some(serde_json::Value::Object(t)) => t.keys().all(|k| KNOWN_TOKEN_FIELDS.contains(&k.as_str())),
+        _ => true,
+    };
+    object.keys().all(known) && token_known
 }
 
 /// A [`Subject`] that runs a mutant in this process for each case.
@@ -72,7 +136,10 @@ struct MutantNode {
 
 impl Instance for MutantNode {
     fn alive(&mut self) -> Result<(), String> {
-        Ok(())
+        match self.stop.load(Ordering::Relaxed) {
+            false => Ok(()),
+            true => Err("the mutant stopped".into()),
+        }
     }
 }
 
@@ -109,8 +176,16 @@ impl MutantNode {
                 let mut buf = vec![0u8; 65_536];
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok((n, SocketAddr::V4(from))) = socket.recv_from(&mut buf) {
-                        if let Ok(message) = Message::decode(&buf[..n], 4096) {
-                            let _ = events.send(Some(Input::Received { message, from: *from.ip(), via }));
+                        match Message::decode(&buf[..n], 4096) {
+                            Ok(message) if fault != Fault::RejectsUnknownFields || only_known_fields(&buf[..n]) => {
+                                let _ = events.send(Some(Input::Received { message, from: *from.ip(), via }));
+                            }
+                            Ok(_) => {}
+                            Err(_) if fault == Fault::CrashesOnGarbage => {
+                                stop.store(true, Ordering::Relaxed);
+                                let _ = events.send(None);
+                            }
+                            Err(_) => {}
                         }
                     }
                 }
@@ -130,16 +205,26 @@ impl MutantNode {
             threads.push(std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
+                        Ok((stream, SocketAddr::V4(from))) if fault == Fault::OneTcpClientAtATime => {
+                            receive(stream, *from.ip(), fault, None, &events)
+                        }
                         Ok((stream, SocketAddr::V4(from))) => {
                             let events = events.clone();
-                            std::thread::spawn(move || receive(stream, *from.ip(), &events));
+                            let deadline = Some(Duration::from_secs(5));
+                            std::thread::spawn(move || receive(stream, *from.ip(), fault, deadline, &events));
                         }
                         _ => std::thread::sleep(Duration::from_millis(2)),
                     }
                 }
             }));
         }
-        let t = slot.timing;
+        let mut t = slot.timing;
+        match fault {
+            Fault::WaiterGivesUpEarly => t.waiter /= 2,
+            Fault::ClaimsLate => t.looser_answer = t.looser_answer * 3 / 2,
+            Fault::GeneratesLate => t.generating = t.generating * 3 / 2,
+            _ => {}
+        }
         let config = Config {
             id: slot.id.clone(),
             timing: CoreTiming {
@@ -153,7 +238,7 @@ impl MutantNode {
             },
             max_len: 2 + 100_000,
         };
-        let node = Node::new(config, slot.host, Expansion::empty(), 0);
+        let node = Node::new(config, slot.host, Expansion::empty(), 0).with_deltas(fault != Fault::WholeHandOffs);
         let carrier = Carrier {
             fault,
             node,
@@ -172,12 +257,13 @@ impl MutantNode {
     }
 }
 
-/// Read one TCP message to its end and hand it to the core.
-fn receive(mut stream: TcpStream, from: Ipv4Addr, events: &Sender<Event>) {
+/// Read one TCP message to its end (within `deadline`, if any) and hand
+/// it to the core.
+fn receive(mut stream: TcpStream, from: Ipv4Addr, fault: Fault, deadline: Option<Duration>, events: &Sender<Event>) {
     let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_read_timeout(deadline);
     let mut bytes = Vec::new();
-    if stream.read_to_end(&mut bytes).is_ok() {
+    if stream.read_to_end(&mut bytes).is_ok() && (fault != Fault::RejectsUnknownFields || only_known_fields(&bytes)) {
         if let Ok(message) = Message::decode(&bytes, 64 << 20) {
             let _ = events.send(Some(Input::Received { message, from, via: Via::Tcp }));
         }
@@ -234,16 +320,66 @@ impl Carrier {
         }
     }
 
+    /// What the fault makes of a message before the core sees it (`None`:
+    /// dropped).
+    fn hear(&self, mut message: RawMessage) -> Option<RawMessage> {
+        let state = self.node.state();
+        let candidate = self.node.candidate();
+        let drop_it = match (&mut message.body, self.fault) {
+            (Body::WhereIsToken, Fault::IgnoresWhereIsToken) => true,
+            (Body::TokenWasHereRecently, Fault::IgnoresTokenWasHere) => true,
+            (Body::TokenIsHere { token }, Fault::NeverYieldsToBetterToken) => {
+                state == StateName::Owner && *token > self.node.token()
+            }
+            (Body::TokenIsHere { .. }, Fault::WaiterIgnoresHeartbeats) => state == StateName::Waiter,
+            (Body::TokenIsHere { .. }, Fault::GeneratingIgnoresTokens) => state == StateName::Generating,
+            (Body::GeneratingToken { token }, Fault::IgnoresWorseClaims) => {
+                state == StateName::Looser && *token < candidate
+            }
+            (Body::GeneratingToken { token }, Fault::GeneratingIgnoresBetterClaims) => {
+                state == StateName::Generating && *token > candidate
+            }
+            (Body::GeneratingToken { token }, Fault::ClaimsAgainstBetterClaims) => {
+                if state == StateName::Looser {
+                    *token = Token { progress: 0, author_node_id: "!".into(), author_token_revision: 0 };
+                }
+                false
+            }
+            _ => false,
+        };
+        (!drop_it).then_some(message)
+    }
+
     fn feed(&mut self, input: Input) {
-        if self.fault == Fault::IgnoresWhereIsToken {
-            if let Input::Received { message, .. } = &input {
-                if message.body == Body::WhereIsToken {
-                    return;
+        if let (Input::Received { message, .. }, Fault::FollowsTables) = (&input, self.fault) {
+            if let Body::TakeToken { nodes, .. } = &message.body {
+                for (id, host) in nodes {
+                    if let Ok(from) = host.parse() {
+                        let heard: RawMessage = Message::new(id, Body::Ping);
+                        let _ = self.events.send(Some(Input::Received { message: heard, from, via: Via::Udp }));
+                    }
                 }
             }
         }
+        let input = match input {
+            Input::Received { message, from, via } => match self.hear(message) {
+                Some(message) => Input::Received { message, from, via },
+                None => return,
+            },
+            Input::TokenSent { attempt, result: Err(_) } if self.fault == Fault::CountsRefusedHandOffAsSent => {
+                Input::TokenSent { attempt, result: Ok(()) }
+            }
+            input => input,
+        };
+        let start = matches!(input, Input::Start);
+        let asking = matches!(&input, Input::Timer(t) if t.kind == TimerKind::LooserAsk);
         let now = self.origin.elapsed();
-        let actions = self.node.handle(now, input);
+        let mut actions = self.node.handle(now, input);
+        actions.retain(|action| match (action, self.fault) {
+            (Action::Broadcast(Message { body: Body::Ping, .. }), Fault::NoStartUpPings) => !start,
+            (Action::Broadcast(Message { body: Body::WhereIsToken, .. }), Fault::AsksOnce) => !asking,
+            _ => true,
+        });
         // Never heart-beats: TOKEN_IS_HERE is broadcast only on taking the
         // token (entering OWNER), never again while holding it.
         let mut announce = actions.iter().any(|a| matches!(a, Action::StateChanged { new: StateName::Owner, .. }));
@@ -262,6 +398,11 @@ impl Carrier {
     fn carry_out(&mut self, action: Action) {
         let ring = |host| SocketAddrV4::new(host, self.slot.ports.udp);
         match action {
+            Action::Broadcast(message) if self.fault == Fault::BroadcastsFromLoopback => {
+                if let Ok(socket) = udp_socket(Ipv4Addr::LOCALHOST, 0) {
+                    let _ = socket.send_to(&message.encode(), ring(self.slot.broadcast));
+                }
+            }
             Action::Broadcast(message) => {
                 let _ = self.own.send_to(&message.encode(), ring(self.slot.broadcast));
             }
@@ -275,15 +416,22 @@ impl Carrier {
                     self.send(to, message, |_| None);
                 }
             }
+            Action::Probe { id, to, .. } if self.fault == Fault::NoPingToNewcomers => {
+                let _ = self.events.send(Some(Input::Probed { id, host: to, result: Ok(()) }));
+            }
             Action::Probe { id, to, message } => {
                 self.send(to, message, move |result| Some(Input::Probed { id, host: to, result }));
             }
             Action::SendToken { attempt, host, mut message, .. } => {
-                if self.fault == Fault::NineteenDigits {
-                    // Its hand-offs carry one digit less than it added.
-                    if let Body::TakeToken { token, data, .. } = &mut message.body {
-                        *data = data.prefix(data.len().saturating_sub(1));
-                        token.progress = data.len() as u64;
+                if let Body::TakeToken { token, data, nodes, .. } = &mut message.body {
+                    match self.fault {
+                        // Its hand-offs carry one digit less than it added.
+                        Fault::NineteenDigits => {
+                            *data = data.prefix(data.len().saturating_sub(1));
+                            token.progress = data.len() as u64;
+                        }
+                        Fault::TableOfTwo => nodes.retain(|id, h| *id == self.slot.id || *h == host.to_string()),
+                        _ => {}
                     }
                 }
                 let host =
@@ -303,6 +451,7 @@ impl Carrier {
                 // again and again.
                 let _ = self.events.send(Some(Input::Computed { epoch, expansion: Some(expansion), checked }));
             }
+            Action::StateChanged { .. } if self.fault == Fault::NoMyState => {}
             Action::StateChanged { old, new, token, progress, .. } => {
                 let unix_ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
                 let report = MyState {
@@ -320,6 +469,9 @@ impl Carrier {
                 let _ = self
                     .own
                     .send_to(&message.encode(), SocketAddrV4::new(self.slot.broadcast, self.slot.ports.monitor));
+                if self.fault == Fault::MyStateOnRingPort {
+                    let _ = self.own.send_to(&message.encode(), ring(self.slot.broadcast));
+                }
             }
             Action::Members(members) => self.members = members,
             Action::Persist { .. } | Action::Exit => {}
@@ -342,7 +494,10 @@ impl Carrier {
         then: impl FnOnce(Result<(), SendError>) -> Option<Input> + Send + 'static,
     ) {
         let (source, addr, events) = (self.slot.host, SocketAddrV4::new(to, self.slot.ports.tcp), self.events.clone());
-        let bytes = message.encode();
+        let mut bytes = message.encode();
+        if self.fault == Fault::WrongSerialCodeOnTokenWasHere && message.body == Body::TokenWasHereRecently {
+            bytes = String::from_utf8_lossy(&bytes).replacen("581831", "581832", 1).into_bytes();
+        }
         std::thread::spawn(move || {
             if let Some(input) = then(send_tcp(source, addr, &bytes)) {
                 let _ = events.send(Some(input));
