@@ -150,10 +150,22 @@ impl<'a> Ctx<'a> {
         self.node.as_ref().and_then(|n| n.log())
     }
 
+    /// The last lines of the node's output, if it has any, for a report.
+    fn output_tail(&self) -> String {
+        let Some(text) = self.node_log().and_then(|log| std::fs::read_to_string(log).ok()) else {
+            return String::new();
+        };
+        let lines: Vec<&str> = text.lines().rev().take(3).collect();
+        match lines.is_empty() {
+            true => String::new(),
+            false => format!("; its output ends: {}", lines.into_iter().rev().collect::<Vec<_>>().join(" | ")),
+        }
+    }
+
     /// `Err` when the node under test is gone.
     pub fn alive(&mut self) -> Checked {
         match &mut self.node {
-            Some(node) => node.alive().map_err(|how| fail("the node to keep running (section 6)", how)),
+            Some(node) => node.alive().map_err(|how| fail("the node to keep running", how)),
             None => Ok(()),
         }
     }
@@ -179,7 +191,7 @@ impl<'a> Ctx<'a> {
             )
         });
         first.map(|h| h.at).map_err(|e| match self.alive() {
-            Err(dead) => dead,
+            Err(dead) => fail("the node to start and keep running", format!("{}{}", dead.observed, self.output_tail())),
             Ok(()) => e,
         })
     }
@@ -205,7 +217,7 @@ impl<'a> Ctx<'a> {
         if self.slot.id == SUBJECT_ID {
             format!("node-a{k}")
         } else {
-            format!("!conform-{k}")
+            format!("!conform-{}-{k}", self.case_tag())
         }
     }
 
@@ -214,8 +226,15 @@ impl<'a> Ctx<'a> {
         if self.slot.id == SUBJECT_ID {
             format!("node-x{k}")
         } else {
-            format!("{}~conform-{k}", self.slot.id)
+            format!("{}~conform-{}-{k}", self.slot.id, self.case_tag())
         }
+    }
+
+    /// A node that runs on through the cases (`--target`) remembers every
+    /// id at its address: each case's peers get ids of their own.
+    fn case_tag(&self) -> String {
+        let [_, a, b, _] = self.lab.host(0).octets();
+        format!("{a}.{b}")
     }
 
     /// Whether `h` came from the node under test.
