@@ -225,3 +225,56 @@ pub fn case_lines(r: &CaseResult) -> String {
 fn xml(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        let all = crate::cases::all();
+        let result = |id: &str, outcome| CaseResult {
+            case: all.iter().find(|c| c.id == id).expect("a case"),
+            outcome,
+            took: Duration::from_millis(250),
+            node_log: None,
+        };
+        Report {
+            subject: "--spawn 'x <&> \"y\"'".into(),
+            timing: Timing::default(),
+            results: vec![
+                result("4.2", Outcome::Passed),
+                result("7.1", Outcome::Failed(Failure { expected: "a < b".into(), observed: "\"c\" & d".into() })),
+                result("7.9", Outcome::Skipped("needs a node of its own".into())),
+            ],
+            took: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn the_last_line_counts_every_outcome() {
+        assert_eq!(report().last_line(), "1 passed, 1 failed, 1 skipped in 1.0 s");
+    }
+
+    #[test]
+    fn json_gives_each_case_its_outcome_and_what_failed() {
+        let json = report().json();
+        assert_eq!(
+            (json["passed"].as_u64(), json["failed"].as_u64(), json["skipped"].as_u64()),
+            (Some(1), Some(1), Some(1))
+        );
+        assert_eq!(json["cases"][1]["id"], "7.1");
+        assert_eq!(json["cases"][1]["outcome"], "failed");
+        assert_eq!(json["cases"][1]["detail"]["observed"], "\"c\" & d");
+        assert_eq!(json["cases"][2]["level"], "optional");
+    }
+
+    #[test]
+    fn junit_has_a_suite_per_section_and_escapes_text() {
+        let xml = report().junit();
+        assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");
+        assert_eq!(xml.matches("<testcase ").count(), 3);
+        assert!(xml.contains("expected: a &lt; b\nobserved: &quot;c&quot; &amp; d</failure>"), "{xml}");
+        assert!(xml.contains("<skipped message=\"needs a node of its own\"/>"));
+        assert!(!xml.contains(" & "));
+    }
+}

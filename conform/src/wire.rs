@@ -259,3 +259,47 @@ pub fn correct_prefix(data: &str) -> usize {
     let pi = pi_expansion(digits.max(1));
     data.bytes().zip(pi.bytes()).take_while(|(a, b)| a == b).count()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_built_here_parses_back() {
+        let token = Token::new(22, "n1", 3);
+        let nodes = BTreeMap::from([("n1".to_owned(), "127.0.0.2".to_owned())]);
+        let wire = parse(&take_token("n1", &token, &nodes, &pi_expansion(20))).expect("valid");
+        assert_eq!((wire.kind, wire.author.as_str(), wire.token.clone()), (Kind::TakeToken, "n1", Some(token)));
+        assert_eq!(wire.whole_data(), Some("3,14159265358979323846"));
+        assert_eq!(wire.nodes, Some(nodes));
+    }
+
+    #[test]
+    fn each_broken_rule_of_section_3_is_named() {
+        let cases: [(&str, &str); 8] = [
+            ("[1]", "not a JSON object"),
+            (r#"{"serial_code": 581831, "author_node_id": "a"}"#, "no string field `type`"),
+            (r#"{"serial_code": 581831, "type": "pong", "author_node_id": "a"}"#, "unknown `type`"),
+            (r#"{"type": "ping", "author_node_id": "a"}"#, "without `serial_code`"),
+            (r#"{"serial_code": 328067, "type": "ping", "author_node_id": "a"}"#, "(must be 581831)"),
+            (r#"{"serial_code": 581831, "type": "ping", "author_node_id": ""}"#, "non-empty string `author_node_id`"),
+            (r#"{"serial_code": 328067, "type": "token is here", "author_node_id": "a"}"#, "without `token`"),
+            (
+                r#"{"serial_code": 318467, "type": "my state", "author_node_id": "a", "old_state": "NONE", "new_state": "Idle"}"#,
+                "`new_state` \"Idle\"",
+            ),
+        ];
+        for (text, said) in cases {
+            let error = parse(text.as_bytes()).expect_err(text);
+            assert!(error.contains(said), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_correct_prefix_ends_at_the_first_wrong_character() {
+        assert_eq!(correct_prefix("3,1415"), 6);
+        assert_eq!(correct_prefix("3,1416"), 5);
+        assert_eq!(correct_prefix("4,"), 0);
+        assert_eq!(correct_prefix(""), 0);
+    }
+}

@@ -181,9 +181,16 @@ impl<'a> Ctx<'a> {
         }
         // From its address, or (for 5.1 to say what is wrong) in its name.
         let id = self.slot.id.clone();
-        let first = self.lab.log.wait_for(mark, Instant::now() + self.t.start, |h| {
-            h.channel == Channel::Broadcast && (h.from == self.slot.host || h.wire().is_some_and(|w| w.author == id))
-        });
+        let host = self.slot.host;
+        let started =
+            |h: &Heard| h.channel == Channel::Broadcast && (h.from == host || h.wire().is_some_and(|w| w.author == id));
+        // Looking now and then whether it is still running: a command that
+        // fails fails the case at once.
+        let end = Instant::now() + self.t.start;
+        let mut first = None;
+        while first.is_none() && Instant::now() < end && self.alive().is_ok() {
+            first = self.lab.log.wait_for(mark, end.min(Instant::now() + Duration::from_millis(50)), started);
+        }
         let first = first.ok_or_else(|| {
             fail(
                 format!("a first broadcast after the start (section 7), within {}", ms(self.t.start)),

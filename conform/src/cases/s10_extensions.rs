@@ -71,7 +71,11 @@ fn delta_hand_off(ctx: &mut Ctx) -> Checked {
     if from != Some(data.len() as u64) || !continues {
         return Err(fail(
             format!("`data_from` {} and only the new digits `{}`", data.len(), &expected[data.len()..]),
-            format!("`data_from` {from:?} and {} characters of `data`", w.data.as_deref().map_or(0, str::len)),
+            format!(
+                "{} and {} characters of `data`",
+                from.map_or("no `data_from`".to_owned(), |f| format!("`data_from` {f}")),
+                new.len()
+            ),
         ));
     }
     Ok(())
