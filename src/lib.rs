@@ -27,9 +27,11 @@
 //! - [`warn_limit`]: rate-limited warnings for floods of bad input.
 //!
 //! The binaries in `src/bin/`: `pi-ring-node` (one node), `pi-ring-monitor`
-//! (the live page) and `pi-ring-verify` (checks saved expansions). The test
-//! bed and the benchmark live beside the library in the `harness/`
-//! workspace member, not in its API.
+//! (the live page) and `pi-ring-verify` (checks saved expansions). The
+//! conformance test of any implementation of the protocol,
+//! `pi-ring-conform`, is the `conform/` workspace member; the test bed and
+//! the benchmark live beside the library in the `harness/` workspace
+//! member, not in its API.
 
 pub mod actors;
 pub mod auth;
