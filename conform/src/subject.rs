@@ -186,7 +186,7 @@ impl Subject for Spawned {
         let out = std::fs::File::create(&log).map_err(SubjectError::Spawn)?;
         let err = out.try_clone().map_err(SubjectError::Spawn)?;
         let child = Command::new("sh")
-            .args(["-c", &format!("exec {command}")])
+            .args(["-c", &command])
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
