@@ -423,6 +423,28 @@ impl Observer {
         }
     }
 
+    /// The node that holds the ring's only token now: waits until `passes`
+    /// hand-offs in a row carried one token (author and revision), so that
+    /// no token of the ring's formation lives on, and returns the last
+    /// holder's report, made as it took the token (with `--hold-ms`, it
+    /// still holds it). A node that reported a holding a moment before it
+    /// yielded to a better token is not taken for the holder.
+    pub fn steady_holder(&self, passes: usize, within: Duration) -> Option<Seen> {
+        let deadline = Instant::now() + within;
+        let mut since = Instant::now();
+        let mut run: Vec<Seen> = Vec::new();
+        while run.len() < passes {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let next = self.wait_for(since, left, |s| s.new == StateName::Owner && s.token.is_some())?;
+            since = next.at + Duration::from_nanos(1);
+            if run.last().is_some_and(|last| last.token != next.token) {
+                run.clear();
+            }
+            run.push(next);
+        }
+        run.pop()
+    }
+
     /// Wait until `n` different nodes have said they held the token since
     /// `since`; how long that took. Fails after `within`, naming who held.
     pub fn wait_until_all_held(&self, n: usize, since: Instant, within: Duration) -> Duration {

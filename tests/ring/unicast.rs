@@ -28,7 +28,7 @@ fn a_ring_without_broadcast_forms_from_one_seed_and_recovers() {
     eprintln!("all {} nodes held the token {:.2} s after start", nodes.len(), formed.as_secs_f64());
 
     // Kill the holder: a survivor makes a new token within the bound.
-    let holder = observer.wait_for(Instant::now(), Duration::from_secs(5), |s| s.new == StateName::Owner).unwrap();
+    let holder = observer.steady_holder(8, Duration::from_secs(5)).expect("one token passed 8 times in a row");
     let victim = nodes.iter().position(|n| n.id == holder.node).unwrap();
     nodes[victim].kill();
     let killed = Instant::now();
