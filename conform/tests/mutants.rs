@@ -101,7 +101,7 @@ fn a_node_that_answers_nothing_on_tcp_fails_every_answer_case() {
 /// cases that must then fail (run on their own; the headline mutants above
 /// show that the others pass).
 const BROKEN_RULES: &[(Fault, &[&str])] = &[
-    (Fault::WrongSerialCodeOnTokenWasHere, &["3.1"]),
+    (Fault::WrongSerialCodeOnAnswers, &["3.1"]),
     (Fault::MyStateOnRingPort, &["3.2"]),
     (Fault::RejectsUnknownFields, &["3.3", "10.1"]),
     (Fault::BroadcastsFromLoopback, &["5.1"]),
@@ -111,6 +111,7 @@ const BROKEN_RULES: &[(Fault, &[&str])] = &[
     (Fault::TableOfTwo, &["6.2"]),
     (Fault::CountsRefusedHandOffAsSent, &["6.5"]),
     (Fault::NeverYieldsToBetterToken, &["7.4"]),
+    (Fault::YieldsToEqualTokens, &["7.21"]),
     (Fault::WaiterIgnoresHeartbeats, &["7.6", "7.7", "7.13"]),
     (Fault::WaiterGivesUpEarly, &["7.7"]),
     (Fault::NoStartUpPings, &["7.9"]),

@@ -167,6 +167,14 @@ pub const CASES: &[Case] = &[
         fresh: true,
         run: my_state_on_changes,
     },
+    Case {
+        id: "7.21",
+        slug: "late-heartbeat-keeps-token",
+        rule: "OWNER hearing TOKEN_IS_HERE with a token equal to its own from the node that just handed it over keeps the token",
+        level: Level::Required,
+        fresh: true,
+        run: late_heartbeat_keeps_token,
+    },
 ];
 
 fn broadcast(kind: Kind) -> impl Fn(&Heard) -> bool {
@@ -588,3 +596,31 @@ fn my_state_on_changes(ctx: &mut Ctx) -> Checked {
     }
     Ok(())
 }
+
+fn late_heartbeat_keeps_token(ctx: &mut Ctx) -> Checked {
+    // A long expansion, so that the node holds the token a while (it checks
+    // the digits); the old holder's last heartbeat arrives meanwhile, as
+    // UDP may deliver it after the TCP hand-off.
+    let p = ctx.peer(&ctx.before(1));
+    let data = wire::pi_expansion(LATE_HEARTBEAT_DIGITS);
+    let token = Token::new(data.len(), &p.id, 1);
+    let beating = ctx.ring(&p, &[], &token)?;
+    let mark = ctx.lab.log.mark();
+    drop(beating);
+    ctx.hand(&p, &token, &data, &ctx.table(&[&p]))?;
+    p.say(Kind::TokenIsHere, Some(&token));
+    // Kept, the token goes on with its author and revision; dropped, it
+    // could only come back regenerated, later than `waiter`.
+    let next = ctx
+        .handed_on(mark, ctx.t.waiter, data.len())
+        .map_err(|f| fail(format!("{} (the token kept despite the late heartbeat)", f.expected), f.observed))?;
+    let got = token_of(&next);
+    if (got.author.as_str(), got.revision) != (p.id.as_str(), 1) {
+        return Err(fail(format!("the token handed to it, {token}, handed on"), next.describe()));
+    }
+    Ok(())
+}
+
+/// Digits handed in 7.21: enough that checking them takes a correct node
+/// longer than a datagram takes on loopback.
+const LATE_HEARTBEAT_DIGITS: usize = 100_000;

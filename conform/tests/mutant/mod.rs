@@ -40,8 +40,8 @@ pub enum Fault {
     /// No answer by TCP (TOKEN_IS_HERE, TOKEN_WAS_HERE_RECENTLY,
     /// GENERATING_TOKEN to a sender); PINGs and hand-offs still go.
     AnswersNothingOnTcp,
-    /// TOKEN_WAS_HERE_RECENTLY goes out with `serial_code` 581832.
-    WrongSerialCodeOnTokenWasHere,
+    /// Its answers by TCP carry a `serial_code` one too high.
+    WrongSerialCodeOnAnswers,
     /// MY_STATE goes to the ring's port too.
     MyStateOnRingPort,
     /// A message or token with a field it does not know is dropped.
@@ -56,6 +56,9 @@ pub enum Fault {
     CountsRefusedHandOffAsSent,
     /// An OWNER ignores a better TOKEN_IS_HERE.
     NeverYieldsToBetterToken,
+    /// An OWNER takes a TOKEN_IS_HERE of its own token (the same author and
+    /// revision: the previous holder's late heartbeat) for a better one.
+    YieldsToEqualTokens,
     /// A WAITER ignores TOKEN_IS_HERE.
     WaiterIgnoresHeartbeats,
     /// `waiter` is half what it was given.
@@ -89,6 +92,9 @@ pub enum Fault {
     /// Every id of a TAKE_TOKEN's table is taken as heard from its host.
     FollowsTables,
 }
+
+/// The most digits a mutant computes (its `--target-digits`).
+const MAX_DIGITS: usize = 1_000_000;
 
 /// The fields a base implementation knows (for [`Fault::RejectsUnknownFields`]).
 const KNOWN_FIELDS: [&str; 7] = ["serial_code", "type", "author_node_id", "token", "nodes", "data", "old_state"];
@@ -236,7 +242,7 @@ impl MutantNode {
                 hold: Duration::ZERO,
                 report: Duration::ZERO,
             },
-            max_len: 2 + 100_000,
+            max_len: 2 + MAX_DIGITS,
         };
         let node = Node::new(config, slot.host, Expansion::empty(), 0).with_deltas(fault != Fault::WholeHandOffs);
         let carrier = Carrier {
@@ -246,7 +252,7 @@ impl MutantNode {
             started: SystemTime::now(),
             timers: HashMap::new(),
             members: Vec::new(),
-            pi: PiDigits::new(100_000),
+            pi: Arc::new(PiDigits::new(MAX_DIGITS)),
             own,
             slot: slot.clone(),
             events: events.clone(),
@@ -296,7 +302,7 @@ struct Carrier {
     started: SystemTime,
     timers: HashMap<TimerKind, (TimerId, Instant)>,
     members: Vec<Member>,
-    pi: PiDigits,
+    pi: Arc<PiDigits>,
     own: UdpSocket,
     slot: Slot,
     events: Sender<Event>,
@@ -330,6 +336,17 @@ impl Carrier {
             (Body::TokenWasHereRecently, Fault::IgnoresTokenWasHere) => true,
             (Body::TokenIsHere { token }, Fault::NeverYieldsToBetterToken) => {
                 state == StateName::Owner && *token > self.node.token()
+            }
+            (Body::TokenIsHere { token }, Fault::YieldsToEqualTokens) => {
+                let own = self.node.token();
+                let same = (&token.author_node_id, token.author_token_revision)
+                    == (&own.author_node_id, own.author_token_revision);
+                if state == StateName::Owner && same {
+                    // Another, better token, as the core sees it.
+                    token.progress = own.progress + 1;
+                    token.author_node_id.push('~');
+                }
+                false
             }
             (Body::TokenIsHere { .. }, Fault::WaiterIgnoresHeartbeats) => state == StateName::Waiter,
             (Body::TokenIsHere { .. }, Fault::GeneratingIgnoresTokens) => state == StateName::Generating,
@@ -445,11 +462,13 @@ impl Carrier {
                 self.timers.remove(&kind);
             }
             Action::Compute { epoch, len, check } => {
-                let checked = check.map(|digits| self.pi.verify_unchecked(&digits).expansion);
-                let expansion = self.pi.expansion(len);
-                // Through the inbox, not by recursion: a node alone computes
-                // again and again.
-                let _ = self.events.send(Some(Input::Computed { epoch, expansion: Some(expansion), checked }));
+                // Off the event loop, as section 4 asks: heartbeats go on.
+                let (pi, events) = (Arc::clone(&self.pi), self.events.clone());
+                std::thread::spawn(move || {
+                    let checked = check.map(|digits| pi.verify_unchecked(&digits).expansion);
+                    let expansion = pi.expansion(len);
+                    let _ = events.send(Some(Input::Computed { epoch, expansion: Some(expansion), checked }));
+                });
             }
             Action::StateChanged { .. } if self.fault == Fault::NoMyState => {}
             Action::StateChanged { old, new, token, progress, .. } => {
@@ -495,8 +514,17 @@ impl Carrier {
     ) {
         let (source, addr, events) = (self.slot.host, SocketAddrV4::new(to, self.slot.ports.tcp), self.events.clone());
         let mut bytes = message.encode();
-        if self.fault == Fault::WrongSerialCodeOnTokenWasHere && message.body == Body::TokenWasHereRecently {
-            bytes = String::from_utf8_lossy(&bytes).replacen("581831", "581832", 1).into_bytes();
+        let answer = matches!(
+            message.body,
+            Body::TokenIsHere { .. } | Body::TokenWasHereRecently | Body::GeneratingToken { .. }
+        );
+        if self.fault == Fault::WrongSerialCodeOnAnswers && answer {
+            let code = match message.body {
+                Body::TokenWasHereRecently => "581831",
+                _ => "328067",
+            };
+            let wrong = (code.parse::<u32>().unwrap() + 1).to_string();
+            bytes = String::from_utf8_lossy(&bytes).replacen(code, &wrong, 1).into_bytes();
         }
         std::thread::spawn(move || {
             if let Some(input) = then(send_tcp(source, addr, &bytes)) {
