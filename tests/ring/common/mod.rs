@@ -24,7 +24,8 @@ pub fn start_node(id: &str, host: Ipv4Addr, ports: Ports, extra: &[&str]) -> Nod
 }
 
 /// Tests that flood a ring and measure its pace take turns: two at once on
-/// two cores would measure each other.
+/// two cores would measure each other. So do tests that hold a ring to a
+/// bound of a fraction of a second: a flood beside them takes their cores.
 pub fn one_flood_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
