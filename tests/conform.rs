@@ -9,21 +9,6 @@ use pi_ring_conform::report::{case_lines, Outcome};
 use pi_ring_conform::subject::{Running, Spawned, Timing};
 use pi_ring_conform::{run, select, Plan};
 use pi_ring_harness::{fresh_host, NodeProcess};
-use std::time::Duration;
-
-/// The short timeouts CI gives the node, and the tool's tolerance.
-fn timing() -> Timing {
-    let ms = Duration::from_millis;
-    Timing {
-        heartbeat: ms(100),
-        waiter: ms(400),
-        looser_ask: ms(100),
-        looser_answer: ms(400),
-        generating: ms(400),
-        slack: ms(150),
-        start: ms(5000),
-    }
-}
 
 #[test]
 fn pi_ring_node_passes_every_conformance_case() {
@@ -33,7 +18,7 @@ fn pi_ring_node_passes_every_conformance_case() {
          --looser-ask-ms {{looser_ask_ms}} --looser-answer-ms {{looser_answer_ms}} --generating-ms {{generating_ms}}",
         env!("CARGO_BIN_EXE_pi-ring-node")
     );
-    let plan = Plan { timing: timing(), ..Plan::default() };
+    let plan = Plan { timing: Timing::quick(), ..Plan::default() };
     let logs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("conform");
     let cases = select(&[], true).expect("every case");
     let report = run(&mut Spawned::new(&template, logs), &cases, &plan, |result| print!("{}", case_lines(result)));
@@ -49,7 +34,7 @@ fn pi_ring_node_passes_every_conformance_case() {
 fn a_running_node_is_tested_by_the_cases_that_need_no_cold_start() {
     let ports = Ports::free().expect("free ports");
     let host = fresh_host();
-    let t = timing();
+    let t = Timing::quick();
     let flags = [
         ("--heartbeat-ms", t.heartbeat),
         ("--waiter-ms", t.waiter),

@@ -42,6 +42,22 @@ impl Default for Timing {
 }
 
 impl Timing {
+    /// Short timeouts for a quick run (and CI's): `heartbeat` 100 ms,
+    /// `waiter` 400, `looser_ask` 100, `looser_answer` 400, `generating`
+    /// 400, slack 150.
+    pub fn quick() -> Self {
+        let ms = Duration::from_millis;
+        Timing {
+            heartbeat: ms(100),
+            waiter: ms(400),
+            looser_ask: ms(100),
+            looser_answer: ms(400),
+            generating: ms(400),
+            slack: ms(150),
+            start: ms(5000),
+        }
+    }
+
     /// Section 8's recovery bound: `waiter + looser_answer + generating`.
     pub fn recovery(&self) -> Duration {
         self.waiter + self.looser_answer + self.generating

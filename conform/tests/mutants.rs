@@ -16,17 +16,7 @@ use std::time::Duration;
 
 /// The timeouts the mutants get, as CI gives `pi-ring-node`.
 fn plan() -> Plan {
-    let ms = Duration::from_millis;
-    let timing = Timing {
-        heartbeat: ms(100),
-        waiter: ms(400),
-        looser_ask: ms(100),
-        looser_answer: ms(400),
-        generating: ms(400),
-        slack: ms(150),
-        start: ms(2000),
-    };
-    Plan { timing, ..Plan::default() }
+    Plan { timing: Timing { start: Duration::from_secs(2), ..Timing::quick() }, ..Plan::default() }
 }
 
 fn run_against(fault: Fault) -> Report {

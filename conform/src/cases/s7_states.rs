@@ -2,7 +2,7 @@
 //! GENERATING, and MY_STATE on each change).
 
 use super::{fail, ms, token_of, Case, Checked, Ctx, Failure, Level};
-use crate::lab::{Channel, Heard};
+use crate::lab::{Channel, Heard, Peer};
 use crate::wire::{self, Kind, Token};
 use std::time::{Duration, Instant};
 
@@ -185,6 +185,12 @@ fn tcp_to(peer: &str, kind: Kind) -> impl Fn(&Heard) -> bool + '_ {
     move |h| h.is_tcp_to(peer) && h.kind() == Some(kind)
 }
 
+/// The node's answer of `kind` by TCP to `peer`, within two slacks of
+/// `mark`.
+fn answer(ctx: &Ctx, mark: usize, peer: &Peer, kind: Kind, expected: &str) -> Result<Heard, Failure> {
+    ctx.expect(mark, 2 * ctx.t.slack, expected, tcp_to(&peer.id, kind))
+}
+
 /// Time from `since` to `at` within `[low, high]`, or a failure naming `what`.
 fn timed(what: &str, since: Instant, at: Instant, low: Duration, high: Duration) -> Checked {
     let took = at.saturating_duration_since(since);
@@ -239,8 +245,7 @@ fn owner_answers_where(ctx: &mut Ctx) -> Checked {
     let token = ctx.owner_alone()?;
     let mark = ctx.lab.log.mark();
     q.say(Kind::WhereIsToken, None);
-    let answer =
-        ctx.expect(mark, 2 * ctx.t.slack, "TOKEN_IS_HERE by TCP to the asker", tcp_to(&q.id, Kind::TokenIsHere))?;
+    let answer = answer(ctx, mark, &q, Kind::TokenIsHere, "TOKEN_IS_HERE by TCP to the asker")?;
     let got = token_of(&answer);
     if (got.author.as_str(), got.revision) != (token.author.as_str(), token.revision) {
         return Err(fail(format!("the node's token {token}"), answer.describe()));
@@ -254,7 +259,7 @@ fn owner_answers_claim(ctx: &mut Ctx) -> Checked {
     between_heartbeats(ctx)?;
     let mark = ctx.lab.log.mark();
     q.say(Kind::GeneratingToken, Some(&Token::new(0, &q.id, 1)));
-    ctx.expect(mark, 2 * ctx.t.slack, "TOKEN_IS_HERE by TCP to the claimer", tcp_to(&q.id, Kind::TokenIsHere))?;
+    answer(ctx, mark, &q, Kind::TokenIsHere, "TOKEN_IS_HERE by TCP to the claimer")?;
     let bound = ctx.t.heartbeat / 2;
     ctx.expect(
         mark,
@@ -286,7 +291,7 @@ fn owner_yields(ctx: &mut Ctx) -> Checked {
     let better = Token::new(token.progress as usize + 100_000, &q.id, 1);
     let mark = ctx.lab.log.mark();
     let _beating = q.heartbeat(&better, ctx.t.heartbeat);
-    ctx.expect(mark, 2 * ctx.t.slack, "PING by TCP to the better holder", tcp_to(&q.id, Kind::Ping))?;
+    answer(ctx, mark, &q, Kind::Ping, "PING by TCP to the better holder")?;
     // A heartbeat already on its way is no fault; after that, silence. And
     // it has no token to hand on.
     ctx.let_time_pass(ctx.t.slack);
@@ -303,12 +308,7 @@ fn owner_answers_worse(ctx: &mut Ctx) -> Checked {
     between_heartbeats(ctx)?;
     let mark = ctx.lab.log.mark();
     q.say(Kind::TokenIsHere, Some(&worse));
-    let answered = ctx.expect(
-        mark,
-        2 * ctx.t.slack,
-        "TOKEN_IS_HERE by TCP to the worse holder",
-        tcp_to(&q.id, Kind::TokenIsHere),
-    )?;
+    let answered = answer(ctx, mark, &q, Kind::TokenIsHere, "TOKEN_IS_HERE by TCP to the worse holder")?;
     let bound = ctx.t.heartbeat / 2;
     let told = ctx.expect(
         mark,
@@ -355,13 +355,7 @@ fn waiter_answers_where(ctx: &mut Ctx) -> Checked {
     let _beating = ctx.ring(&holder, &[], &Token::new(102, &holder.id, 1))?;
     let mark = ctx.lab.log.mark();
     q.say(Kind::WhereIsToken, None);
-    ctx.expect(
-        mark,
-        2 * ctx.t.slack,
-        "TOKEN_WAS_HERE_RECENTLY by TCP to the asker",
-        tcp_to(&q.id, Kind::TokenWasHereRecently),
-    )
-    .map(drop)
+    answer(ctx, mark, &q, Kind::TokenWasHereRecently, "TOKEN_WAS_HERE_RECENTLY by TCP to the asker").map(drop)
 }
 
 fn start_up_pings(ctx: &mut Ctx) -> Checked {
@@ -546,12 +540,7 @@ fn generating_answers_worse(ctx: &mut Ctx) -> Checked {
     let claim = first_claim(ctx)?;
     let mark = ctx.lab.log.mark();
     p.say(Kind::GeneratingToken, Some(&Token::new(0, &p.id, 1)));
-    let answer = ctx.expect(
-        mark,
-        2 * ctx.t.slack,
-        "GENERATING_TOKEN by TCP to the worse claimer",
-        tcp_to(&p.id, Kind::GeneratingToken),
-    )?;
+    let answer = answer(ctx, mark, &p, Kind::GeneratingToken, "GENERATING_TOKEN by TCP to the worse claimer")?;
     if token_of(&answer) != token_of(&claim) {
         return Err(fail(format!("the node's candidate {}", token_of(&claim)), answer.describe()));
     }
