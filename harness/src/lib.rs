@@ -265,6 +265,10 @@ pub struct Seen {
     pub hops: Option<u64>,
     /// The node's holdings since it started, if it said.
     pub holdings: Option<u64>,
+    /// Who handed it the token (entering OWNER), whom it handed the token
+    /// to (leaving OWNER), if it said.
+    pub handed_by: Option<String>,
+    pub handed_to: Option<String>,
 }
 
 /// Listens to a ring's monitoring port and checks every expansion tail it
@@ -393,6 +397,8 @@ impl Observer {
                     token: state.token.as_ref().map(|t| (t.author_node_id.clone(), t.author_token_revision)),
                     hops: state.hops,
                     holdings: state.holdings,
+                    handed_by: state.handed_by.clone(),
+                    handed_to: state.handed_to.clone(),
                 });
             }
         });

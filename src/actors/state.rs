@@ -9,18 +9,17 @@
 //! digits (a hit also lets the cache grow ahead of need); TCP sends run as
 //! tasks whose results go back to the node.
 //!
-//! MY_STATE goes to monitors at once for every change except routine
-//! hand-offs, which the node reports at most once per
-//! [`SUMMARY_EVERY`], coalesced (with its holdings count): a fast ring then
-//! sends a bounded number of datagrams to the monitoring port, not two per
-//! pass, and every node that held the token still says so.
+//! MY_STATE goes to monitors when the node says
+//! ([`Action::Report`]: what and when is decided in
+//! [`crate::protocol::report`]); the actor adds the time, its start and its
+//! address, and sends it.
 
 use super::messages::{Broadcast, GetMembers, Inbound, Members, Port, SendTo};
 use super::persist::Persister;
 use crate::pi::{Expansion, PiDigits, Unchecked};
 use crate::protocol::machine::TimerKind;
 use crate::protocol::registry::Member;
-use crate::protocol::{Action, Body, Input, Message, MyState, Node, StateName, Time, Token};
+use crate::protocol::{Action, Body, Input, Message, Node, Report, StateName, Time, Token};
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -32,9 +31,6 @@ use tokio::time::Instant;
 /// Inputs queued for the state machine before the UDP endpoint drops
 /// datagrams (a flood).
 const MAILBOX: usize = 256;
-
-/// A node reports coalesced routine changes at most this often.
-pub const SUMMARY_EVERY: Duration = Duration::from_secs(1);
 
 /// The actors the state machine talks to. Tests substitute recorders.
 #[derive(Clone)]
@@ -86,21 +82,10 @@ pub struct StateMachine {
     /// Who waits for the planned stop to complete.
     stopped: Vec<oneshot::Sender<()>>,
     exited: bool,
-    /// What monitors last heard from this node, and when.
-    reported: Reported,
-    /// A coalesced report is scheduled.
-    report_due: Option<SpawnHandle>,
     /// Monitors that get MY_STATE by unicast (`--monitor-peer`), and
     /// whether it is broadcast too.
     monitors: Vec<Ipv4Addr>,
     broadcast_reports: bool,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Reported {
-    at: Option<Instant>,
-    state: StateName,
-    holdings: u64,
 }
 
 impl StateMachine {
@@ -119,8 +104,6 @@ impl StateMachine {
             persister: None,
             stopped: Vec::new(),
             exited: false,
-            reported: Reported { at: None, state: StateName::None, holdings: 0 },
-            report_due: None,
             monitors: Vec::new(),
             broadcast_reports: true,
         }
@@ -209,7 +192,7 @@ impl StateMachine {
                 }
             }
             Action::Compute { epoch, len, check } => self.compute(epoch, len, check, ctx),
-            Action::StateChanged { old, new, token, progress, routine } => {
+            Action::StateChanged { old, new, token, progress } => {
                 if new == StateName::Owner && self.node.holdings() == 1 {
                     // Monitors time the same event from MY_STATE's
                     // `started_ms` and `timestamp_ms`.
@@ -229,12 +212,8 @@ impl StateMachine {
                     _ => format!("{} digits", progress.saturating_sub(2)),
                 };
                 log::log!(level, "{}: {} -> {}, {what}", self.node.id(), old.for_people(), new.for_people());
-                if routine {
-                    self.report_later(ctx);
-                } else {
-                    self.report(old, new, token, ctx);
-                }
             }
+            Action::Report(report) => self.report(*report),
             Action::Persist { expansion, own_revision } => {
                 if let Some(persister) = &mut self.persister {
                     persister.save(&expansion, own_revision);
@@ -287,54 +266,9 @@ impl StateMachine {
         ));
     }
 
-    /// A routine change: report it with the next summary, at most one per
-    /// [`SUMMARY_EVERY`].
-    fn report_later(&mut self, ctx: &mut Context<Self>) {
-        if self.report_due.is_some() {
-            return;
-        }
-        let since = self.reported.at.map_or(SUMMARY_EVERY, |at| at.elapsed());
-        let wait = SUMMARY_EVERY.saturating_sub(since);
-        self.report_due = Some(ctx.run_later(wait, |act, ctx| {
-            act.report_due = None;
-            act.report_summary(ctx);
-        }));
-    }
-
-    /// The coalesced report: the state now, if anything changed since the
-    /// last report.
-    fn report_summary(&mut self, ctx: &mut Context<Self>) {
-        let state = self.node.state();
-        if state == self.reported.state && self.node.holdings() == self.reported.holdings {
-            return;
-        }
-        let token = if state == StateName::Generating { self.node.candidate() } else { self.node.token() };
-        self.report(self.reported.state, state, token, ctx);
-    }
-
-    /// MY_STATE on the monitoring port. Its progress and digits are the
-    /// expansion this node has checked; the token's progress may count
-    /// digits handed with it that are still being checked.
-    fn report(&mut self, old: StateName, new: StateName, token: Token, ctx: &mut Context<Self>) {
-        let progress = self.node.expansion().len();
-        if let Some(due) = self.report_due.take() {
-            ctx.cancel_future(due);
-        }
-        self.reported = Reported { at: Some(Instant::now()), state: new, holdings: self.node.holdings() };
-        let timestamp_ms = unix_ms(SystemTime::now());
-        let state = MyState {
-            old_state: old.as_wire().to_owned(),
-            new_state: new.as_wire().to_owned(),
-            progress: Some(progress as u64),
-            token: Some(token),
-            timestamp_ms: Some(timestamp_ms),
-            host: Some(self.host.to_string()),
-            digits_tail: Some(self.node.expansion().tail(20).to_owned()),
-            hops: Some(self.node.hops()),
-            holdings: Some(self.node.holdings()),
-            started_ms: Some(unix_ms(self.started)),
-            target_digits: Some(self.node.target_digits() as u64),
-        };
+    /// MY_STATE on the monitoring port, as the node decided it.
+    fn report(&mut self, report: Report) {
+        let state = report.into_my_state(unix_ms(SystemTime::now()), unix_ms(self.started), self.host.to_string());
         let message = Message::new(self.node.id(), Body::MyState(Box::new(state)));
         if !self.monitors.is_empty() {
             let unicast = self.monitors.clone();

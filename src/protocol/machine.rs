@@ -120,12 +120,15 @@ pub enum TimerKind {
     LooserAsk,
     LooserAnswer,
     Generating,
+    /// The node's coalesced MY_STATE ([`super::report`]), not the state
+    /// machine's: it is not in [`TimerKind::ALL`].
+    Report,
 }
 
 const TIMER_KINDS: usize = 6;
 
 impl TimerKind {
-    /// Every kind, in index order.
+    /// Every kind of the state machine, in index order.
     pub const ALL: [TimerKind; TIMER_KINDS] = [
         TimerKind::Heartbeat,
         TimerKind::Hold,

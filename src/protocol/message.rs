@@ -181,6 +181,13 @@ pub struct MyState {
     /// (`--target-digits`): monitors tell "target reached" from a stall.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_digits: Option<u64>,
+    /// Who handed the sender the token (entering OWNER by TAKE_TOKEN):
+    /// monitors draw the hand-off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handed_by: Option<String>,
+    /// Whom the sender handed the token to (leaving OWNER).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handed_to: Option<String>,
 }
 
 /// Why a datagram or TCP message was rejected.
@@ -233,6 +240,8 @@ struct Frame<'a> {
     holdings: Option<u64>,
     started_ms: Option<u64>,
     target_digits: Option<u64>,
+    handed_by: Option<String>,
+    handed_to: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -552,6 +561,8 @@ impl RawMessage {
                 holdings: frame.holdings,
                 started_ms: frame.started_ms,
                 target_digits: frame.target_digits,
+                handed_by: frame.handed_by,
+                handed_to: frame.handed_to,
             })),
         };
         let message = Message { author, body, have: frame.have };

@@ -1,6 +1,6 @@
 //! The pi-ring protocol without IO: wire messages, tokens, the registry of
 //! sections 1 and 6 (bounded and earned against strangers), the state
-//! machine of section 7, the budgets for work that input triggers, and the
+//! machine of section 7, what the node reports to monitors, the budgets for work that input triggers, and the
 //! [`Node`] that joins them into the one sans-IO core the actors and the
 //! simulation drive.
 
@@ -9,10 +9,12 @@ pub mod machine;
 pub mod message;
 pub mod node;
 pub mod registry;
+pub mod report;
 pub mod token;
 
 pub use message::{Body, DecodeError, Message, MyState, Nodes, RawMessage, StateName};
 pub use node::{Action, Input, Node, Via};
+pub use report::Report;
 pub use token::{NodeId, Token};
 
 /// Time on a node's own clock: the time since an arbitrary origin (the

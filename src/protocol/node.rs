@@ -22,6 +22,7 @@ use super::budget::{Budget, Rates};
 use super::machine::{Config, Envelope, Machine, Output, TimerId, TimerKind};
 use super::message::{Body, Message, RawMessage, StateName};
 use super::registry::{Member, Registry};
+use super::report::{Decision, Report, Reporter};
 use super::token::{NodeId, Token};
 use super::Time;
 use crate::error::SendError;
@@ -126,9 +127,12 @@ pub enum Action {
     SetTimer { timer: TimerId, after: Duration },
     /// Disarm the timer of this kind.
     CancelTimer(TimerKind),
-    /// The behaviour changed (for MY_STATE and the log). A `routine`
-    /// hand-off may reach monitors later, coalesced with others.
-    StateChanged { old: StateName, new: StateName, token: Token, progress: usize, routine: bool },
+    /// The behaviour changed (for the log; monitors hear of it by
+    /// [`Action::Report`], at once or coalesced).
+    StateChanged { old: StateName, new: StateName, token: Token, progress: usize },
+    /// Send MY_STATE to monitors (PROTOCOL section 10: every change at
+    /// once, routine hand-offs coalesced once a second).
+    Report(Box<Report>),
     /// Save this state (`--data-dir`): the expansion or the revision changed.
     Persist { expansion: Expansion, own_revision: u64 },
     /// The membership changed (a node joined, was learnt, marked lost or
@@ -253,6 +257,9 @@ pub struct Node {
     /// refusals in a row per member.
     refusing: BTreeSet<NodeId>,
     refusals: std::collections::BTreeMap<NodeId, u32>,
+    /// The pacing of MY_STATE, and the hand-off of the latest change.
+    reporter: Reporter,
+    last_change: (Option<NodeId>, Option<NodeId>),
     actions: Vec<Action>,
 }
 
@@ -307,6 +314,8 @@ impl Node {
             heard_after_failure: BTreeSet::new(),
             refusing: BTreeSet::new(),
             refusals: Default::default(),
+            reporter: Reporter::default(),
+            last_change: (None, None),
             actions: Vec::new(),
         }
     }
@@ -400,6 +409,7 @@ impl Node {
         match input {
             Input::Start => self.step_machine(now, super::machine::Input::Start),
             Input::Received { message, from, via } => heard_live = self.receive(now, message, from, via),
+            Input::Timer(timer) if timer.kind == TimerKind::Report => self.report_coalesced(now, timer),
             Input::Timer(timer) => self.step_machine(now, super::machine::Input::Timer(timer)),
             Input::Computed { epoch, expansion, checked } => {
                 self.step_machine(now, super::machine::Input::Computed { epoch, expansion, checked })
@@ -815,6 +825,17 @@ impl Node {
     fn step_machine(&mut self, now: Time, input: super::machine::Input) {
         let mut pending = vec![input];
         while let Some(input) = pending.pop() {
+            // Who handed us the token, or whom we handed it to, if this
+            // input changes the holder (for monitors' hand-off arrows).
+            let hand = match &input {
+                super::machine::Input::Received(Envelope { message, .. })
+                    if matches!(message.body, Body::TakeToken { .. }) =>
+                {
+                    (Some(message.author.clone()), None)
+                }
+                super::machine::Input::Passed { to: Some(to), .. } => (None, Some(to.clone())),
+                _ => (None, None),
+            };
             for output in self.machine.handle(now, input) {
                 let action = match output {
                     Output::Broadcast(m) => {
@@ -838,7 +859,19 @@ impl Node {
                             // monitors (back in the rotation): said at once.
                             routine &= self.holdings > 1;
                         }
-                        Action::StateChanged { old, new, token, progress, routine }
+                        self.actions.push(Action::StateChanged { old, new, token: token.clone(), progress });
+                        let (handed_by, handed_to) = match (old, new) {
+                            (_, StateName::Owner) => (hand.0.clone(), None),
+                            (StateName::Owner, _) => (None, hand.1.clone()),
+                            _ => (None, None),
+                        };
+                        self.last_change = (handed_by, handed_to);
+                        match self.reporter.changed(now, routine) {
+                            Decision::Now => self.report(now, old, new, token),
+                            Decision::Later(timer, after) => self.actions.push(Action::SetTimer { timer, after }),
+                            Decision::Wait => {}
+                        }
+                        continue;
                     }
                     Output::PassToken { epoch, token, data } => {
                         if let Some(done) = self.try_next(now, HandOff::new(epoch, token, data)) {
@@ -849,6 +882,39 @@ impl Node {
                 };
                 self.actions.push(action);
             }
+        }
+    }
+
+    /// MY_STATE for monitors: `old` to `new` with `token`, and the node's
+    /// expansion, counts and last hand-off.
+    fn report(&mut self, now: Time, old: StateName, new: StateName, token: Token) {
+        if self.reporter.sent(now, new, self.holdings) {
+            self.actions.push(Action::CancelTimer(TimerKind::Report));
+        }
+        let (handed_by, handed_to) = self.last_change.clone();
+        let expansion = self.machine.expansion();
+        self.actions.push(Action::Report(Box::new(Report {
+            old,
+            new,
+            token,
+            progress: expansion.len(),
+            digits_tail: expansion.tail(20).to_owned(),
+            hops: self.machine.hops(),
+            holdings: self.holdings,
+            target_digits: self.machine.target_digits(),
+            handed_by,
+            handed_to,
+        })));
+    }
+
+    /// The coalesced report is due: the state now, if anything changed
+    /// since the last report.
+    fn report_coalesced(&mut self, now: Time, timer: TimerId) {
+        let state = self.machine.state();
+        if self.reporter.fired(timer, state, self.holdings) {
+            let old = self.reporter.last_state().unwrap_or(StateName::None);
+            let token = if state == StateName::Generating { self.candidate() } else { self.token() };
+            self.report(now, old, state, token);
         }
     }
 

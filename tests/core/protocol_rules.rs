@@ -476,35 +476,74 @@ fn a_heartbeat_due_during_the_hand_off_goes_out_before_it_and_take_token_says_so
     assert_eq!(pacing.hops, Some(8), "one more hand-off than we were told");
 }
 
+/// MY_STATE as the node decides it: (old, new, holdings, handed by,
+/// handed to).
+type Told = (StateName, StateName, u64, Option<String>, Option<String>);
+
+fn reports(n: &Probe) -> Vec<Told> {
+    n.out
+        .iter()
+        .filter_map(|o| match o {
+            Action::Report(r) => Some((r.old, r.new, r.holdings, r.handed_by.clone(), r.handed_to.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn hand_offs_are_routine_for_monitors_only_while_a_recent_report_stands() {
-    let state_changes = |n: &Probe| -> Vec<(StateName, StateName, bool)> {
-        n.out
-            .iter()
-            .filter_map(|o| match o {
-                Action::StateChanged { old, new, routine, .. } => Some((*old, *new, *routine)),
-                _ => None,
-            })
-            .collect()
-    };
+fn section_10_hand_offs_are_reported_coalesced_while_a_recent_report_stands() {
+    use StateName::{Owner, Waiter};
+    let by = |id: &str| Some(id.to_owned());
     let mut n = Probe::waiter();
     let recent = Pacing { reported_us_ago: Some(50_000), hops: Some(3), ..Pacing::default() };
-    // The first holding since the start is news (back in the rotation).
+    // The first holding since the start is news (back in the rotation),
+    // with who handed the token.
     n.receive("n1", take_token_paced(Token::new(2, "n1", 1), 2, recent));
-    assert_eq!(state_changes(&n), vec![(StateName::Waiter, StateName::Owner, false)], "first holding");
+    assert_eq!(reports(&n), vec![(Waiter, Owner, 1, by("n1"), None)], "first holding");
     n.finish_compute();
+    let (_, to, ..) = n.pass().expect("a hand-off");
     n.pass_delivered();
+    // Handing on is routine: said later, coalesced, within a second.
+    assert_eq!(reports(&n), vec![]);
+    let due: Vec<Duration> = n.armed().into_iter().filter(|(k, _)| *k == TimerKind::Report).map(|(_, d)| d).collect();
+    assert_eq!(due, vec![Duration::from_secs(1)], "one coalesced report, a second after the last");
+    n.advance(Duration::from_millis(300));
     n.receive("n1", take_token_paced(Token::new(22, "n1", 1), 22, recent));
-    assert_eq!(state_changes(&n), vec![(StateName::Waiter, StateName::Owner, true)]);
+    assert_eq!(reports(&n), vec![], "a routine holding: the coalesced report is already due");
     n.finish_compute();
     n.pass_delivered();
-    assert_eq!(state_changes(&n), vec![(StateName::Owner, StateName::Waiter, true)]);
+    assert_eq!(reports(&n), vec![]);
+    n.advance(Duration::from_millis(700));
+    n.fire(TimerKind::Report);
+    assert_eq!(reports(&n), vec![(Owner, Waiter, 2, None, Some(to.clone()))], "the state now, two holdings");
+    // Nothing changed since: the next due report says nothing.
+    n.receive("n1", take_token_paced(Token::new(42, "n1", 1), 42, recent));
+    n.finish_compute();
+    n.pass_delivered();
+    n.advance(Duration::from_secs(1));
+    n.fire(TimerKind::Report);
+    assert_eq!(reports(&n), vec![(Waiter, Waiter, 3, None, Some(to))], "holdings changed, the state did not");
     let stale = Pacing { reported_us_ago: Some(150_000), hops: Some(3), ..Pacing::default() };
-    n.receive("n1", take_token_paced(Token::new(62, "n1", 1), 62, stale));
-    assert_eq!(state_changes(&n), vec![(StateName::Waiter, StateName::Owner, false)], "report due");
+    n.receive("n1", take_token_paced(Token::new(82, "n1", 1), 82, stale));
+    assert_eq!(reports(&n), vec![(Waiter, Owner, 4, by("n1"), None)], "report due");
     // Yielding to a better token is news, not routine.
     n.receive("n9", Body::TokenIsHere { token: Token::new(500, "n9", 1) });
-    assert_eq!(state_changes(&n), vec![(StateName::Owner, StateName::Waiter, false)]);
+    assert_eq!(reports(&n), vec![(Owner, Waiter, 4, None, None)]);
+}
+
+#[test]
+fn a_report_at_once_replaces_the_coalesced_one_due() {
+    let mut n = Probe::waiter();
+    let recent = Pacing { reported_us_ago: Some(50_000), hops: Some(3), ..Pacing::default() };
+    n.receive("n1", take_token_paced(Token::new(2, "n1", 1), 2, recent));
+    n.finish_compute();
+    n.pass_delivered();
+    // A report at once (a better token while waiting is not news, but a
+    // search is) overtakes the due one, which is cancelled.
+    n.advance(Duration::from_millis(400));
+    n.fire(TimerKind::Waiter);
+    assert_eq!(reports(&n).len(), 1, "searching is said at once");
+    assert!(n.out.contains(&Action::CancelTimer(TimerKind::Report)), "the coalesced report is cancelled");
 }
 
 #[test]

@@ -342,6 +342,7 @@ fn healthy(seed: u64) -> (Sim, Result<(), String>) {
             return Err(v.clone());
         }
         heartbeat_budget(&sim, recovery() + Duration::from_millis(500), run_until)?;
+        monitor_hears_every_holding(&sim, recovery() + Duration::from_millis(500), run_until)?;
         let expected = if target { sim.max_len } else { 200 };
         if sim.longest_live() < expected {
             return Err(format!("no progress: {} characters", sim.longest_live()));
@@ -374,6 +375,46 @@ fn heartbeat_budget(sim: &Sim, from: Duration, until: Duration) -> Result<(), St
         last = t;
     }
     Ok(())
+}
+
+/// What a monitor hears (PROTOCOL section 10, "Monitor reports are paced
+/// too"): every holding is told within a second and a little, by a report
+/// of the node with its holdings count; and the ring sends a bounded number
+/// of reports however fast the token moves: at most one at once per
+/// `report` period, besides one coalesced per node and second.
+fn monitor_hears_every_holding(sim: &Sim, from: Duration, until: Duration) -> Result<(), String> {
+    let within = Duration::from_millis(1050);
+    for &(at, node, count) in sim.owner_entries.iter().filter(|(t, ..)| *t >= from && *t + within <= until) {
+        let told = sim.reports.iter().any(|(t, i, r)| *i == node && *t >= at && *t <= at + within && r.holdings >= count);
+        if !told {
+            return Err(format!("{}'s holding #{count} at {at:?} was not reported within {within:?}", sim.nodes[node].id));
+        }
+    }
+    let secs = (until - from).as_secs_f64();
+    let n = sim.nodes.len() as f64;
+    let sent = sim.reports.iter().filter(|(t, ..)| *t >= from && *t < until).count() as f64;
+    let bound = secs / sim.timing.report.as_secs_f64() + 1.0 + n * (secs + 2.0);
+    if sent > bound {
+        return Err(format!("{sent} reports in {secs:.1} s, more than {bound:.0}"));
+    }
+    Ok(())
+}
+
+/// A fast ring of 12 with the default report period (100 ms): most
+/// hand-offs are routine, and a node's own reports at once come about once
+/// a round (1.2 s), so only the coalesced reports tell every holding within
+/// a second.
+#[test]
+fn a_monitor_hears_every_holding_of_a_fast_ring_within_a_second() {
+    over_seeds("monitor", seeds(5), |seed| {
+        let timing = Timing { hold: Duration::ZERO, report: ms(100), ..timing() };
+        let mut sim = Sim::new(seed, &[Kind::PiRing; 12], timing);
+        let from = recovery() + Duration::from_millis(500);
+        let until = Duration::from_secs(6);
+        sim.run_until(until);
+        let result = monitor_hears_every_holding(&sim, from, until);
+        (sim, result)
+    });
 }
 
 #[test]

@@ -10,7 +10,7 @@ use pi_ring::error::SendError;
 use pi_ring::pi::{Expansion, PiDigits};
 use pi_ring::protocol::machine::{Config, TimerId, TimerKind, Timing as CoreTiming};
 use pi_ring::protocol::registry::Member;
-use pi_ring::protocol::{Action, Body, Input, Message, MyState, Node, RawMessage, StateName, Token, Via};
+use pi_ring::protocol::{Action, Body, Input, Message, Node, RawMessage, StateName, Token, Via};
 use pi_ring_conform::subject::{Instance, Slot, Subject, SubjectError};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::HashMap;
@@ -472,20 +472,14 @@ impl Carrier {
                     let _ = events.send(Some(Input::Computed { epoch, expansion: Some(expansion), checked }));
                 });
             }
-            Action::StateChanged { .. } if self.fault == Fault::NoMyState => {}
-            Action::StateChanged { old, new, token, progress, .. } => {
+            Action::Report(_) if self.fault == Fault::NoMyState => {}
+            Action::Report(report) => {
                 let unix_ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-                let report = MyState {
-                    old_state: old.as_wire().into(),
-                    new_state: new.as_wire().into(),
-                    progress: Some(progress as u64),
-                    token: Some(token),
-                    timestamp_ms: Some(unix_ms(SystemTime::now())),
-                    host: Some(self.slot.host.to_string()),
-                    holdings: Some(self.node.holdings()),
-                    started_ms: Some(unix_ms(self.started)),
-                    ..MyState::default()
-                };
+                let report = report.into_my_state(
+                    unix_ms(SystemTime::now()),
+                    unix_ms(self.started),
+                    self.slot.host.to_string(),
+                );
                 let message: Message = Message::new(&self.slot.id, Body::MyState(Box::new(report)));
                 let _ = self
                     .own
@@ -494,6 +488,7 @@ impl Carrier {
                     let _ = self.own.send_to(&message.encode(), ring(self.slot.broadcast));
                 }
             }
+            Action::StateChanged { .. } => {}
             Action::Members(members) => self.members = members,
             Action::Persist { .. } | Action::Exit => {}
         }

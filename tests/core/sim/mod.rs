@@ -26,7 +26,7 @@ use legacy::{Legacy, LegacyAction};
 use pi_ring::error::SendError;
 use pi_ring::pi::{Expansion, PiDigits, Unchecked};
 use pi_ring::protocol::machine::{Config, TimerId, TimerKind, Timing};
-use pi_ring::protocol::{Action, Body, Input, Message, Node, NodeId, StateName, Token, Via};
+use pi_ring::protocol::{Action, Body, Input, Message, Node, NodeId, Report, StateName, Token, Via};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::OnceLock;
@@ -289,6 +289,10 @@ pub struct Sim {
     owner_since: Vec<Option<Duration>>,
     /// Times each node took the token (entered OWNER).
     pub holdings: Vec<u64>,
+    /// Each entry into OWNER: (when, node, its holdings count then).
+    pub owner_entries: Vec<(Duration, usize, u64)>,
+    /// What a monitor hears: every MY_STATE the nodes send, when.
+    pub reports: Vec<(Duration, usize, Report)>,
     /// Broadcast datagrams sent (one per broadcast, whatever it reaches).
     pub broadcasts: u64,
     pub measure_from: Duration,
@@ -348,6 +352,8 @@ impl Sim {
             announcements: Vec::new(),
             owner_since: vec![None; kinds.len()],
             holdings: vec![0; kinds.len()],
+            owner_entries: Vec::new(),
+            reports: Vec::new(),
             broadcasts: 0,
             measure_from: Duration::MAX,
             longest_holding: (Duration::ZERO, String::new()),
@@ -684,6 +690,7 @@ impl Sim {
                 self.holding_changed(i, new == StateName::Owner);
                 self.log(Some(i), format!("{old} -> {new} token {token} len {progress}"));
             }
+            Action::Report(report) => self.reports.push((self.now, i, *report)),
             Action::Persist { expansion, own_revision } => self.nodes[i].saved = (expansion, own_revision),
             Action::Members(_) => {}
             Action::Exit => {
@@ -702,6 +709,8 @@ impl Sim {
         if owner {
             self.owner_since[i] = Some(self.now);
             self.holdings[i] += 1;
+            let count = self.nodes[i].node().map_or(0, |n| n.holdings());
+            self.owner_entries.push((self.now, i, count));
         }
     }
 
