@@ -6,12 +6,14 @@ use pi_ring::logging::{LogFormat, VERSION};
 use pi_ring::monitor::web::{self, Shared};
 use pi_ring::monitor::RingView;
 use pi_ring::protocol::RawMessage;
+use pi_ring::monitor::record::{Heard, Recording};
+use pi_ring::monitor::web::RecordTo;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::time::Instant;
 
 /// Watch a pi-ring: listens for the nodes' MY_STATE broadcasts (monitor
 /// port) and the holder's heartbeats (ring port), serves a live web page
@@ -22,6 +24,12 @@ use tokio::time::Instant;
 ///
 /// For tools: /metrics (Prometheus text: digits, passes, holder changes,
 /// incidents, nodes by state) and /healthz (200 while the monitor serves).
+///
+/// Recordings: --record FILE writes everything the monitor hears, with the
+/// time it heard it, as JSON lines (a file of at most --record-max-mb,
+/// then rotated to FILE.1, FILE.2, ... keeping --record-keep older parts).
+/// --replay FILE serves the same page and API from a recording: play,
+/// pause, speed and seek on the page, or POST /api/replay.
 ///
 /// Exit status: 0 after Ctrl-C or SIGTERM, 2 for bad options, 1 when a
 /// port or address cannot be used.
@@ -57,6 +65,32 @@ struct Args {
     /// Log lines for people (text) or one JSON object per line (json)
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    /// Record everything heard to FILE (JSON lines; replaced if it exists)
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    record: Option<PathBuf>,
+
+    /// Size limit of one recording file, in MB (10^6 bytes); at the limit
+    /// FILE becomes FILE.1 and a new FILE begins
+    #[arg(long, value_name = "MB", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    record_max_mb: u64,
+
+    /// Older recording files kept (FILE.1 ... FILE.N; 0: none)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    record_keep: usize,
+
+    /// Replay a recording instead of listening to a ring: give its parts
+    /// oldest first (FILE.1 FILE), or just FILE
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    replay: Vec<PathBuf>,
+
+    /// Replay speed, times real time (0.01 to 1000)
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+
+    /// Start the replay paused (press play on the page)
+    #[arg(long, requires = "replay")]
+    paused: bool,
 }
 
 fn main() -> ExitCode {
@@ -72,11 +106,39 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let shared = Shared::new(RingView::new());
-    for port in [args.monitor_port, args.udp_port] {
-        let socket = shared_listener(args.bind, port).map_err(|e| e.to_string())?;
-        actix_web::rt::spawn(listen(socket, Arc::clone(&shared)));
-    }
+    let shared = if !args.replay.is_empty() {
+        let recording = Recording::load(&args.replay).map_err(|e| e.to_string())?;
+        if recording.entries.is_empty() {
+            return Err(format!("{}: the recording holds nothing to replay", args.replay[0].display()));
+        }
+        println!(
+            "replaying {} entries, {:.1} s{}",
+            recording.entries.len(),
+            recording.duration().as_secs_f64(),
+            if recording.skipped > 0 { format!(" ({} unreadable lines skipped)", recording.skipped) } else { String::new() }
+        );
+        let shared = Shared::replay(recording);
+        shared.replay_control(None, None, Some(args.speed));
+        if !args.paused {
+            shared.play();
+        }
+        shared
+    } else {
+        let shared = match &args.record {
+            Some(path) => {
+                let to = RecordTo { path: path.clone(), max_bytes: args.record_max_mb * 1_000_000, keep: args.record_keep };
+                let shared = Shared::recording(&to).map_err(|e| format!("cannot record: {e}"))?;
+                println!("recording to {} (files of at most {} MB, {} older kept)", path.display(), args.record_max_mb, args.record_keep);
+                shared
+            }
+            None => Shared::new(RingView::new()),
+        };
+        for (port, heard) in [(args.monitor_port, Heard::Monitor), (args.udp_port, Heard::Ring)] {
+            let socket = shared_listener(args.bind, port).map_err(|e| e.to_string())?;
+            actix_web::rt::spawn(listen(socket, heard, Arc::clone(&shared)));
+        }
+        shared
+    };
     actix_web::rt::spawn(report(Arc::clone(&shared), args.every));
     if args.no_http {
         std::future::pending::<()>().await;
@@ -99,47 +161,37 @@ async fn run(args: Args) -> Result<(), String> {
     server.await.map_err(|e| e.to_string())
 }
 
-/// Feed every decodable datagram to the view; ignore the rest.
-async fn listen(socket: UdpSocket, shared: Arc<Shared>) {
+/// Feed every decodable datagram to the monitor; ignore the rest.
+async fn listen(socket: UdpSocket, heard: Heard, shared: Arc<Shared>) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     loop {
         let Ok((n, SocketAddr::V4(from))) = socket.recv_from(&mut buf).await else { continue };
         let Ok(raw) = RawMessage::decode(&buf[..n], MAX_DATAGRAM) else { continue };
         let Ok(message) = raw.without_data() else { continue };
-        shared.view.lock().unwrap_or_else(|e| e.into_inner()).apply(&message, *from.ip(), Instant::now());
+        shared.hear(heard, &message, *from.ip());
     }
 }
 
-/// Check for silent nodes, print the summary line and new incidents.
+/// Check for silent nodes (or move the replay on), print the incidents as
+/// they become final and the summary line.
 async fn report(shared: Arc<Shared>, every: f64) {
-    let started = Instant::now();
-    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    let started = std::time::Instant::now();
+    // A replay moves in small steps, so that the page follows smoothly;
+    // a live monitor ticks four times a second (a recording holds when).
+    let step = if shared.is_replay() { Duration::from_millis(50) } else { Duration::from_millis(250) };
+    let mut ticks = tokio::time::interval(step);
+    let mut last = std::time::Instant::now();
     let mut next_line = started;
-    let mut printed = 0u64; // incidents printed, in order, by number
     loop {
         ticks.tick().await;
-        let now = Instant::now();
-        let mut view = shared.view.lock().unwrap_or_else(|e| e.into_inner());
-        view.tick(now);
-        // Print incidents in order, each once it is over (a lost token is
-        // printed when it is regenerated, with the gap).
-        // Dropped from the timeline unprinted (a flood of incidents within
-        // one tick): skip them.
-        printed = printed.max(view.incidents_dropped());
-        while let Some(incident) = view.incident_number(printed) {
-            let lasting = matches!(
-                incident.kind,
-                pi_ring::monitor::IncidentKind::TokenLost { .. }
-                    | pi_ring::monitor::IncidentKind::DuplicateTokens { .. }
-            );
-            if lasting && incident.ended.is_none() {
-                break;
-            }
-            println!("*** {}", incident.describe(now));
-            printed += 1;
+        let now = std::time::Instant::now();
+        let told = if shared.is_replay() { shared.replay_advance(now - last) } else { shared.tick() };
+        last = now;
+        for line in told {
+            println!("*** {line}");
         }
         if every > 0.0 && now >= next_line {
-            println!("{:>7.1}s  {}", (now - started).as_secs_f64(), view.summary_line(now));
+            println!("{:>7.1}s  {}", (now - started).as_secs_f64(), shared.summary_line());
             next_line += Duration::from_secs_f64(every);
         }
     }

@@ -704,14 +704,16 @@ impl RingView {
 
     /// Token passes per second over the last `window`: the passes counted
     /// since the last report before the window began.
-    pub fn passes_per_second(&mut self, now: Instant, window: Duration) -> f64 {
-        while self.entries.len() > 2 && self.entries.get(1).is_some_and(|(t, _)| now.duration_since(*t) > window) {
-            self.entries.pop_front();
-        }
-        let before = match self.entries.front() {
-            Some((t, passes)) if now.duration_since(*t) > window => *passes,
-            Some((_, passes)) => passes.saturating_sub(1),
-            None => self.passes,
+    pub fn passes_per_second(&self, now: Instant, window: Duration) -> f64 {
+        // The last report before the window began, else the oldest kept.
+        // Reading changes nothing: a replay, which serves the page at other
+        // moments than the live monitor did, reaches the same conclusions.
+        let within = |t: &Instant| now.saturating_duration_since(*t) <= window;
+        let first_within = self.entries.iter().position(|(t, _)| within(t)).unwrap_or(self.entries.len());
+        let before = match (first_within.checked_sub(1).and_then(|i| self.entries.get(i)), self.entries.front()) {
+            (Some((_, passes)), _) => *passes,
+            (None, Some((_, passes))) => passes.saturating_sub(1),
+            (None, None) => self.passes,
         };
         (self.passes - before) as f64 / window.as_secs_f64()
     }
@@ -723,7 +725,7 @@ impl RingView {
     }
 
     /// One line for a terminal: holder, digits, passes/s, members.
-    pub fn summary_line(&mut self, now: Instant) -> String {
+    pub fn summary_line(&self, now: Instant) -> String {
         let rate = self.passes_per_second(now, Duration::from_secs(1));
         let members: Vec<String> = self
             .nodes

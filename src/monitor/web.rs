@@ -9,42 +9,296 @@
 //!   incidents only when the timeline changed (its latest 200), so a page
 //!   watching 250 nodes costs kilobytes a second, not the whole state.
 
-use super::view::{Incident, RingView};
+use super::record::{Entry, Heard, Recorder, Recording, RecordingError};
+use super::replay::{Player, Step};
+use super::trace::{Trace, LIVE_CAPACITY, MAX_ANSWER};
+use super::view::{Incident, IncidentKind, RingView};
+use crate::protocol::Message;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 const PAGE: &str = include_str!("page.html");
 
-/// The view shared by the UDP listeners and the HTTP handlers.
+/// Everything a monitor knows, behind one lock: what it concluded (the
+/// view), what the space-time view draws (the trace), and the recording
+/// it writes.
+pub struct Monitor {
+    pub view: RingView,
+    pub trace: Trace,
+    recorder: Option<Recorder>,
+    /// Incidents told so far (printed and recorded once final), by number.
+    told: u64,
+}
+
+impl Monitor {
+    fn new(trace_capacity: usize) -> Self {
+        Monitor { view: RingView::new(), trace: Trace::new(trace_capacity), recorder: None, told: 0 }
+    }
+
+    /// Incidents that became final since the last call, in order: the
+    /// brief ones at once, a lost or duplicated token once it is over.
+    fn newly_final(&mut self) -> Vec<Incident> {
+        let mut out = Vec::new();
+        // Dropped from the timeline untold (a flood within one tick): skip.
+        self.told = self.told.max(self.view.incidents_dropped());
+        while let Some(incident) = self.view.incident_number(self.told) {
+            let lasting = matches!(incident.kind, IncidentKind::TokenLost { .. } | IncidentKind::DuplicateTokens { .. });
+            if lasting && incident.ended.is_none() {
+                break;
+            }
+            out.push(incident.clone());
+            self.told += 1;
+        }
+        out
+    }
+}
+
+/// Where to record (`--record`).
+#[derive(Clone, Debug)]
+pub struct RecordTo {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+    pub keep: usize,
+}
+
+/// The monitor shared by the UDP listeners, the ticker and the HTTP
+/// handlers: live, or replaying a recording.
 pub struct Shared {
-    pub view: Mutex<RingView>,
+    monitor: Mutex<Monitor>,
+    /// The replay's clock and position (`None`: live).
+    player: Option<Mutex<Player>>,
     started: Instant,
     started_unix_ms: u64,
+    trace_capacity: usize,
+}
+
+/// A lock that a panic elsewhere does not poison for good.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
+    /// A live monitor starting with `view`.
     pub fn new(view: RingView) -> Arc<Self> {
         let started_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        Arc::new(Shared { view: Mutex::new(view), started: Instant::now(), started_unix_ms })
+        let mut monitor = Monitor::new(LIVE_CAPACITY);
+        monitor.view = view;
+        Arc::new(Shared {
+            monitor: Mutex::new(monitor),
+            player: None,
+            started: Instant::now(),
+            started_unix_ms,
+            trace_capacity: LIVE_CAPACITY,
+        })
+    }
+
+    /// A live monitor that records what it hears to `to`.
+    pub fn recording(to: &RecordTo) -> Result<Arc<Self>, RecordingError> {
+        let shared = Shared::new(RingView::new());
+        let recorder = Recorder::create(&to.path, to.max_bytes, to.keep, shared.started_unix_ms)?;
+        shared.lock().recorder = Some(recorder);
+        Ok(shared)
+    }
+
+    /// A monitor that replays `recording`, paused at its start.
+    pub fn replay(recording: Recording) -> Arc<Self> {
+        let capacity = LIVE_CAPACITY.max(recording.entries.len());
+        let started_unix_ms = recording.started_unix_ms;
+        let mut player = Player::new(recording);
+        player.pause();
+        Arc::new(Shared {
+            monitor: Mutex::new(Monitor::new(capacity)),
+            player: Some(Mutex::new(player)),
+            started: Instant::now(),
+            started_unix_ms,
+            trace_capacity: capacity,
+        })
+    }
+
+    /// The monitor's time: the clock, or the replay's position.
+    pub fn now(&self) -> Instant {
+        match &self.player {
+            Some(player) => self.started + lock(player).position(),
+            None => Instant::now(),
+        }
     }
 
     fn unix_ms(&self, at: Instant) -> u64 {
         self.started_unix_ms + at.saturating_duration_since(self.started).as_millis() as u64
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, RingView> {
-        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    /// Unix time in milliseconds with microseconds, for the space-time view.
+    fn unix_ms_f(&self, at: Instant) -> f64 {
+        self.started_unix_ms as f64 + at.saturating_duration_since(self.started).as_secs_f64() * 1000.0
+    }
+
+    /// The moment of a Unix time in milliseconds, to the microsecond.
+    fn instant_of(&self, unix_ms: f64) -> Instant {
+        let micros = ((unix_ms - self.started_unix_ms as f64) * 1000.0).round().clamp(0.0, 1e15);
+        self.started + Duration::from_micros(micros as u64)
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Monitor> {
+        lock(&self.monitor)
+    }
+
+    /// A message heard now (live).
+    pub fn hear(&self, port: Heard, message: &Message, from: Ipv4Addr) {
+        let mut monitor = self.lock();
+        let at = Instant::now().saturating_duration_since(self.started);
+        self.apply(&mut monitor, at, port, from, message);
+    }
+
+    fn apply(&self, monitor: &mut Monitor, at: Duration, port: Heard, from: Ipv4Addr, message: &Message) {
+        let now = self.started + at;
+        monitor.view.apply(message, from, now);
+        monitor.trace.hear(message, now);
+        if let Some(recorder) = &mut monitor.recorder {
+            recorder.message(at, port, from, message);
+        }
+    }
+
+    /// Look for silent nodes now (live); the incidents that became final,
+    /// in words.
+    pub fn tick(&self) -> Vec<String> {
+        let mut monitor = self.lock();
+        let at = Instant::now().saturating_duration_since(self.started);
+        self.tick_at(&mut monitor, at)
+    }
+
+    fn tick_at(&self, monitor: &mut Monitor, at: Duration) -> Vec<String> {
+        let now = self.started + at;
+        monitor.view.tick(now);
+        let finals = monitor.newly_final();
+        if let Some(recorder) = &mut monitor.recorder {
+            recorder.tick(at);
+            for incident in &finals {
+                recorder.incident(at, &self.incident_json(incident, now));
+            }
+            recorder.flush();
+        }
+        finals.iter().map(|i| i.describe(now)).collect()
+    }
+
+    /// The replay moves on by `elapsed` of real time (if playing); the
+    /// incidents that became final meanwhile, in words. Nothing live.
+    pub fn replay_advance(&self, elapsed: Duration) -> Vec<String> {
+        let Some(player) = &self.player else { return Vec::new() };
+        let mut player = lock(player);
+        let mut monitor = self.lock();
+        let mut told = Vec::new();
+        player.advance(elapsed, |step| told.extend(self.replay_step(&mut monitor, step)));
+        told
+    }
+
+    /// Jump the replay to `unix_ms`, and play or pause, at a speed.
+    pub fn replay_control(&self, seek_ms: Option<f64>, play: Option<bool>, speed: Option<f64>) -> Option<Value> {
+        let player = self.player.as_ref()?;
+        {
+            let mut player = lock(player);
+            if let Some(speed) = speed {
+                player.set_speed(speed);
+            }
+            if let Some(to) = seek_ms {
+                let to = self.instant_of(to).saturating_duration_since(self.started);
+                let mut monitor = self.lock();
+                player.seek(to, |step| drop(self.replay_step(&mut monitor, step)));
+            }
+            match play {
+                Some(true) => {
+                    if player.position() >= player.duration() {
+                        let mut monitor = self.lock();
+                        player.seek(Duration::ZERO, |step| drop(self.replay_step(&mut monitor, step)));
+                    }
+                    player.play()
+                }
+                Some(false) => player.pause(),
+                None => {}
+            }
+        }
+        self.replay_json()
+    }
+
+    fn replay_step(&self, monitor: &mut Monitor, step: Step<'_>) -> Vec<String> {
+        match step {
+            Step::Restart => {
+                *monitor = Monitor::new(self.trace_capacity);
+                Vec::new()
+            }
+            Step::Apply(Entry::Message { at, port, from, message }) => {
+                self.apply(monitor, *at, *port, *from, message);
+                Vec::new()
+            }
+            Step::Apply(Entry::Tick { at }) => self.tick_at(monitor, *at),
+            // The replay draws its own conclusions, as the live monitor did.
+            Step::Apply(Entry::Incident { .. }) => Vec::new(),
+        }
+    }
+
+    /// The terminal's summary line, now.
+    pub fn summary_line(&self) -> String {
+        let now = self.now();
+        self.lock().view.summary_line(now)
+    }
+
+    /// Whether this monitor replays a recording.
+    pub fn is_replay(&self) -> bool {
+        self.player.is_some()
+    }
+
+    /// Start playing the replay (it starts paused).
+    pub fn play(&self) {
+        if let Some(player) = &self.player {
+            lock(player).play();
+        }
+    }
+
+    /// `/api/replay`: where the replay is (`null` when live).
+    pub fn replay_json(&self) -> Option<Value> {
+        let player = lock(self.player.as_ref()?);
+        Some(json!({
+            "start_ms": self.started_unix_ms,
+            "end_ms": self.unix_ms_f(self.started + player.duration()),
+            "position_ms": self.unix_ms_f(self.started + player.position()),
+            "playing": player.playing(),
+            "speed": player.speed(),
+            "restarts": player.restarts,
+            "entries": player.recording().entries.len(),
+        }))
+    }
+
+    /// `/api/trace`: events after `after` (a number), or between two
+    /// times (Unix ms), at most [`MAX_ANSWER`].
+    pub fn trace_json(&self, after: Option<u64>, window: Option<(f64, f64)>) -> Value {
+        let monitor = self.lock();
+        let event = |e: &super::trace::Event| {
+            let mut v = serde_json::to_value(&e.what).unwrap_or(Value::Null);
+            v["i"] = json!(e.seq);
+            v["t"] = json!((self.unix_ms_f(e.at) * 1000.0).round() / 1000.0);
+            v["n"] = json!(e.node);
+            v
+        };
+        let events: Vec<Value> = match window {
+            Some((from, to)) => {
+                monitor.trace.between(self.instant_of(from), self.instant_of(to), MAX_ANSWER).map(event).collect()
+            }
+            None => monitor.trace.after(after, MAX_ANSWER).map(event).collect(),
+        };
+        let restarts = self.player.as_ref().map_or(0, |p| lock(p).restarts);
+        json!({ "next": monitor.trace.next_seq(), "restarts": restarts, "events": events })
     }
 
     /// `/api/ring`.
     pub fn ring_json(&self) -> Value {
-        let now = Instant::now();
-        let mut view = self.lock();
+        let now = self.now();
+        let monitor = self.lock();
+        let view = &monitor.view;
         let rate = view.passes_per_second(now, Duration::from_secs(1));
         let holder = view.holder_at(now).map(str::to_owned);
         let nodes: Vec<Value> = view
@@ -75,6 +329,7 @@ impl Shared {
             .rev()
             .find(|i| i.ended.is_none() && matches!(i.kind, super::IncidentKind::TokenLost { .. }));
         json!({
+            "mode": if self.player.is_some() { "replay" } else { "live" },
             "now_ms": self.unix_ms(now),
             "uptime_s": (now - self.started).as_secs_f64(),
             "holder": holder,
@@ -92,8 +347,9 @@ impl Shared {
     /// `/metrics`: the ring in Prometheus' text format.
     pub fn metrics(&self) -> String {
         use std::fmt::Write;
-        let now = Instant::now();
-        let mut view = self.lock();
+        let now = self.now();
+        let monitor = self.lock();
+        let view = &monitor.view;
         let rate = view.passes_per_second(now, Duration::from_secs(1));
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
@@ -160,17 +416,18 @@ impl Shared {
 
     /// `/api/incidents`, oldest first.
     pub fn incidents_json(&self) -> Value {
-        let now = Instant::now();
-        let view = self.lock();
+        let now = self.now();
+        let monitor = self.lock();
+        let view = &monitor.view;
         Value::Array(view.incidents().iter().map(|i| self.incident_json(i, now)).collect())
     }
 
     /// The latest `n` incidents, and a fingerprint of the timeline that
     /// changes whenever an incident is added or ends.
     fn latest_incidents(&self, n: usize) -> (Value, (usize, usize, Option<u64>)) {
-        let now = Instant::now();
-        let view = self.lock();
-        let all = view.incidents();
+        let now = self.now();
+        let monitor = self.lock();
+        let all = monitor.view.incidents();
         let ended = all.iter().filter(|i| i.ended.is_some()).count();
         let fingerprint = (all.len(), ended, all.last().map(|i| self.unix_ms(i.at)));
         let latest = &all[all.len().saturating_sub(n)..];
@@ -204,6 +461,42 @@ async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
 /// see `/metrics` or `/api/ring` for that).
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok\n")
+}
+
+/// `/api/trace?after=N` (events numbered after N) or
+/// `/api/trace?from_ms=A&to_ms=B` (events heard between two Unix times).
+#[derive(serde::Deserialize)]
+struct TraceQuery {
+    after: Option<u64>,
+    from_ms: Option<f64>,
+    to_ms: Option<f64>,
+}
+
+async fn trace(shared: web::Data<Shared>, query: web::Query<TraceQuery>) -> HttpResponse {
+    let window = query.from_ms.zip(query.to_ms);
+    HttpResponse::Ok().json(shared.trace_json(query.after, window))
+}
+
+async fn replay_state(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(shared.replay_json())
+}
+
+/// `POST /api/replay` with `{"seek_ms": T, "play": true|false, "speed": X}`
+/// (each optional): control a replay.
+#[derive(serde::Deserialize)]
+struct ReplayControl {
+    seek_ms: Option<f64>,
+    play: Option<bool>,
+    speed: Option<f64>,
+}
+
+async fn replay_control(shared: web::Data<Shared>, control: web::Json<ReplayControl>) -> HttpResponse {
+    match shared.replay_control(control.seek_ms, control.play, control.speed) {
+        Some(state) => HttpResponse::Ok().json(state),
+        None => HttpResponse::Conflict()
+            .content_type("text/plain; charset=utf-8")
+            .body("this monitor is live: only a replay (--replay FILE) can be controlled\n"),
+    }
 }
 
 async fn incidents(shared: web::Data<Shared>) -> HttpResponse {
@@ -271,6 +564,9 @@ pub fn server(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<actix_we
             .route("/api/ring", web::get().to(ring))
             .route("/api/incidents", web::get().to(incidents))
             .route("/api/events", web::get().to(events))
+            .route("/api/trace", web::get().to(trace))
+            .route("/api/replay", web::get().to(replay_state))
+            .route("/api/replay", web::post().to(replay_control))
             .route("/metrics", web::get().to(metrics))
             .route("/healthz", web::get().to(healthz))
     })
@@ -288,14 +584,14 @@ mod tests {
 
     fn heartbeat(shared: &Shared, id: &str) {
         let message = Message::new(id, Body::TokenIsHere { token: Token::new(22, id, 1) });
-        shared.lock().apply(&message, Ipv4Addr::LOCALHOST, Instant::now());
+        shared.lock().view.apply(&message, Ipv4Addr::LOCALHOST, Instant::now());
     }
 
     #[actix_rt::test]
     async fn metrics_count_the_ring_in_prometheus_text() {
         let shared = Shared::new(RingView::new());
         heartbeat(&shared, "a");
-        shared.lock().apply(&Message::new("b", Body::Ping), Ipv4Addr::LOCALHOST, Instant::now());
+        shared.lock().view.apply(&Message::new("b", Body::Ping), Ipv4Addr::LOCALHOST, Instant::now());
         let state = crate::protocol::MyState {
             old_state: "WaiterState".into(),
             new_state: "OwnerState".into(),
@@ -303,7 +599,7 @@ mod tests {
             target_digits: Some(2000),
             ..Default::default()
         };
-        shared.lock().apply(&Message::new("a", Body::MyState(Box::new(state))), Ipv4Addr::LOCALHOST, Instant::now());
+        shared.lock().view.apply(&Message::new("a", Body::MyState(Box::new(state))), Ipv4Addr::LOCALHOST, Instant::now());
         let text = shared.metrics();
         for line in [
             "pi_ring_digits 2000",

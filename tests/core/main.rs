@@ -10,11 +10,13 @@
 //! - `simulation`: PROTOCOL section 8, safety and liveness, by deterministic
 //!   simulation of the shipping `Node` (`sim/`);
 //! - `actors`: the state machine actor with recorder peers, paused time;
-//! - `monitor_view`: what a monitor concludes from what it hears.
+//! - `monitor_view`: what a monitor concludes from what it hears;
+//! - `monitor_replay`: recordings, and replays that show what was live.
 
 mod actors;
 mod codec;
 mod core_fuzz;
+mod monitor_replay;
 mod monitor_view;
 mod pi_engine;
 mod protocol_rules;
