@@ -11,8 +11,13 @@
 //!   tests running at once (in one checkout or two) never collide.
 //! - [`netns`]: a LAN of network namespaces (needs root), for the fault
 //!   tests and the LAN benchmark.
+//! - [`browser`]: headless Chromium through WebDriver, for the monitor
+//!   page's tests and benchmark; [`Killed`] for helper processes.
 
+pub mod browser;
 pub mod netns;
+
+pub use browser::http;
 
 use pi_ring::actors::udp::MAX_DATAGRAM;
 use pi_ring::pi::fraction_digits;
@@ -540,3 +545,13 @@ pub const QUICK_TIMING: &[&str] = &[
     "--generating-ms",
     "400",
 ];
+
+/// Kills a helper process when the test ends, even on failure.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -3,11 +3,11 @@
 use clap::Parser;
 use pi_ring::actors::udp::{shared_listener, MAX_DATAGRAM};
 use pi_ring::logging::{LogFormat, VERSION};
+use pi_ring::monitor::record::{Heard, Recording};
+use pi_ring::monitor::web::RecordTo;
 use pi_ring::monitor::web::{self, Shared};
 use pi_ring::monitor::RingView;
 use pi_ring::protocol::RawMessage;
-use pi_ring::monitor::record::{Heard, Recording};
-use pi_ring::monitor::web::RecordTo;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,7 +115,11 @@ async fn run(args: Args) -> Result<(), String> {
             "replaying {} entries, {:.1} s{}",
             recording.entries.len(),
             recording.duration().as_secs_f64(),
-            if recording.skipped > 0 { format!(" ({} unreadable lines skipped)", recording.skipped) } else { String::new() }
+            if recording.skipped > 0 {
+                format!(" ({} unreadable lines skipped)", recording.skipped)
+            } else {
+                String::new()
+            }
         );
         let shared = Shared::replay(recording);
         shared.replay_control(None, None, Some(args.speed));
@@ -126,9 +130,15 @@ async fn run(args: Args) -> Result<(), String> {
     } else {
         let shared = match &args.record {
             Some(path) => {
-                let to = RecordTo { path: path.clone(), max_bytes: args.record_max_mb * 1_000_000, keep: args.record_keep };
+                let to =
+                    RecordTo { path: path.clone(), max_bytes: args.record_max_mb * 1_000_000, keep: args.record_keep };
                 let shared = Shared::recording(&to).map_err(|e| format!("cannot record: {e}"))?;
-                println!("recording to {} (files of at most {} MB, {} older kept)", path.display(), args.record_max_mb, args.record_keep);
+                println!(
+                    "recording to {} (files of at most {} MB, {} older kept)",
+                    path.display(),
+                    args.record_max_mb,
+                    args.record_keep
+                );
                 shared
             }
             None => Shared::new(RingView::new()),

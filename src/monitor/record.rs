@@ -136,8 +136,9 @@ impl Recorder {
 
     /// A message heard at `at` (since the monitor started).
     pub fn message(&mut self, at: Duration, port: Heard, from: Ipv4Addr, message: &Message) {
-        let mut line = format!("{{\"t_ns\":{},\"port\":\"{}\",\"from\":\"{from}\",\"msg\":", at.as_nanos(), port.name())
-            .into_bytes();
+        let mut line =
+            format!("{{\"t_ns\":{},\"port\":\"{}\",\"from\":\"{from}\",\"msg\":", at.as_nanos(), port.name())
+                .into_bytes();
         line.extend_from_slice(&message.encode());
         line.push(b'}');
         self.line(&line);
@@ -366,7 +367,8 @@ mod tests {
         }
         r.flush();
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        let parts: Vec<PathBuf> = [".2", ".1", ""].iter().map(|s| PathBuf::from(format!("{}{s}", path.display()))).collect();
+        let parts: Vec<PathBuf> =
+            [".2", ".1", ""].iter().map(|s| PathBuf::from(format!("{}{s}", path.display()))).collect();
         for part in &parts {
             assert!(size(part) > 0 && size(part) <= 4096, "{} has {} bytes", part.display(), size(part));
         }
@@ -384,8 +386,11 @@ mod tests {
         let path = temp("bad");
         std::fs::write(&path, "hello\n").unwrap();
         assert!(matches!(Recording::load(std::slice::from_ref(&path)), Err(RecordingError::NotARecording { .. })));
-        std::fs::write(&path, "{\"pi_ring_recording\":1,\"started_unix_ms\":5}\n{\"t_ns\":1,\"tick\":true}\n{\"t_ns\":2,\"po")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "{\"pi_ring_recording\":1,\"started_unix_ms\":5}\n{\"t_ns\":1,\"tick\":true}\n{\"t_ns\":2,\"po",
+        )
+        .unwrap();
         let rec = Recording::load(std::slice::from_ref(&path)).unwrap();
         assert_eq!((rec.entries.len(), rec.skipped), (1, 1));
     }

@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 const PAGE: &str = include_str!("page.html");
+const SPACETIME: &str = include_str!("spacetime.js");
 
 /// Everything a monitor knows, behind one lock: what it concluded (the
 /// view), what the space-time view draws (the trace), and the recording
@@ -48,7 +49,8 @@ impl Monitor {
         // Dropped from the timeline untold (a flood within one tick): skip.
         self.told = self.told.max(self.view.incidents_dropped());
         while let Some(incident) = self.view.incident_number(self.told) {
-            let lasting = matches!(incident.kind, IncidentKind::TokenLost { .. } | IncidentKind::DuplicateTokens { .. });
+            let lasting =
+                matches!(incident.kind, IncidentKind::TokenLost { .. } | IncidentKind::DuplicateTokens { .. });
             if lasting && incident.ended.is_none() {
                 break;
             }
@@ -449,6 +451,10 @@ async fn page() -> HttpResponse {
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(PAGE)
 }
 
+async fn spacetime() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/javascript; charset=utf-8").body(SPACETIME)
+}
+
 async fn ring(shared: web::Data<Shared>) -> HttpResponse {
     HttpResponse::Ok().json(shared.ring_json())
 }
@@ -508,12 +514,19 @@ async fn incidents(shared: web::Data<Shared>) -> HttpResponse {
 struct Sent {
     nodes: std::collections::HashMap<String, Value>,
     incidents: Option<(usize, usize, Option<u64>)>,
+    /// A replay's seeks back: after one, everything is sent again.
+    restarts: u64,
 }
 
 /// One server-sent event: the figures, the nodes that changed, and the
 /// timeline if it changed. Durations ("heard 3 s ago") are left to the
 /// page, which has the time; otherwise every node would change every tick.
 fn delta(shared: &Shared, sent: &mut Sent) -> Value {
+    let replay = shared.replay_json();
+    let restarts = replay.as_ref().and_then(|r| r["restarts"].as_u64()).unwrap_or(0);
+    if restarts != sent.restarts {
+        *sent = Sent { restarts, ..Sent::default() };
+    }
     let mut ring = shared.ring_json();
     let nodes = match ring.get_mut("nodes").map(Value::take) {
         Some(Value::Array(nodes)) => nodes,
@@ -533,7 +546,10 @@ fn delta(shared: &Shared, sent: &mut Sent) -> Value {
             changed.push(node);
         }
     }
-    let mut event = json!({ "ring": ring, "nodes": changed });
+    let mut event = json!({ "ring": ring, "nodes": changed, "restarts": restarts });
+    if let Some(replay) = replay {
+        event["replay"] = replay;
+    }
     let (incidents, fingerprint) = shared.latest_incidents(200);
     if sent.incidents != Some(fingerprint) {
         sent.incidents = Some(fingerprint);
@@ -561,6 +577,7 @@ pub fn server(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<actix_we
         App::new()
             .app_data(data.clone())
             .route("/", web::get().to(page))
+            .route("/spacetime.js", web::get().to(spacetime))
             .route("/api/ring", web::get().to(ring))
             .route("/api/incidents", web::get().to(incidents))
             .route("/api/events", web::get().to(events))
@@ -599,7 +616,11 @@ mod tests {
             target_digits: Some(2000),
             ..Default::default()
         };
-        shared.lock().view.apply(&Message::new("a", Body::MyState(Box::new(state))), Ipv4Addr::LOCALHOST, Instant::now());
+        shared.lock().view.apply(
+            &Message::new("a", Body::MyState(Box::new(state))),
+            Ipv4Addr::LOCALHOST,
+            Instant::now(),
+        );
         let text = shared.metrics();
         for line in [
             "pi_ring_digits 2000",

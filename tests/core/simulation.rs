@@ -385,9 +385,13 @@ fn heartbeat_budget(sim: &Sim, from: Duration, until: Duration) -> Result<(), St
 fn monitor_hears_every_holding(sim: &Sim, from: Duration, until: Duration) -> Result<(), String> {
     let within = Duration::from_millis(1050);
     for &(at, node, count) in sim.owner_entries.iter().filter(|(t, ..)| *t >= from && *t + within <= until) {
-        let told = sim.reports.iter().any(|(t, i, r)| *i == node && *t >= at && *t <= at + within && r.holdings >= count);
+        let told =
+            sim.reports.iter().any(|(t, i, r)| *i == node && *t >= at && *t <= at + within && r.holdings >= count);
         if !told {
-            return Err(format!("{}'s holding #{count} at {at:?} was not reported within {within:?}", sim.nodes[node].id));
+            return Err(format!(
+                "{}'s holding #{count} at {at:?} was not reported within {within:?}",
+                sim.nodes[node].id
+            ));
         }
     }
     let secs = (until - from).as_secs_f64();

@@ -19,8 +19,10 @@
 //!   partitions, packet loss, powered-off and stopped members, restarts;
 //! - `monitor_api`: a restarted node's lives, as the monitor's API and
 //!   the node's log tell them;
+//! - `monitor_replay`: a live fault story recorded, and its replay's
+//!   incidents the live monitor's;
 //! - `monitor_browser` (needs Chromium; ignored otherwise, CI runs it): the
-//!   monitor's page in a real browser.
+//!   monitor's page in a real browser, live and replaying a recording.
 
 mod auth_ring;
 mod common;
@@ -28,6 +30,7 @@ mod flood;
 mod hand_off;
 mod monitor_api;
 mod monitor_browser;
+mod monitor_replay;
 mod network_faults;
 mod operator;
 mod ring_processes;

@@ -475,11 +475,8 @@ impl Carrier {
             Action::Report(_) if self.fault == Fault::NoMyState => {}
             Action::Report(report) => {
                 let unix_ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-                let report = report.into_my_state(
-                    unix_ms(SystemTime::now()),
-                    unix_ms(self.started),
-                    self.slot.host.to_string(),
-                );
+                let report =
+                    report.into_my_state(unix_ms(SystemTime::now()), unix_ms(self.started), self.slot.host.to_string());
                 let message: Message = Message::new(&self.slot.id, Body::MyState(Box::new(report)));
                 let _ = self
                     .own

@@ -1,0 +1,383 @@
+// The space-time view of the monitor page: one lane per node in ring order,
+// time flowing left to right. Holdings are gold bars on the holder's lane,
+// hand-offs arrows from one holder to the next, heartbeats ticks, searching
+// and claiming orange and purple stretches, WHERE_IS_TOKEN and
+// GENERATING_TOKEN marks across every lane, incidents labelled markers.
+//
+// Data: /api/trace (events, numbered), polled for new ones; a window of
+// time is fetched when the view shows one it does not hold. When passes are
+// too dense to draw one by one (coalesced reports, or a zoomed-out
+// recording of every pass), a lane shows passes per interval instead.
+//
+// For tests and tools, `window.spacetime` says what was drawn last.
+"use strict";
+(function () {
+  const COLOR = { OWNER: "#e8a200", WAITER: "#2e9d4f", LOOSER: "#e46a00", GENERATING: "#8e3fb5", NONE: "#c8ccd2" };
+  const MAX_EVENTS = 300000;        // the page's own bound
+  const KEEP_MS = 10 * 60 * 1000;   // live: history kept
+  const canvas = document.getElementById("spacetime");
+  const ctx = canvas.getContext("2d");
+  const st = {
+    events: [],          // sorted by time
+    seqs: new Set(),
+    next: null,          // the next event number the server will give
+    restarts: 0,
+    nodes: [],           // lane ids, ring order
+    span: 10000,         // ms shown
+    end: null,           // right edge (ms) when not following
+    follow: true,
+    mode: "live",
+    serverNow: 0, receivedAt: 0, playing: false, speed: 1, replay: null,
+    incidents: [],
+    fetchedWindows: [],
+    frames: 0,
+    drawn: null,
+    fetching: false,
+  };
+  window.spacetime = st;
+
+  // --- data ---------------------------------------------------------------
+  function addEvents(list) {
+    let sorted = true;
+    const last = st.events.length ? st.events[st.events.length - 1].t : -Infinity;
+    for (const e of list) {
+      if (st.seqs.has(e.i)) continue;
+      st.seqs.add(e.i);
+      if (e.t < last) sorted = false;
+      st.events.push(e);
+    }
+    if (!sorted) st.events.sort((a, b) => a.t - b.t || a.i - b.i);
+    // Bounded: the oldest go (live: beyond ten minutes too).
+    const newest = st.events.length ? st.events[st.events.length - 1].t : 0;
+    let drop = Math.max(0, st.events.length - MAX_EVENTS);
+    if (st.mode === "live") while (drop < st.events.length && st.events[drop].t < newest - KEEP_MS) drop++;
+    if (drop > 0) {
+      for (const e of st.events.slice(0, drop)) st.seqs.delete(e.i);
+      st.events.splice(0, drop);
+    }
+    index();
+  }
+
+  // Per node: its state changes and heartbeats, in time order.
+  let byNode = new Map(), marks = [];
+  function index() {
+    byNode = new Map(); marks = [];
+    for (const e of st.events) {
+      let n = byNode.get(e.n);
+      if (!n) { n = { states: [], beats: [] }; byNode.set(e.n, n); }
+      if (e.k === "s") n.states.push(e);
+      else if (e.k === "hb") n.beats.push(e.t);
+      else if (e.k === "w" || e.k === "g") marks.push(e);
+    }
+  }
+
+  function clear() {
+    st.events = []; st.seqs = new Set(); st.fetchedWindows = []; index();
+  }
+
+  async function poll() {
+    if (!st.receivedAt) { setTimeout(poll, 100); return; } // the time is not known yet
+    try {
+      const url = st.next == null ? null : `/api/trace?after=${st.next - 1}`;
+      if (url) {
+        const d = await (await fetch(url)).json();
+        if (d.restarts !== st.restarts) { st.restarts = d.restarts; clear(); st.next = null; }
+        else { addEvents(d.events); st.next = d.next; }
+      }
+      if (st.next == null) {
+        const [t0, t1] = visible();
+        const d = await (await fetch(`/api/trace?from_ms=${t0 - st.span}&to_ms=${t1 + st.span}`)).json();
+        st.restarts = d.restarts;
+        addEvents(d.events);
+        st.next = d.next;
+      }
+    } catch (e) { /* the page says when the monitor is gone */ }
+    setTimeout(poll, 250);
+  }
+
+  // A window the page does not hold (scrolled back, zoomed in on a
+  // recording): ask for it.
+  async function ensureWindow(t0, t1) {
+    if (st.fetching) return;
+    const first = st.events.length ? st.events[0].t : Infinity;
+    if (t0 >= first || st.fetchedWindows.some(([a, b]) => a <= t0 && b >= t1)) return;
+    st.fetching = true;
+    try {
+      const d = await (await fetch(`/api/trace?from_ms=${t0}&to_ms=${t1}`)).json();
+      st.fetchedWindows.push([t0, t1]);
+      addEvents(d.events);
+    } catch (e) { }
+    st.fetching = false;
+  }
+
+  // --- time ---------------------------------------------------------------
+  function now() {
+    const since = performance.now() - st.receivedAt;
+    if (st.mode === "replay") {
+      const end = st.replay ? st.replay.end_ms : st.serverNow;
+      return Math.min(end, st.serverNow + (st.playing ? since * st.speed : 0));
+    }
+    return st.serverNow + since;
+  }
+  function visible() {
+    const end = st.follow ? now() : st.end;
+    return [end - st.span, end];
+  }
+
+  // Called by the page with each event of the stream.
+  st.update = function (ring, incidents, replay) {
+    st.mode = ring.mode || "live";
+    st.serverNow = ring.now_ms;
+    if (replay) { st.serverNow = replay.position_ms; st.playing = replay.playing; st.speed = replay.speed; st.replay = replay; }
+    st.receivedAt = performance.now();
+    st.nodes = ring.nodes.map(n => n.id);
+    st.silent = new Set(ring.nodes.filter(n => n.silent).map(n => n.id));
+    st.incidents = incidents;
+  };
+
+  // Bring the view to time `t` (ms): the "What happened" list does.
+  st.show = function (t, span) {
+    if (span) st.span = span;
+    st.follow = false;
+    st.end = t + st.span / 2;
+    document.getElementById("st-follow").disabled = false;
+  };
+
+  // --- drawing ------------------------------------------------------------
+  const fmtTime = t => { const d = new Date(t); return d.toLocaleTimeString("en-GB", { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0").slice(0, st.span <= 5000 ? 3 : 1); };
+
+  function stateBefore(list, t) {
+    // The last change at or before t (binary search).
+    let lo = 0, hi = list.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (list[mid].t <= t) lo = mid + 1; else hi = mid; }
+    return lo - 1;
+  }
+
+  function draw() {
+    st.frames++;
+    const lanes = st.nodes;
+    const dpr = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth || 600;
+    const laneH = Math.max(2, Math.min(24, Math.floor(520 / Math.max(1, lanes.length))));
+    const top = 34, labelW = laneH >= 9 ? 86 : 40;
+    const height = top + lanes.length * laneH + 8;
+    if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
+      canvas.width = Math.round(width * dpr); canvas.height = Math.round(height * dpr);
+      canvas.style.height = height + "px";
+    }
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const [t0, t1] = visible();
+    ensureWindow(t0, t1);
+    const plotW = width - labelW - 6;
+    const x = t => labelW + (t - t0) / (t1 - t0) * plotW;
+    const laneOf = new Map(lanes.map((id, i) => [id, i]));
+    const y = i => top + i * laneH;
+    const drawn = { window: [t0, t1], lanes: lanes.slice(), stretches: [], noHolder: [], markers: [], marks: 0, arrows: 0, beats: 0, aggregated: [] };
+
+    // Time axis.
+    ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#5d6673"; ctx.strokeStyle = "#eceef1"; ctx.lineWidth = 1;
+    const steps = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000, 120000, 300000];
+    const step = steps.find(s => plotW / ((t1 - t0) / s) >= 90) || 600000;
+    for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+      const px = x(t);
+      ctx.beginPath(); ctx.moveTo(px, top - 4); ctx.lineTo(px, height - 8); ctx.stroke();
+      ctx.fillText(fmtTime(t), px + 2, top - 8);
+    }
+
+    // Stretches without a holder (lost token until regenerated or found).
+    for (const inc of st.incidents) {
+      if (inc.detail.kind !== "token_lost") continue;
+      const a = inc.at_ms, b = inc.ended_ms == null ? now() : inc.ended_ms;
+      if (b < t0 || a > t1) continue;
+      ctx.fillStyle = "rgba(179,38,30,0.10)";
+      ctx.fillRect(x(a), top, Math.max(1, x(b) - x(a)), lanes.length * laneH);
+      drawn.noHolder.push({ from: a, to: b, by: inc.detail.regenerated_by || null });
+    }
+
+    // Lanes: states as stretches, passes per interval where too dense.
+    for (let i = 0; i < lanes.length; i++) {
+      const id = lanes[i], n = byNode.get(id), ly = y(i);
+      if (i % 2 === 0) { ctx.fillStyle = "#fafbfc"; ctx.fillRect(labelW, ly, plotW, laneH); }
+      if (laneH >= 9 || i % Math.ceil(9 / laneH) === 0) {
+        ctx.fillStyle = st.silent && st.silent.has(id) ? "#9a9a9a" : "#1d2430";
+        ctx.fillText(id.length > 12 ? id.slice(0, 11) + "…" : id, 2, ly + Math.min(laneH, 12) - 1);
+      }
+      if (!n) continue;
+      const list = n.states;
+      let k = Math.max(0, stateBefore(list, t0));
+      const visibleChanges = stateBefore(list, t1) - k;
+      const dense = visibleChanges > plotW / 3;
+      if (dense) drawn.aggregated.push(id);
+      const buckets = dense ? new Float32Array(Math.ceil(plotW / 3) + 1) : null;
+      for (; k < list.length && list[k].t <= t1; k++) {
+        const e = list[k], a = Math.max(t0, e.t), b = Math.min(t1, k + 1 < list.length ? list[k + 1].t : now());
+        if (b < t0 || b <= a && e.s !== "OWNER") continue;
+        // Holdings coalesced into this report: passes per interval.
+        const prev = k > 0 ? list[k - 1] : null;
+        const passes = prev && e.h != null && prev.h != null ? e.h - prev.h : 0;
+        if (passes > 1 && prev) {
+          const pa = Math.max(t0, prev.t), pb = Math.min(t1, e.t);
+          if (pb > pa) {
+            const rate = passes / Math.max(1, (e.t - prev.t) / 1000);
+            ctx.fillStyle = `rgba(232,162,0,${Math.min(0.85, 0.2 + rate / 400)})`;
+            ctx.fillRect(x(pa), ly + laneH * 0.2, Math.max(1, x(pb) - x(pa)), laneH * 0.6);
+            if (laneH >= 9 && x(pb) - x(pa) > 34) { ctx.fillStyle = "#6b4a00"; ctx.fillText(`${passes}×`, x(pa) + 2, ly + laneH - 3); }
+            drawn.aggregated.push(id);
+          }
+        }
+        if (dense) {
+          if (e.s === "OWNER" && e.t >= t0) buckets[Math.floor((x(e.t) - labelW) / 3)] += 1;
+          if (e.s === "LOOSER" || e.s === "GENERATING") {
+            ctx.fillStyle = COLOR[e.s];
+            ctx.fillRect(x(a), ly + 1, Math.max(1, x(b) - x(a)), laneH - 2);
+          }
+          continue;
+        }
+        const xa = x(a), w = Math.max(e.s === "OWNER" ? 2 : 0, x(b) - xa);
+        if (e.s === "OWNER") {
+          ctx.fillStyle = COLOR.OWNER; ctx.fillRect(xa, ly + 1, w, laneH - 2);
+        } else if (e.s === "WAITER") {
+          ctx.fillStyle = COLOR.WAITER; ctx.fillRect(xa, ly + laneH / 2 - 1, w, Math.max(1, laneH / 8));
+        } else if (e.s === "LOOSER" || e.s === "GENERATING") {
+          ctx.fillStyle = COLOR[e.s]; ctx.fillRect(xa, ly + 1, w, laneH - 2);
+        }
+        if (e.s !== "WAITER" && e.s !== "NONE" && drawn.stretches.length < 20000) drawn.stretches.push({ node: id, state: e.s, from: a, to: b });
+      }
+      if (dense) {
+        const max = Math.max(1, ...buckets);
+        for (let b = 0; b < buckets.length; b++) {
+          if (!buckets[b]) continue;
+          ctx.fillStyle = `rgba(232,162,0,${0.25 + 0.75 * buckets[b] / max})`;
+          ctx.fillRect(labelW + b * 3, ly + 1, 3, laneH - 2);
+        }
+      }
+      // Heartbeats: ticks on the holder's lane.
+      const beats = n.beats;
+      let lo = 0, hi = beats.length;
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (beats[mid] < t0) lo = mid + 1; else hi = mid; }
+      ctx.fillStyle = "#1d2430";
+      for (let h = lo; h < beats.length && beats[h] <= t1; h++) {
+        ctx.fillRect(x(beats[h]) - 0.5, ly, 1, Math.max(2, laneH * 0.45));
+        drawn.beats++;
+      }
+    }
+
+    // Searches and claims reach every lane.
+    const visibleMarks = marks.filter(m => m.t >= t0 && m.t <= t1);
+    for (const m of visibleMarks) {
+      const px = x(m.t), i = laneOf.get(m.n);
+      ctx.strokeStyle = m.k === "w" ? "rgba(228,106,0,0.55)" : "rgba(142,63,181,0.7)";
+      if (visibleMarks.length <= 400) {
+        ctx.setLineDash([3, 3]); ctx.beginPath(); ctx.moveTo(px, top); ctx.lineTo(px, top + lanes.length * laneH); ctx.stroke(); ctx.setLineDash([]);
+      }
+      if (i != null) { ctx.fillStyle = m.k === "w" ? COLOR.LOOSER : COLOR.GENERATING; ctx.beginPath(); ctx.arc(px, y(i) + laneH / 2, Math.max(2, Math.min(5, laneH / 2)), 0, 7); ctx.fill(); }
+      drawn.marks++;
+    }
+
+    // Hand-offs: arrows from the giver to the taker, when few enough to see.
+    const arrows = [];
+    for (const [id, n] of byNode) {
+      const to = laneOf.get(id);
+      if (to == null) continue;
+      for (let k = Math.max(0, stateBefore(n.states, t0)); k < n.states.length && n.states[k].t <= t1; k++) {
+        const e = n.states[k];
+        if (e.s === "OWNER" && e.by && e.t >= t0 && laneOf.has(e.by)) arrows.push([laneOf.get(e.by), to, e.t]);
+      }
+    }
+    if (arrows.length <= 500) {
+      ctx.strokeStyle = "rgba(29,36,48,0.75)"; ctx.fillStyle = "rgba(29,36,48,0.75)"; ctx.lineWidth = 1;
+      for (const [from, to, t] of arrows) {
+        const px = x(t), x0 = px - Math.min(14, Math.max(4, plotW / 120)), y0 = y(from) + laneH / 2, y1 = y(to) + laneH / 2;
+        ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(px, y1); ctx.stroke();
+        const ang = Math.atan2(y1 - y0, px - x0);
+        ctx.beginPath(); ctx.moveTo(px, y1); ctx.lineTo(px - 5 * Math.cos(ang - 0.4), y1 - 5 * Math.sin(ang - 0.4)); ctx.lineTo(px - 5 * Math.cos(ang + 0.4), y1 - 5 * Math.sin(ang + 0.4)); ctx.fill();
+      }
+      drawn.arrows = arrows.length;
+    }
+
+    // Incidents: labelled markers.
+    ctx.font = "11px system-ui, sans-serif";
+    let labelRight = -Infinity;
+    for (const inc of st.incidents) {
+      const t = inc.at_ms;
+      if (t < t0 || t > t1) continue;
+      const px = x(t), kind = inc.detail.kind;
+      const color = kind === "token_lost" ? "#b3261e" : kind === "duplicate_tokens" ? COLOR.LOOSER : kind === "first_token" ? COLOR.OWNER : "#2f6fd6";
+      ctx.strokeStyle = color; ctx.lineWidth = 2;
+      ctx.beginPath(); ctx.moveTo(px, top - 2); ctx.lineTo(px, top + lanes.length * laneH); ctx.stroke(); ctx.lineWidth = 1;
+      const node = inc.detail.node || inc.detail.regenerated_by || inc.detail.by || "";
+      const label = { token_lost: "token lost", duplicate_tokens: "two tokens", first_token: "first token", node_joined: "joined", node_silent: "silent", node_back: "back", node_restarted: "restarted", back_in_rotation: "back in rotation" }[kind] || kind;
+      const text = node && kind !== "token_lost" ? `${label}: ${node}` : label;
+      if (px > labelRight + 4) {
+        ctx.fillStyle = color; ctx.fillText(text, px + 3, 11);
+        labelRight = px + 3 + ctx.measureText(text).width;
+      }
+      drawn.markers.push({ kind, at: t, node: node || null, text });
+      if (kind === "token_lost" && inc.ended_ms != null && inc.detail.regenerated_by && laneOf.has(inc.detail.regenerated_by)) {
+        const gx = x(inc.ended_ms), gy = y(laneOf.get(inc.detail.regenerated_by)) + laneH / 2;
+        ctx.fillStyle = COLOR.GENERATING; ctx.strokeStyle = "#1d2430";
+        ctx.beginPath(); ctx.moveTo(gx, gy - 7); ctx.lineTo(gx + 7, gy); ctx.lineTo(gx, gy + 7); ctx.lineTo(gx - 7, gy); ctx.closePath(); ctx.fill(); ctx.stroke();
+        drawn.markers.push({ kind: "regenerated", at: inc.ended_ms, node: inc.detail.regenerated_by, text: "regenerated" });
+      }
+    }
+    // "Now" on a live view, the replay's position on a recording.
+    const pos = now();
+    if (pos >= t0 && pos <= t1) { ctx.strokeStyle = "#1d2430"; ctx.beginPath(); ctx.moveTo(x(pos), top - 4); ctx.lineTo(x(pos), height - 8); ctx.stroke(); }
+    st.drawn = drawn;
+  }
+
+  function frame() {
+    try { draw(); } catch (e) { console.error(e); }
+    requestAnimationFrame(frame);
+  }
+
+  // --- controls -----------------------------------------------------------
+  const spanSelect = document.getElementById("st-span");
+  spanSelect.onchange = () => { st.span = Number(spanSelect.value); };
+  document.getElementById("st-follow").onclick = () => { st.follow = true; document.getElementById("st-follow").disabled = true; };
+  canvas.addEventListener("wheel", ev => {
+    ev.preventDefault();
+    const [t0, t1] = visible();
+    const rect = canvas.getBoundingClientRect();
+    const frac = Math.min(1, Math.max(0, (ev.clientX - rect.left - 86) / (rect.width - 92)));
+    const at = t0 + frac * (t1 - t0);
+    const span = Math.min(3600000, Math.max(20, st.span * (ev.deltaY > 0 ? 1.25 : 0.8)));
+    st.follow = false; document.getElementById("st-follow").disabled = false;
+    st.end = at + (1 - frac) * span; st.span = span;
+  }, { passive: false });
+  let drag = null;
+  canvas.addEventListener("mousedown", ev => { const [, t1] = visible(); drag = { x: ev.clientX, end: t1 }; });
+  window.addEventListener("mouseup", () => { drag = null; });
+  window.addEventListener("mousemove", ev => {
+    if (!drag) return;
+    const per = st.span / Math.max(1, canvas.clientWidth - 92);
+    st.follow = false; document.getElementById("st-follow").disabled = false;
+    st.end = drag.end - (ev.clientX - drag.x) * per;
+  });
+
+  // Replay controls (shown on a recording).
+  async function control(body) {
+    const r = await fetch("/api/replay", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (r.ok) { const d = await r.json(); st.update({ mode: "replay", now_ms: d.position_ms, nodes: st.nodes.map(id => ({ id })) }, st.incidents, d); }
+  }
+  st.control = control;
+  document.getElementById("st-play").onclick = () => control({ play: !st.playing });
+  document.getElementById("st-speed").onchange = ev => control({ speed: Number(ev.target.value) });
+  const seek = document.getElementById("st-seek");
+  seek.oninput = () => {
+    if (!st.replay) return;
+    const t = st.replay.start_ms + (st.replay.end_ms - st.replay.start_ms) * seek.value / 1000;
+    st.follow = true; control({ seek_ms: t });
+  };
+  st.controls = function (replay) {
+    document.getElementById("st-replay").hidden = !replay;
+    if (!replay) return;
+    document.getElementById("st-play").textContent = replay.playing ? "❚❚ pause" : "▶ play";
+    if (document.activeElement !== seek) seek.value = Math.round(1000 * (replay.position_ms - replay.start_ms) / Math.max(1, replay.end_ms - replay.start_ms));
+    document.getElementById("st-pos").textContent = `${((replay.position_ms - replay.start_ms) / 1000).toFixed(1)} s of ${((replay.end_ms - replay.start_ms) / 1000).toFixed(1)} s`;
+  };
+
+  poll();
+  requestAnimationFrame(frame);
+})();
