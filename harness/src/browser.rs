@@ -89,7 +89,8 @@ impl Browser {
                 "binary": chromium.to_string_lossy(),
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,1250"]
+                         "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,1250",
+                         "--enable-precise-memory-info"]
             }
         }}});
         let reply = http(&driver, "POST", "/session", Some(&caps)).expect("chromedriver answers");

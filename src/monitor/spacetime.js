@@ -158,7 +158,7 @@
     const lanes = st.nodes;
     const dpr = window.devicePixelRatio || 1;
     const width = canvas.clientWidth || 600;
-    const laneH = Math.max(2, Math.min(24, Math.floor(520 / Math.max(1, lanes.length))));
+    const laneH = Math.max(2, Math.min(40, Math.floor(520 / Math.max(1, lanes.length))));
     const top = 34, labelW = laneH >= 9 ? 86 : 40;
     const height = top + lanes.length * laneH + 8;
     if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
@@ -193,6 +193,14 @@
       ctx.fillStyle = "rgba(179,38,30,0.10)";
       ctx.fillRect(x(a), top, Math.max(1, x(b) - x(a)), lanes.length * laneH);
       drawn.noHolder.push({ from: a, to: b, by: inc.detail.regenerated_by || null });
+    }
+
+    // A holder whose token was declared lost said nothing more: its
+    // holding ends where the ring lost the token (greyed after).
+    const lostAt = new Map();
+    for (const inc of st.incidents) {
+      const holder = inc.detail.kind === "token_lost" ? inc.detail.last_holder : null;
+      if (holder) { if (!lostAt.has(holder)) lostAt.set(holder, []); lostAt.get(holder).push(inc.at_ms); }
     }
 
     // Lanes: states as stretches, passes per interval where too dense.
@@ -234,7 +242,15 @@
           }
           continue;
         }
-        const xa = x(a), w = Math.max(e.s === "OWNER" ? 2 : 0, x(b) - xa);
+        let end = b;
+        if (e.s === "OWNER") {
+          const cut = (lostAt.get(id) || []).find(c => c >= e.t && c < b);
+          if (cut != null) {
+            end = Math.max(a, cut);
+            ctx.fillStyle = "rgba(154,154,154,0.35)"; ctx.fillRect(x(end), ly + 1, Math.max(0, x(b) - x(end)), laneH - 2);
+          }
+        }
+        const xa = x(a), w = Math.max(e.s === "OWNER" ? 2 : 0, x(end) - xa);
         if (e.s === "OWNER") {
           ctx.fillStyle = COLOR.OWNER; ctx.fillRect(xa, ly + 1, w, laneH - 2);
         } else if (e.s === "WAITER") {
@@ -242,7 +258,7 @@
         } else if (e.s === "LOOSER" || e.s === "GENERATING") {
           ctx.fillStyle = COLOR[e.s]; ctx.fillRect(xa, ly + 1, w, laneH - 2);
         }
-        if (e.s !== "WAITER" && e.s !== "NONE" && drawn.stretches.length < 20000) drawn.stretches.push({ node: id, state: e.s, from: a, to: b });
+        if (e.s !== "WAITER" && e.s !== "NONE" && drawn.stretches.length < 20000) drawn.stretches.push({ node: id, state: e.s, from: a, to: end });
       }
       if (dense) {
         const max = Math.max(1, ...buckets);

@@ -54,7 +54,7 @@ fn story(step: u64) -> Vec<(Heard, Message)> {
             state("c", L, W, token(0, "a", 1), 0, 1);
         }
         // The token goes round every 100 ms until c, holding it, dies.
-        700..=2900 if t % 100 == 0 => {
+        700..=2900 if t.is_multiple_of(100) => {
             let holder = ["a", "b", "c"][((t - 600) / 100 % 3) as usize];
             let hops = (t - 600) / 100;
             state(holder, W, O, token(2 + 20 * hops, "a", 1), hops / 3 + 1, 1);

@@ -9,6 +9,7 @@
 
 use crate::common::{fresh_host, http, start_node, Killed, Ports};
 use pi_ring_harness::browser::{browser_tools, Browser};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -181,4 +182,110 @@ fn the_page_says_when_the_target_is_reached_and_when_its_data_is_stale() {
     assert!(conn().as_str().unwrap_or("").starts_with("disconnected since "), "{}", conn());
     let opacity = browser.eval("return getComputedStyle(document.querySelector('main')).opacity");
     assert_eq!(opacity, "0.45", "the figures are not greyed");
+}
+
+/// A recorded fault story replayed on the page: the space-time view shows
+/// every node's lane, the stretch without a holder, the searching and the
+/// claiming that followed and the regenerating node, at the times the
+/// recording has them. The test saves a screenshot (target/tmp/spacetime.png,
+/// and docs/spacetime.png when PI_RING_UPDATE_SCREENSHOT=1).
+#[test]
+#[ignore = "needs Chromium and chromedriver (apt-get install chromium chromium-driver); CI runs it"]
+fn a_replayed_fault_story_shows_the_gap_the_search_the_claim_and_the_regenerator_at_their_times() {
+    let (chromium, chromedriver) = browser_tools();
+    let story = crate::monitor_replay::record_fault_story("browser");
+    let loss = story.loss();
+    let (lost_at, regenerated_at) = (loss["at_ms"].as_f64().unwrap(), loss["ended_ms"].as_f64().unwrap());
+    let regenerator = loss["detail"]["regenerated_by"].as_str().unwrap().to_owned();
+    let survivors: Vec<&String> = story.ids.iter().filter(|id| **id != story.killed).collect();
+    // What the recording says happened in the gap.
+    let searched: Vec<(String, f64)> = survivors
+        .iter()
+        .flat_map(|id| {
+            story.entered(id, "LooserState", lost_at, regenerated_at).into_iter().map(|t| (id.to_string(), t))
+        })
+        .collect();
+    let claimed = story.entered(&regenerator, "GeneratingState", lost_at, regenerated_at);
+    assert!(!searched.is_empty() && !claimed.is_empty(), "the recording has no search or claim in the gap");
+
+    let (_replay, addr) = crate::monitor_replay::start_replay(&story.file);
+    let browser = Browser::start(&chromedriver, &chromium);
+    browser.open(&format!("http://{addr}/"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser.eval("return !!(window.spacetime && window.spacetime.receivedAt)") != true {
+        assert!(Instant::now() < deadline, "the page did not start its space-time view within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Seek the replay past the restart, then bring the view to the gap.
+    let seek = story.live_now_ms as f64;
+    browser.eval(&format!("window.spacetime.control({{seek_ms: {seek}}}); return true"));
+    let (from, to) = (lost_at - 1500.0, regenerated_at + 1500.0);
+    let script = format!(
+        "window.spacetime.show({mid}, {span}); const d = window.spacetime.drawn; \
+         return d && Math.abs(d.window[0] - {from}) < 1 ? d : null",
+        mid = (from + to) / 2.0,
+        span = to - from
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let drawn = loop {
+        let drawn = browser.eval(&script);
+        let ready = drawn["lanes"].as_array().is_some_and(|l| l.len() == 3)
+            && !drawn["noHolder"].as_array().unwrap().is_empty();
+        if ready && drawn["stretches"].as_array().is_some_and(|s| s.iter().any(|s| s["state"] == "GENERATING")) {
+            break drawn;
+        }
+        assert!(Instant::now() < deadline, "the view did not draw the story within 10 s: {drawn}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Every node's lane, in ring order.
+    let lanes: Vec<&str> = drawn["lanes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(lanes, story.ids.iter().map(String::as_str).collect::<Vec<_>>());
+    // The stretch without a holder, as the live monitor timed it.
+    let gap = &drawn["noHolder"][0];
+    assert_eq!((gap["from"].as_f64(), gap["to"].as_f64()), (Some(lost_at), Some(regenerated_at)), "{gap}");
+    assert_eq!(gap["by"], regenerator.as_str());
+    // Searching and claiming stretches that start when the recording says.
+    let stretches = drawn["stretches"].as_array().unwrap();
+    let starts = |node: &str, state: &str, at: f64| {
+        stretches
+            .iter()
+            .any(|s| s["node"] == node && s["state"] == state && (s["from"].as_f64().unwrap() - at).abs() < 0.01)
+    };
+    for (node, at) in &searched {
+        assert!(starts(node, "LOOSER", *at), "no searching stretch of {node} at {at}: {stretches:?}");
+    }
+    for at in &claimed {
+        assert!(starts(&regenerator, "GENERATING", *at), "no claiming stretch of {regenerator} at {at}");
+    }
+    // The regenerating node, marked where it regenerated.
+    let markers = drawn["markers"].as_array().unwrap();
+    assert!(
+        markers.iter().any(|m| m["kind"] == "regenerated"
+            && m["node"] == regenerator.as_str()
+            && m["at"].as_f64() == Some(regenerated_at)),
+        "no regeneration marker for {regenerator}: {markers:?}"
+    );
+    assert!(drawn["marks"].as_u64().unwrap() > 0, "no WHERE_IS_TOKEN or GENERATING_TOKEN mark");
+    assert!(drawn["beats"].as_u64().unwrap() > 0, "no heartbeat tick");
+
+    // Wide enough to show the restart too, for the picture.
+    let restarted = story.live_now_ms as f64;
+    browser.eval(&format!(
+        "window.spacetime.show({}, {}); return true",
+        (lost_at - 1500.0 + restarted) / 2.0,
+        restarted - lost_at + 3000.0
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let wide = browser.eval("return window.spacetime.drawn");
+    let kinds: Vec<&str> = wide["markers"].as_array().unwrap().iter().filter_map(|m| m["kind"].as_str()).collect();
+    assert!(kinds.contains(&"node_restarted"), "the restart is not marked: {kinds:?}");
+    browser.eval("document.getElementById('st-section').scrollIntoView(); return true");
+    let png = browser.screenshot();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "not a real screenshot ({} bytes)", png.len());
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spacetime.png");
+    std::fs::write(&shot, &png).unwrap();
+    if std::env::var_os("PI_RING_UPDATE_SCREENSHOT").is_some() {
+        std::fs::write(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs").join("spacetime.png"), &png).unwrap();
+    }
+    std::fs::remove_dir_all(story.file.parent().unwrap()).unwrap();
 }

@@ -60,6 +60,15 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     scale_secs: u64,
 
+    /// Ring size of the page scenario (the monitor page in headless
+    /// Chromium; run it by name: --only page)
+    #[arg(long, default_value_t = 250)]
+    page_nodes: usize,
+
+    /// How long the page scenario watches the page (s)
+    #[arg(long, default_value_t = 600)]
+    page_secs: u64,
+
     /// First UDP port to use; each ring takes the next free block of 3
     /// (below Linux's ephemeral range, 32768-60999: a ring's listening
     /// port must not be a source port of an earlier ring's connections)
@@ -490,6 +499,107 @@ impl Bench {
     /// memory of a node that holds 1,000,000 digits.
     /// Rings of `--scale-nodes` sizes with default timeouts and hold 0:
     /// start-up, coverage, steady load on both UDP ports, and churn.
+    /// The monitor's page watching a ring of `--page-nodes` passing the
+    /// token as fast as they can, in headless Chromium: frames drawn per
+    /// second (the space-time view redraws every frame while it follows
+    /// time), the page's JavaScript heap and the renderer's memory, the
+    /// monitor's memory, every 10 s for `--page-secs`.
+    fn page(&mut self) {
+        use pi_ring_harness::browser::{browser_tools, Browser};
+        let (n, secs) = (self.args.page_nodes, self.args.page_secs);
+        eprintln!("the monitor page, {n} nodes, --hold-ms 0, default timeouts, watched for {secs} s ...");
+        let ports = self.ports();
+        let nodes: Vec<NodeProcess> = (0..n)
+            .map(|i| {
+                let host = Ipv4Addr::new(127, 7, (i / 250) as u8, (i % 250 + 1) as u8);
+                NodeProcess::start(
+                    &self.node,
+                    &format!("n{:03}", i + 1),
+                    host,
+                    ports,
+                    &["--summary-secs", "0", "--hold-ms", "0"],
+                )
+            })
+            .collect();
+        let http_addr = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().to_string();
+        let monitor = std::process::Command::new(self.node.with_file_name("pi-ring-monitor"))
+            .args(["--http", &http_addr, "--udp-port", &ports.udp.to_string()])
+            .args(["--monitor-port", &ports.monitor.to_string(), "--every", "0"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start pi-ring-monitor (next to pi-ring-node)");
+        let monitor = pi_ring_harness::Killed(monitor);
+        let ring = || -> Option<serde_json::Value> {
+            serde_json::from_str(&pi_ring_harness::http(&http_addr, "GET", "/api/ring", None)?).ok()
+        };
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while ring().and_then(|r| r["nodes"].as_array().map(Vec::len)).unwrap_or(0) < n {
+            if Instant::now() > deadline {
+                eprintln!("  the monitor did not hear all {n} nodes within 180 s");
+                kill_all(nodes);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let (chromium, chromedriver) = browser_tools();
+        let browser = Browser::start(&chromedriver, &chromium);
+        browser.open(&format!("http://{http_addr}/"));
+        std::thread::sleep(Duration::from_secs(10));
+        let sample = || {
+            let v = browser.eval(
+                "const s = window.spacetime; return [s.frames, performance.memory ? performance.memory.usedJSHeapSize : 0,                  s.events.length, s.nodes.length, s.drawn ? s.drawn.lanes.length : 0,                  s.drawn ? new Set(s.drawn.aggregated).size : 0]",
+            );
+            let f = |i: usize| v[i].as_f64().unwrap_or(0.0);
+            (Instant::now(), f(0), f(1) / (1 << 20) as f64, f(2), f(3), f(4), f(5))
+        };
+        let renderer_mib = || -> f64 {
+            let mut total = 0.0;
+            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmd).contains("--type=renderer") {
+                    total += entry.file_name().to_str().and_then(|p| p.parse().ok()).map_or(0.0, rss_mib);
+                }
+            }
+            total
+        };
+        let (mut fps, mut heap, mut renderer, mut monitor_rss, mut passes) = (vec![], vec![], vec![], vec![], vec![]);
+        let mut last = sample();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(secs) {
+            std::thread::sleep(Duration::from_secs(10));
+            let now = sample();
+            let rate = (now.1 - last.1) / now.0.duration_since(last.0).as_secs_f64();
+            let rss = monitor.0.id();
+            let (r, m) = (renderer_mib(), rss_mib(rss));
+            let p = ring().and_then(|r| r["passes_per_second"].as_f64()).unwrap_or(0.0);
+            eprintln!(
+                "  {:>4.0} s: {rate:5.1} frames/s, JS heap {:6.1} MiB, renderer {r:6.1} MiB, monitor {m:5.1} MiB,                  {} events held, {} lanes drawn ({} aggregated), {p:.0} passes/s",
+                started.elapsed().as_secs_f64(),
+                now.2,
+                now.3,
+                now.5,
+                now.6
+            );
+            fps.push(rate);
+            heap.push(now.2);
+            renderer.push(r);
+            monitor_rss.push(m);
+            passes.push(p);
+            last = now;
+        }
+        let first_last =
+            |v: &[f64]| format!("first {:.1}, last {:.1}", v.first().unwrap_or(&0.0), v.last().unwrap_or(&0.0));
+        let note = format!("{n} nodes, {secs} s, 10 s intervals");
+        self.push(stats("page: frames per second", "fps", fps, &note));
+        let (h, r, m) = (first_last(&heap), first_last(&renderer), first_last(&monitor_rss));
+        self.push(stats("page: JavaScript heap", "MiB", heap, &h));
+        self.push(stats("page: renderer RSS", "MiB", renderer, &r));
+        self.push(stats("page: monitor RSS", "MiB", monitor_rss, &m));
+        self.push(stats("page: passes per second", "1/s", passes, &note));
+        drop(browser);
+        kill_all(nodes);
+    }
+
     fn scale_rings(&mut self) {
         for n in self.args.scale_nodes.clone() {
             self.scale_ring(n);
@@ -1028,6 +1138,10 @@ fn main() {
     }
     if b.wants("stop") {
         b.stop();
+    }
+    // Needs Chromium and takes its time: only when named.
+    if b.args.only.iter().any(|o| o == "page") {
+        b.page();
     }
     if b.wants("soak") && !b.args.quick {
         b.soak();
