@@ -5,7 +5,8 @@
 #   scripts/demo.sh -n 3 -t 30      # 3 nodes for 30 seconds
 #   scripts/demo.sh -- --hold-ms 200 --target-digits 100000   # extra node flags
 #   scripts/demo.sh --story         # the fault story: kill the holder, watch the
-#                                   # recovery, restart it, verify the digits
+#                                   # recovery, restart it, verify the digits;
+#                                   # recorded, for pi-ring-monitor --replay
 #
 # Nodes listen on 127.0.0.2, 127.0.0.3, ... and broadcast on 127.255.255.255,
 # so nothing leaves the machine. Works as root or as a normal user, with no
@@ -24,7 +25,9 @@ Options:
   -n N          number of nodes (default 5, at most 250)
   -t SECS       stop after SECS seconds (default: run until Ctrl-C)
   -p PORT       base UDP port; TCP uses PORT+1, monitoring PORT+2 (default 23912)
-  --story       tell the fault story (uses curl to read the monitor's API)
+  --story       tell the fault story (uses curl to read the monitor's API),
+                recorded to pi-ring-story.jsonl (replaced) unless --record says
+  --record FILE record what the monitor hears to FILE, for replays
   --http A:P    address of the monitor page (default 127.0.0.1:8080)
   --no-build    use the binaries already in target/release
   --keep        keep the node logs and saved digits (removed at exit otherwise)
@@ -37,7 +40,7 @@ fail_usage() { echo "demo.sh: $*" >&2; exit 2; }
 # need_value OPTION ARGS...: OPTION must be followed by a value.
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || fail_usage "$1 needs a value (see --help)"; }
 
-nodes=5 duration="" base_port=23912 build=1 node_flags=() story=0 http=127.0.0.1:8080 keep=0
+nodes=5 duration="" base_port=23912 build=1 node_flags=() story=0 http=127.0.0.1:8080 keep=0 record=
 while [ $# -gt 0 ]; do
     case "$1" in
         -n) need_value "$@"; nodes="$2"; shift 2 ;;
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
         --no-build) build=0; shift ;;
         --story) story=1; shift ;;
         --keep) keep=1; shift ;;
+        --record) need_value "$@"; record="$2"; shift 2 ;;
         --http) need_value "$@"; http="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; node_flags=("$@"); break ;;
@@ -63,6 +67,17 @@ if ! [[ "$http" =~ ^[0-9.]+:[0-9]+$ ]]; then
 fi
 if [ "$story" = 1 ] && ! command -v curl >/dev/null; then
     echo "demo.sh: --story reads the monitor's API with curl; install curl first" >&2; exit 2
+fi
+if [ "$story" = 1 ] && [ -z "$record" ]; then
+    record=pi-ring-story.jsonl
+fi
+if [ -n "$record" ]; then
+    # An absolute path: the replay command printed at the end works from
+    # anywhere.
+    case "$record" in /*) ;; *) record="$PWD/$record" ;; esac
+    if ! touch "$record" 2>/dev/null; then
+        echo "demo.sh: cannot write the recording $record (see --record)" >&2; exit 2
+    fi
 fi
 if [ "$story" = 1 ] && [ "$nodes" -lt 2 ]; then
     echo "demo.sh: --story needs at least 2 nodes" >&2; exit 2
@@ -156,7 +171,9 @@ if [ "$story" = 1 ] && [ ${#node_flags[@]} -eq 0 ]; then
     node_flags=(--hold-ms 100)
 fi
 echo "Starting $nodes nodes on 127.0.0.2..127.0.0.$((nodes + 1)) (UDP $udp, TCP $tcp, monitor $mon); logs in $logs"
-"$bin/pi-ring-monitor" --http "$http" --udp-port "$udp" --monitor-port "$mon" 2> >(tee "$logs/monitor.log" >&2) &
+recording=()
+[ -z "$record" ] || recording=(--record "$record")
+"$bin/pi-ring-monitor" --http "$http" --udp-port "$udp" --monitor-port "$mon" "${recording[@]}" 2> >(tee "$logs/monitor.log" >&2) &
 monitor_pid=$!
 pids+=($!)
 node_pid=()
@@ -178,9 +195,19 @@ echo "Open http://$http/ to watch the ring. The first token appears after about 
 echo "(the nodes first search for one). Each line: who holds the token, digits so far,"
 echo "token passes per second, each node's state."
 
+# How to replay the recording, once the demo ends.
+replay_hint() {
+    [ -n "$record" ] || return 0
+    echo
+    echo "The run is recorded in $record. Replay it (page at http://$http/, with play, pause, speed and seek):"
+    echo "  $bin/pi-ring-monitor --replay $record --http $http"
+}
+
 if [ "$story" = 0 ]; then
+    trap 'status=${status:-0}; replay_hint; stop' INT TERM
     if [ -n "$duration" ]; then sleep "$duration"; else wait "${pids[0]}"; fi
     status=0
+    replay_hint
     exit 0
 fi
 
@@ -254,3 +281,4 @@ say "Stopping the nodes and checking every node's saved expansion against pi com
 for i in $(seq 1 "$nodes"); do kill "${node_pid[$i]}" 2>/dev/null || true; done
 sleep 0.5
 "$bin/pi-ring-verify" "$logs"/node*/expansion.txt
+replay_hint

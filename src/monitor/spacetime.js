@@ -40,39 +40,50 @@
   function addEvents(list) {
     let sorted = true;
     const last = st.events.length ? st.events[st.events.length - 1].t : -Infinity;
+    const added = [];
     for (const e of list) {
       if (st.seqs.has(e.i)) continue;
       st.seqs.add(e.i);
-      if (e.t < last) sorted = false;
+      if (e.t < last || (added.length && e.t < added[added.length - 1].t)) sorted = false;
       st.events.push(e);
+      added.push(e);
     }
+    if (!added.length) return;
+    dirty = true;
     if (!sorted) st.events.sort((a, b) => a.t - b.t || a.i - b.i);
     // Bounded: the oldest go (live: beyond ten minutes too).
-    const newest = st.events.length ? st.events[st.events.length - 1].t : 0;
-    let drop = Math.max(0, st.events.length - MAX_EVENTS);
-    if (st.mode === "live") while (drop < st.events.length && st.events[drop].t < newest - KEEP_MS) drop++;
+    const newest = st.events[st.events.length - 1].t;
+    // In batches (a minute, or a tenth), so that the index is rebuilt
+    // rarely.
+    let drop = st.events.length > MAX_EVENTS * 1.1 ? st.events.length - MAX_EVENTS : 0;
+    if (st.mode === "live" && st.events[0].t < newest - KEEP_MS - 60000) {
+      while (drop < st.events.length && st.events[drop].t < newest - KEEP_MS) drop++;
+    }
     if (drop > 0) {
-      for (const e of st.events.slice(0, drop)) st.seqs.delete(e.i);
+      for (let k = 0; k < drop; k++) st.seqs.delete(st.events[k].i);
       st.events.splice(0, drop);
     }
-    index();
+    // Appended in order (the usual case): index only what is new.
+    if (sorted && drop === 0) added.forEach(indexOne);
+    else index();
   }
 
   // Per node: its state changes and heartbeats, in time order.
   let byNode = new Map(), marks = [];
+  function indexOne(e) {
+    let n = byNode.get(e.n);
+    if (!n) { n = { states: [], beats: [] }; byNode.set(e.n, n); }
+    if (e.k === "s") n.states.push(e);
+    else if (e.k === "hb") n.beats.push(e.t);
+    else if (e.k === "w" || e.k === "g") marks.push(e);
+  }
   function index() {
     byNode = new Map(); marks = [];
-    for (const e of st.events) {
-      let n = byNode.get(e.n);
-      if (!n) { n = { states: [], beats: [] }; byNode.set(e.n, n); }
-      if (e.k === "s") n.states.push(e);
-      else if (e.k === "hb") n.beats.push(e.t);
-      else if (e.k === "w" || e.k === "g") marks.push(e);
-    }
+    st.events.forEach(indexOne);
   }
 
   function clear() {
-    st.events = []; st.seqs = new Set(); st.fetchedWindows = []; index();
+    st.events = []; st.seqs = new Set(); st.fetchedWindows = []; index(); dirty = true;
   }
 
   async function poll() {
@@ -130,8 +141,10 @@
     st.serverNow = ring.now_ms;
     if (replay) { st.serverNow = replay.position_ms; st.playing = replay.playing; st.speed = replay.speed; st.replay = replay; }
     st.receivedAt = performance.now();
-    st.nodes = ring.nodes.map(n => n.id);
-    st.silent = new Set(ring.nodes.filter(n => n.silent).map(n => n.id));
+    const nodes = ring.nodes.map(n => n.id), silent = new Set(ring.nodes.filter(n => n.silent).map(n => n.id));
+    if (nodes.join() !== st.nodes.join() || [...silent].join() !== [...(st.silent || [])].join() || incidents !== st.incidents) dirty = true;
+    st.nodes = nodes;
+    st.silent = silent;
     st.incidents = incidents;
   };
 
@@ -140,6 +153,7 @@
     if (span) st.span = span;
     st.follow = false;
     st.end = t + st.span / 2;
+    dirty = true;
     document.getElementById("st-follow").disabled = false;
   };
 
@@ -153,45 +167,106 @@
     return lo - 1;
   }
 
-  function draw() {
-    st.frames++;
+  // The picture is drawn into a scene (an offscreen canvas) when the data
+  // or the window change, at most a few times a second; every frame only
+  // shows the part of it that is in the window (so it scrolls smoothly
+  // while following time) and blanks what lies after "now".
+  const scene = { canvas: document.createElement("canvas"), labels: document.createElement("canvas"), t0: 0, t1: 0, key: "", built: 0 };
+  let dirty = true;
+  st.builds = 0;
+  st.touch = () => { dirty = true; };
+
+  function layout() {
     const lanes = st.nodes;
-    const dpr = window.devicePixelRatio || 1;
     const width = canvas.clientWidth || 600;
     const laneH = Math.max(2, Math.min(40, Math.floor(520 / Math.max(1, lanes.length))));
     const top = 34, labelW = laneH >= 9 ? 86 : 40;
-    const height = top + lanes.length * laneH + 8;
-    if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
-      canvas.width = Math.round(width * dpr); canvas.height = Math.round(height * dpr);
-      canvas.style.height = height + "px";
+    return { lanes, width, laneH, top, labelW, plotW: width - labelW - 6, height: top + lanes.length * laneH + 8 };
+  }
+
+  function draw() {
+    st.frames++;
+    const dpr = window.devicePixelRatio || 1;
+    const L = layout();
+    if (canvas.width !== Math.round(L.width * dpr) || canvas.height !== Math.round(L.height * dpr)) {
+      canvas.width = Math.round(L.width * dpr); canvas.height = Math.round(L.height * dpr);
+      canvas.style.height = L.height + "px";
+      dirty = true;
     }
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, width, height);
     const [t0, t1] = visible();
     ensureWindow(t0, t1);
-    const plotW = width - labelW - 6;
-    const x = t => labelW + (t - t0) / (t1 - t0) * plotW;
+    const key = `${L.width}|${L.height}|${L.laneH}|${st.span}|${dpr}`;
+    // Following time, the scene reaches ahead, so that it is rebuilt only
+    // when the data change (or it runs out).
+    if (dirty || key !== scene.key || t0 < scene.t0 || t1 > scene.t1) {
+      const ahead = st.follow && st.mode !== "replay" || st.playing ? st.span / 2 : 0;
+      buildScene(L, t0, t1 + ahead, dpr);
+      scene.key = key;
+      dirty = false;
+    }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    const perMs = L.plotW / st.span * dpr;
+    ctx.drawImage(scene.canvas, Math.round((t0 - scene.t0) * perMs), 0, Math.round(L.plotW * dpr), canvas.height,
+      Math.round(L.labelW * dpr), 0, Math.round(L.plotW * dpr), canvas.height);
+    ctx.drawImage(scene.labels, 0, 0);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    // Nothing has happened after "now" (the live clock, or the replay's
+    // position): blank it, and draw the line.
+    const pos = now();
+    const x = t => L.labelW + (t - t0) / (t1 - t0) * L.plotW;
+    if (pos < t1) {
+      const px = Math.max(L.labelW, x(pos));
+      ctx.clearRect(px, 0, L.width - px, L.height);
+      if (pos >= t0) { ctx.strokeStyle = "#1d2430"; ctx.beginPath(); ctx.moveTo(px, L.top - 4); ctx.lineTo(px, L.height - 8); ctx.stroke(); }
+    }
+    if (st.drawn) st.drawn.window = [t0, t1];
+  }
+
+  function buildScene(L, t0, t1, dpr) {
+    st.builds++;
+    const { lanes, laneH, top, height } = L;
+    const plotW = Math.max(1, Math.round(L.plotW * (t1 - t0) / st.span));
+    const sc = scene.canvas;
+    sc.width = Math.round(plotW * dpr); sc.height = Math.round(height * dpr);
+    const c = sc.getContext("2d");
+    c.setTransform(dpr, 0, 0, dpr, 0, 0);
+    scene.t0 = t0; scene.t1 = t1;
+    const x = t => (t - t0) / (t1 - t0) * plotW;
     const laneOf = new Map(lanes.map((id, i) => [id, i]));
     const y = i => top + i * laneH;
     const drawn = { window: [t0, t1], lanes: lanes.slice(), stretches: [], noHolder: [], markers: [], marks: 0, arrows: 0, beats: 0, aggregated: [] };
+    // The lanes' names, in a column that does not scroll.
+    const lc = scene.labels;
+    lc.width = Math.round(L.labelW * dpr); lc.height = sc.height;
+    const l = lc.getContext("2d");
+    l.setTransform(dpr, 0, 0, dpr, 0, 0);
+    l.font = "11px system-ui, sans-serif";
+    for (let i = 0; i < lanes.length; i++) {
+      if (laneH >= 9 || i % Math.ceil(9 / laneH) === 0) {
+        const id = lanes[i];
+        l.fillStyle = st.silent && st.silent.has(id) ? "#9a9a9a" : "#1d2430";
+        l.fillText(id.length > 12 ? id.slice(0, 11) + "…" : id, 2, y(i) + Math.min(laneH, 12) - 1);
+      }
+    }
 
     // Time axis.
-    ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#5d6673"; ctx.strokeStyle = "#eceef1"; ctx.lineWidth = 1;
+    c.font = "11px system-ui, sans-serif"; c.fillStyle = "#5d6673"; c.strokeStyle = "#eceef1"; c.lineWidth = 1;
     const steps = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000, 120000, 300000];
     const step = steps.find(s => plotW / ((t1 - t0) / s) >= 90) || 600000;
     for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
       const px = x(t);
-      ctx.beginPath(); ctx.moveTo(px, top - 4); ctx.lineTo(px, height - 8); ctx.stroke();
-      ctx.fillText(fmtTime(t), px + 2, top - 8);
+      c.beginPath(); c.moveTo(px, top - 4); c.lineTo(px, height - 8); c.stroke();
+      c.fillText(fmtTime(t), px + 2, top - 8);
     }
 
     // Stretches without a holder (lost token until regenerated or found).
     for (const inc of st.incidents) {
       if (inc.detail.kind !== "token_lost") continue;
-      const a = inc.at_ms, b = inc.ended_ms == null ? now() : inc.ended_ms;
+      const a = inc.at_ms, b = inc.ended_ms == null ? t1 : inc.ended_ms;
       if (b < t0 || a > t1) continue;
-      ctx.fillStyle = "rgba(179,38,30,0.10)";
-      ctx.fillRect(x(a), top, Math.max(1, x(b) - x(a)), lanes.length * laneH);
+      c.fillStyle = "rgba(179,38,30,0.10)";
+      c.fillRect(x(a), top, Math.max(1, x(b) - x(a)), lanes.length * laneH);
       drawn.noHolder.push({ from: a, to: b, by: inc.detail.regenerated_by || null });
     }
 
@@ -206,11 +281,7 @@
     // Lanes: states as stretches, passes per interval where too dense.
     for (let i = 0; i < lanes.length; i++) {
       const id = lanes[i], n = byNode.get(id), ly = y(i);
-      if (i % 2 === 0) { ctx.fillStyle = "#fafbfc"; ctx.fillRect(labelW, ly, plotW, laneH); }
-      if (laneH >= 9 || i % Math.ceil(9 / laneH) === 0) {
-        ctx.fillStyle = st.silent && st.silent.has(id) ? "#9a9a9a" : "#1d2430";
-        ctx.fillText(id.length > 12 ? id.slice(0, 11) + "…" : id, 2, ly + Math.min(laneH, 12) - 1);
-      }
+      if (i % 2 === 0) { c.fillStyle = "#fafbfc"; c.fillRect(0, ly, plotW, laneH); }
       if (!n) continue;
       const list = n.states;
       let k = Math.max(0, stateBefore(list, t0));
@@ -219,7 +290,7 @@
       if (dense) drawn.aggregated.push(id);
       const buckets = dense ? new Float32Array(Math.ceil(plotW / 3) + 1) : null;
       for (; k < list.length && list[k].t <= t1; k++) {
-        const e = list[k], a = Math.max(t0, e.t), b = Math.min(t1, k + 1 < list.length ? list[k + 1].t : now());
+        const e = list[k], a = Math.max(t0, e.t), b = Math.min(t1, k + 1 < list.length ? list[k + 1].t : t1);
         if (b < t0 || b <= a && e.s !== "OWNER") continue;
         // Holdings coalesced into this report: passes per interval.
         const prev = k > 0 ? list[k - 1] : null;
@@ -228,17 +299,17 @@
           const pa = Math.max(t0, prev.t), pb = Math.min(t1, e.t);
           if (pb > pa) {
             const rate = passes / Math.max(1, (e.t - prev.t) / 1000);
-            ctx.fillStyle = `rgba(232,162,0,${Math.min(0.85, 0.2 + rate / 400)})`;
-            ctx.fillRect(x(pa), ly + laneH * 0.2, Math.max(1, x(pb) - x(pa)), laneH * 0.6);
-            if (laneH >= 9 && x(pb) - x(pa) > 34) { ctx.fillStyle = "#6b4a00"; ctx.fillText(`${passes}×`, x(pa) + 2, ly + laneH - 3); }
+            c.fillStyle = `rgba(232,162,0,${Math.min(0.85, 0.2 + rate / 400)})`;
+            c.fillRect(x(pa), ly + laneH * 0.2, Math.max(1, x(pb) - x(pa)), laneH * 0.6);
+            if (laneH >= 9 && x(pb) - x(pa) > 34) { c.fillStyle = "#6b4a00"; c.fillText(`${passes}×`, x(pa) + 2, ly + laneH - 3); }
             drawn.aggregated.push(id);
           }
         }
         if (dense) {
-          if (e.s === "OWNER" && e.t >= t0) buckets[Math.floor((x(e.t) - labelW) / 3)] += 1;
+          if (e.s === "OWNER" && e.t >= t0) buckets[Math.floor(x(e.t) / 3)] += 1;
           if (e.s === "LOOSER" || e.s === "GENERATING") {
-            ctx.fillStyle = COLOR[e.s];
-            ctx.fillRect(x(a), ly + 1, Math.max(1, x(b) - x(a)), laneH - 2);
+            c.fillStyle = COLOR[e.s];
+            c.fillRect(x(a), ly + 1, Math.max(1, x(b) - x(a)), laneH - 2);
           }
           continue;
         }
@@ -247,16 +318,16 @@
           const cut = (lostAt.get(id) || []).find(c => c >= e.t && c < b);
           if (cut != null) {
             end = Math.max(a, cut);
-            ctx.fillStyle = "rgba(154,154,154,0.35)"; ctx.fillRect(x(end), ly + 1, Math.max(0, x(b) - x(end)), laneH - 2);
+            c.fillStyle = "rgba(154,154,154,0.35)"; c.fillRect(x(end), ly + 1, Math.max(0, x(b) - x(end)), laneH - 2);
           }
         }
         const xa = x(a), w = Math.max(e.s === "OWNER" ? 2 : 0, x(end) - xa);
         if (e.s === "OWNER") {
-          ctx.fillStyle = COLOR.OWNER; ctx.fillRect(xa, ly + 1, w, laneH - 2);
+          c.fillStyle = COLOR.OWNER; c.fillRect(xa, ly + 1, w, laneH - 2);
         } else if (e.s === "WAITER") {
-          ctx.fillStyle = COLOR.WAITER; ctx.fillRect(xa, ly + laneH / 2 - 1, w, Math.max(1, laneH / 8));
+          c.fillStyle = COLOR.WAITER; c.fillRect(xa, ly + laneH / 2 - 1, w, Math.max(1, laneH / 8));
         } else if (e.s === "LOOSER" || e.s === "GENERATING") {
-          ctx.fillStyle = COLOR[e.s]; ctx.fillRect(xa, ly + 1, w, laneH - 2);
+          c.fillStyle = COLOR[e.s]; c.fillRect(xa, ly + 1, w, laneH - 2);
         }
         if (e.s !== "WAITER" && e.s !== "NONE" && drawn.stretches.length < 20000) drawn.stretches.push({ node: id, state: e.s, from: a, to: end });
       }
@@ -264,17 +335,17 @@
         const max = Math.max(1, ...buckets);
         for (let b = 0; b < buckets.length; b++) {
           if (!buckets[b]) continue;
-          ctx.fillStyle = `rgba(232,162,0,${0.25 + 0.75 * buckets[b] / max})`;
-          ctx.fillRect(labelW + b * 3, ly + 1, 3, laneH - 2);
+          c.fillStyle = `rgba(232,162,0,${0.25 + 0.75 * buckets[b] / max})`;
+          c.fillRect(b * 3, ly + 1, 3, laneH - 2);
         }
       }
       // Heartbeats: ticks on the holder's lane.
       const beats = n.beats;
       let lo = 0, hi = beats.length;
       while (lo < hi) { const mid = (lo + hi) >> 1; if (beats[mid] < t0) lo = mid + 1; else hi = mid; }
-      ctx.fillStyle = "#1d2430";
+      c.fillStyle = "#1d2430";
       for (let h = lo; h < beats.length && beats[h] <= t1; h++) {
-        ctx.fillRect(x(beats[h]) - 0.5, ly, 1, Math.max(2, laneH * 0.45));
+        c.fillRect(x(beats[h]) - 0.5, ly, 1, Math.max(2, laneH * 0.45));
         drawn.beats++;
       }
     }
@@ -283,11 +354,11 @@
     const visibleMarks = marks.filter(m => m.t >= t0 && m.t <= t1);
     for (const m of visibleMarks) {
       const px = x(m.t), i = laneOf.get(m.n);
-      ctx.strokeStyle = m.k === "w" ? "rgba(228,106,0,0.55)" : "rgba(142,63,181,0.7)";
+      c.strokeStyle = m.k === "w" ? "rgba(228,106,0,0.55)" : "rgba(142,63,181,0.7)";
       if (visibleMarks.length <= 400) {
-        ctx.setLineDash([3, 3]); ctx.beginPath(); ctx.moveTo(px, top); ctx.lineTo(px, top + lanes.length * laneH); ctx.stroke(); ctx.setLineDash([]);
+        c.setLineDash([3, 3]); c.beginPath(); c.moveTo(px, top); c.lineTo(px, top + lanes.length * laneH); c.stroke(); c.setLineDash([]);
       }
-      if (i != null) { ctx.fillStyle = m.k === "w" ? COLOR.LOOSER : COLOR.GENERATING; ctx.beginPath(); ctx.arc(px, y(i) + laneH / 2, Math.max(2, Math.min(5, laneH / 2)), 0, 7); ctx.fill(); }
+      if (i != null) { c.fillStyle = m.k === "w" ? COLOR.LOOSER : COLOR.GENERATING; c.beginPath(); c.arc(px, y(i) + laneH / 2, Math.max(2, Math.min(5, laneH / 2)), 0, 7); c.fill(); }
       drawn.marks++;
     }
 
@@ -302,44 +373,41 @@
       }
     }
     if (arrows.length <= 500) {
-      ctx.strokeStyle = "rgba(29,36,48,0.75)"; ctx.fillStyle = "rgba(29,36,48,0.75)"; ctx.lineWidth = 1;
+      c.strokeStyle = "rgba(29,36,48,0.75)"; c.fillStyle = "rgba(29,36,48,0.75)"; c.lineWidth = 1;
       for (const [from, to, t] of arrows) {
         const px = x(t), x0 = px - Math.min(14, Math.max(4, plotW / 120)), y0 = y(from) + laneH / 2, y1 = y(to) + laneH / 2;
-        ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(px, y1); ctx.stroke();
+        c.beginPath(); c.moveTo(x0, y0); c.lineTo(px, y1); c.stroke();
         const ang = Math.atan2(y1 - y0, px - x0);
-        ctx.beginPath(); ctx.moveTo(px, y1); ctx.lineTo(px - 5 * Math.cos(ang - 0.4), y1 - 5 * Math.sin(ang - 0.4)); ctx.lineTo(px - 5 * Math.cos(ang + 0.4), y1 - 5 * Math.sin(ang + 0.4)); ctx.fill();
+        c.beginPath(); c.moveTo(px, y1); c.lineTo(px - 5 * Math.cos(ang - 0.4), y1 - 5 * Math.sin(ang - 0.4)); c.lineTo(px - 5 * Math.cos(ang + 0.4), y1 - 5 * Math.sin(ang + 0.4)); c.fill();
       }
       drawn.arrows = arrows.length;
     }
 
     // Incidents: labelled markers.
-    ctx.font = "11px system-ui, sans-serif";
+    c.font = "11px system-ui, sans-serif";
     let labelRight = -Infinity;
     for (const inc of st.incidents) {
       const t = inc.at_ms;
       if (t < t0 || t > t1) continue;
       const px = x(t), kind = inc.detail.kind;
       const color = kind === "token_lost" ? "#b3261e" : kind === "duplicate_tokens" ? COLOR.LOOSER : kind === "first_token" ? COLOR.OWNER : "#2f6fd6";
-      ctx.strokeStyle = color; ctx.lineWidth = 2;
-      ctx.beginPath(); ctx.moveTo(px, top - 2); ctx.lineTo(px, top + lanes.length * laneH); ctx.stroke(); ctx.lineWidth = 1;
+      c.strokeStyle = color; c.lineWidth = 2;
+      c.beginPath(); c.moveTo(px, top - 2); c.lineTo(px, top + lanes.length * laneH); c.stroke(); c.lineWidth = 1;
       const node = inc.detail.node || inc.detail.regenerated_by || inc.detail.by || "";
       const label = { token_lost: "token lost", duplicate_tokens: "two tokens", first_token: "first token", node_joined: "joined", node_silent: "silent", node_back: "back", node_restarted: "restarted", back_in_rotation: "back in rotation" }[kind] || kind;
       const text = node && kind !== "token_lost" ? `${label}: ${node}` : label;
       if (px > labelRight + 4) {
-        ctx.fillStyle = color; ctx.fillText(text, px + 3, 11);
-        labelRight = px + 3 + ctx.measureText(text).width;
+        c.fillStyle = color; c.fillText(text, px + 3, 11);
+        labelRight = px + 3 + c.measureText(text).width;
       }
       drawn.markers.push({ kind, at: t, node: node || null, text });
       if (kind === "token_lost" && inc.ended_ms != null && inc.detail.regenerated_by && laneOf.has(inc.detail.regenerated_by)) {
         const gx = x(inc.ended_ms), gy = y(laneOf.get(inc.detail.regenerated_by)) + laneH / 2;
-        ctx.fillStyle = COLOR.GENERATING; ctx.strokeStyle = "#1d2430";
-        ctx.beginPath(); ctx.moveTo(gx, gy - 7); ctx.lineTo(gx + 7, gy); ctx.lineTo(gx, gy + 7); ctx.lineTo(gx - 7, gy); ctx.closePath(); ctx.fill(); ctx.stroke();
+        c.fillStyle = COLOR.GENERATING; c.strokeStyle = "#1d2430";
+        c.beginPath(); c.moveTo(gx, gy - 7); c.lineTo(gx + 7, gy); c.lineTo(gx, gy + 7); c.lineTo(gx - 7, gy); c.closePath(); c.fill(); c.stroke();
         drawn.markers.push({ kind: "regenerated", at: inc.ended_ms, node: inc.detail.regenerated_by, text: "regenerated" });
       }
     }
-    // "Now" on a live view, the replay's position on a recording.
-    const pos = now();
-    if (pos >= t0 && pos <= t1) { ctx.strokeStyle = "#1d2430"; ctx.beginPath(); ctx.moveTo(x(pos), top - 4); ctx.lineTo(x(pos), height - 8); ctx.stroke(); }
     st.drawn = drawn;
   }
 
@@ -350,8 +418,8 @@
 
   // --- controls -----------------------------------------------------------
   const spanSelect = document.getElementById("st-span");
-  spanSelect.onchange = () => { st.span = Number(spanSelect.value); };
-  document.getElementById("st-follow").onclick = () => { st.follow = true; document.getElementById("st-follow").disabled = true; };
+  spanSelect.onchange = () => { st.span = Number(spanSelect.value); dirty = true; };
+  document.getElementById("st-follow").onclick = () => { st.follow = true; dirty = true; document.getElementById("st-follow").disabled = true; };
   canvas.addEventListener("wheel", ev => {
     ev.preventDefault();
     const [t0, t1] = visible();
@@ -360,7 +428,7 @@
     const at = t0 + frac * (t1 - t0);
     const span = Math.min(3600000, Math.max(20, st.span * (ev.deltaY > 0 ? 1.25 : 0.8)));
     st.follow = false; document.getElementById("st-follow").disabled = false;
-    st.end = at + (1 - frac) * span; st.span = span;
+    st.end = at + (1 - frac) * span; st.span = span; dirty = true;
   }, { passive: false });
   let drag = null;
   canvas.addEventListener("mousedown", ev => { const [, t1] = visible(); drag = { x: ev.clientX, end: t1 }; });
@@ -369,7 +437,7 @@
     if (!drag) return;
     const per = st.span / Math.max(1, canvas.clientWidth - 92);
     st.follow = false; document.getElementById("st-follow").disabled = false;
-    st.end = drag.end - (ev.clientX - drag.x) * per;
+    st.end = drag.end - (ev.clientX - drag.x) * per; dirty = true;
   });
 
   // Replay controls (shown on a recording).
