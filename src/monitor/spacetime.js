@@ -35,6 +35,9 @@
     fetching: false,
   };
   window.spacetime = st;
+  // The scene is stale: new data (`dirty`), or a moved window or changed
+  // lanes (`urgent`).
+  let dirty = true, urgent = true;
 
   // --- data ---------------------------------------------------------------
   function addEvents(list) {
@@ -83,7 +86,7 @@
   }
 
   function clear() {
-    st.events = []; st.seqs = new Set(); st.fetchedWindows = []; index(); dirty = true;
+    st.events = []; st.seqs = new Set(); st.fetchedWindows = []; index(); urgent = true;
   }
 
   async function poll() {
@@ -142,7 +145,8 @@
     if (replay) { st.serverNow = replay.position_ms; st.playing = replay.playing; st.speed = replay.speed; st.replay = replay; }
     st.receivedAt = performance.now();
     const nodes = ring.nodes.map(n => n.id), silent = new Set(ring.nodes.filter(n => n.silent).map(n => n.id));
-    if (nodes.join() !== st.nodes.join() || [...silent].join() !== [...(st.silent || [])].join() || incidents !== st.incidents) dirty = true;
+    if (nodes.join() !== st.nodes.join() || [...silent].join() !== [...(st.silent || [])].join()) urgent = true;
+    if (incidents !== st.incidents) dirty = true;
     st.nodes = nodes;
     st.silent = silent;
     st.incidents = incidents;
@@ -153,7 +157,7 @@
     if (span) st.span = span;
     st.follow = false;
     st.end = t + st.span / 2;
-    dirty = true;
+    urgent = true;
     document.getElementById("st-follow").disabled = false;
   };
 
@@ -172,9 +176,7 @@
   // shows the part of it that is in the window (so it scrolls smoothly
   // while following time) and blanks what lies after "now".
   const scene = { canvas: document.createElement("canvas"), labels: document.createElement("canvas"), t0: 0, t1: 0, key: "", built: 0 };
-  let dirty = true;
   st.builds = 0;
-  st.touch = () => { dirty = true; };
 
   function layout() {
     const lanes = st.nodes;
@@ -191,18 +193,25 @@
     if (canvas.width !== Math.round(L.width * dpr) || canvas.height !== Math.round(L.height * dpr)) {
       canvas.width = Math.round(L.width * dpr); canvas.height = Math.round(L.height * dpr);
       canvas.style.height = L.height + "px";
-      dirty = true;
+      urgent = true;
     }
     const [t0, t1] = visible();
     ensureWindow(t0, t1);
     const key = `${L.width}|${L.height}|${L.laneH}|${st.span}|${dpr}`;
     // Following time, the scene reaches ahead, so that it is rebuilt only
     // when the data change (or it runs out).
-    if (dirty || key !== scene.key || t0 < scene.t0 || t1 > scene.t1) {
+    // New events rebuild it at most twice a second with a big ring (the
+    // scene reaches half a window ahead, so nothing is missing meanwhile);
+    // a moved window or changed lanes at once.
+    const due = performance.now() - scene.built >= (L.lanes.length > 50 ? 500 : 0);
+    if (urgent || (dirty && due) || key !== scene.key || t0 < scene.t0 || t1 > scene.t1) {
+      scene.built = performance.now();
+      urgent = false;
       const ahead = st.follow && st.mode !== "replay" || st.playing ? st.span / 2 : 0;
       buildScene(L, t0, t1 + ahead, dpr);
       scene.key = key;
       dirty = false;
+      urgent = false;
     }
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -418,8 +427,8 @@
 
   // --- controls -----------------------------------------------------------
   const spanSelect = document.getElementById("st-span");
-  spanSelect.onchange = () => { st.span = Number(spanSelect.value); dirty = true; };
-  document.getElementById("st-follow").onclick = () => { st.follow = true; dirty = true; document.getElementById("st-follow").disabled = true; };
+  spanSelect.onchange = () => { st.span = Number(spanSelect.value); urgent = true; };
+  document.getElementById("st-follow").onclick = () => { st.follow = true; urgent = true; document.getElementById("st-follow").disabled = true; };
   canvas.addEventListener("wheel", ev => {
     ev.preventDefault();
     const [t0, t1] = visible();
@@ -428,7 +437,7 @@
     const at = t0 + frac * (t1 - t0);
     const span = Math.min(3600000, Math.max(20, st.span * (ev.deltaY > 0 ? 1.25 : 0.8)));
     st.follow = false; document.getElementById("st-follow").disabled = false;
-    st.end = at + (1 - frac) * span; st.span = span; dirty = true;
+    st.end = at + (1 - frac) * span; st.span = span; urgent = true;
   }, { passive: false });
   let drag = null;
   canvas.addEventListener("mousedown", ev => { const [, t1] = visible(); drag = { x: ev.clientX, end: t1 }; });
@@ -437,7 +446,7 @@
     if (!drag) return;
     const per = st.span / Math.max(1, canvas.clientWidth - 92);
     st.follow = false; document.getElementById("st-follow").disabled = false;
-    st.end = drag.end - (ev.clientX - drag.x) * per; dirty = true;
+    st.end = drag.end - (ev.clientX - drag.x) * per; urgent = true;
   });
 
   // Replay controls (shown on a recording).
