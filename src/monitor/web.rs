@@ -641,6 +641,14 @@ mod tests {
     }
 
     #[actix_rt::test]
+    async fn a_live_monitor_cannot_be_controlled_like_a_replay() {
+        let shared = Shared::new(RingView::new());
+        assert!(shared.replay_control(Some(0.0), Some(true), None).is_none());
+        assert!(shared.replay_json().is_none());
+        assert_eq!(shared.ring_json()["mode"], "live");
+    }
+
+    #[actix_rt::test]
     async fn events_send_only_what_changed() {
         let shared = Shared::new(RingView::new());
         for id in ["a", "b", "c"] {

@@ -330,6 +330,7 @@ fn the_demo_checks_its_options_and_says_why_it_cannot_run() {
         (&["-p", "80"][..], "-p takes a port from 1024"),
         (&["--http", "8080"][..], "--http takes ADDRESS:PORT"),
         (&["--bogus"][..], "unknown option --bogus"),
+        (&["--record", "/nonexistent-dir/x.jsonl"][..], "cannot write the recording /nonexistent-dir/x.jsonl"),
     ] {
         let ran = run(&mut demo(&tmp, args), SECS_10);
         assert_eq!(ran.code, Some(2), "{args:?}: {ran:?}");
@@ -364,13 +365,25 @@ fn a_demo_that_ran_leaves_nothing_behind() {
     let tmp = scratch_dir("demo-ok");
     let base = free_block().to_string();
     let http = format!("127.0.0.1:{}", free_tcp_port());
-    let ran = run(&mut demo(&tmp, &["--no-build", "-n", "2", "-p", &base, "--http", &http, "-t", "3"]), SECS_10 * 3);
+    let kept = scratch_dir("demo-recording");
+    let record = kept.join("run.jsonl");
+    let record_arg = record.to_str().unwrap();
+    let args = ["--no-build", "-n", "2", "-p", &base, "--http", &http, "-t", "3", "--record", record_arg];
+    let ran = run(&mut demo(&tmp, &args), SECS_10 * 3);
     assert_eq!(ran.code, Some(0), "{ran:?}");
     assert!(ran.stdout.contains(&format!("Open http://{http}/")), "{}", ran.stdout);
     assert!(ran.stdout.contains("Stopped 3 processes"), "{}", ran.stdout);
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
     assert!(left.is_empty(), "the demo left {left:?} in its temporary directory");
+    // The recording stays, and the demo says how to replay it.
+    let replay = format!("pi-ring-monitor --replay {record_arg} --http {http}");
+    assert!(ran.stdout.contains(&replay), "no {replay:?} in:\n{}", ran.stdout);
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    let header: serde_json::Value = serde_json::from_str(recorded.lines().next().unwrap()).unwrap();
+    assert_eq!(header["pi_ring_recording"], 1, "{header}");
+    assert!(recorded.contains("\"type\":\"my state\""), "no MY_STATE recorded");
     let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_dir_all(&kept);
 }
 
 /// Start nodes (id, host, ports, extra flags) with fast timeouts, let them

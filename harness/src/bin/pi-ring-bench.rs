@@ -552,18 +552,30 @@ impl Bench {
             let f = |i: usize| v[i].as_f64().unwrap_or(0.0);
             (Instant::now(), f(0), f(1) / (1 << 20) as f64, f(2), f(3), f(4), f(5))
         };
+        // The renderers' proportional set size (shared pages divided among
+        // the processes that share them), so that Chromium's shared memory
+        // is not counted once per process.
         let renderer_mib = || -> f64 {
             let mut total = 0.0;
             for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
                 let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
                 if String::from_utf8_lossy(&cmd).contains("--type=renderer") {
-                    total += entry.file_name().to_str().and_then(|p| p.parse().ok()).map_or(0.0, rss_mib);
+                    let rollup = std::fs::read_to_string(entry.path().join("smaps_rollup")).unwrap_or_default();
+                    let kb = rollup.lines().find_map(|l| l.strip_prefix("Pss:")).map(|v| v.trim().trim_end_matches("kB").trim());
+                    total += kb.and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0;
                 }
             }
             total
         };
+        let totals = || -> (f64, f64) {
+            let passes = ring().and_then(|r| r["passes"].as_f64()).unwrap_or(0.0);
+            let incidents = pi_ring_harness::http(&http_addr, "GET", "/api/incidents", None).unwrap_or_default();
+            (passes, incidents.matches("\"kind\":\"token_lost\"").count() as f64)
+        };
+        let (passes_before, lost_before) = totals();
         let (mut fps, mut heap, mut renderer, mut monitor_rss, mut passes) = (vec![], vec![], vec![], vec![], vec![]);
         let mut last = sample();
+        let mut last_passes = passes_before;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(secs) {
             std::thread::sleep(Duration::from_secs(10));
@@ -571,7 +583,9 @@ impl Bench {
             let rate = (now.1 - last.1) / now.0.duration_since(last.0).as_secs_f64();
             let rss = monitor.0.id();
             let (r, m) = (renderer_mib(), rss_mib(rss));
-            let p = ring().and_then(|r| r["passes_per_second"].as_f64()).unwrap_or(0.0);
+            let (total, _) = totals();
+            let p = (total - last_passes) / now.0.duration_since(last.0).as_secs_f64();
+            last_passes = total;
             eprintln!(
                 "  {:>4.0} s: {rate:5.1} frames/s, JS heap {:6.1} MiB, renderer {r:6.1} MiB, monitor {m:5.1} MiB,                  {} events held, {} lanes drawn ({} aggregated), {p:.0} passes/s",
                 started.elapsed().as_secs_f64(),
@@ -593,9 +607,11 @@ impl Bench {
         self.push(stats("page: frames per second", "fps", fps, &note));
         let (h, r, m) = (first_last(&heap), first_last(&renderer), first_last(&monitor_rss));
         self.push(stats("page: JavaScript heap", "MiB", heap, &h));
-        self.push(stats("page: renderer RSS", "MiB", renderer, &r));
+        self.push(stats("page: renderer PSS", "MiB", renderer, &r));
         self.push(stats("page: monitor RSS", "MiB", monitor_rss, &m));
-        self.push(stats("page: passes per second", "1/s", passes, &note));
+        self.push(stats("page: passes per second (10 s intervals)", "1/s", passes, &note));
+        let (_, lost_after) = totals();
+        self.push(stats("page: tokens lost while watched", "", vec![lost_after - lost_before], &note));
         drop(browser);
         kill_all(nodes);
     }
