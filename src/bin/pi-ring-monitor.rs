@@ -32,12 +32,13 @@ use tokio::net::UdpSocket;
 /// pause, speed and seek on the page, or POST /api/replay.
 ///
 /// Exit status: 0 after Ctrl-C or SIGTERM, 2 for bad options, 1 when a
-/// port or address cannot be used.
+/// port or address cannot be used, or a recording cannot be written or
+/// read.
 #[derive(Parser, Debug)]
 #[command(name = "pi-ring-monitor", version = VERSION)]
 struct Args {
     /// Address of the web page and the API (/api/ring, /api/incidents,
-    /// /api/events, /metrics, /healthz)
+    /// /api/events, /api/trace, /api/replay, /metrics, /healthz)
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
 
@@ -85,12 +86,20 @@ struct Args {
     replay: Vec<PathBuf>,
 
     /// Replay speed, times real time (0.01 to 1000)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
     speed: f64,
 
     /// Start the replay paused (press play on the page)
     #[arg(long, requires = "replay")]
     paused: bool,
+}
+
+/// A replay speed: a number from 0.01 to 1000.
+fn parse_speed(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(speed) if (0.01..=pi_ring::monitor::replay::MAX_SPEED).contains(&speed) => Ok(speed),
+        _ => Err(format!("{text:?} is not a speed from 0.01 to 1000 (times real time)")),
+    }
 }
 
 fn main() -> ExitCode {

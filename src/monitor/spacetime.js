@@ -111,14 +111,17 @@
 
   // A window the page does not hold (scrolled back, zoomed in on a
   // recording): ask for it.
+  // Following time, the polls keep the page current; this is for windows
+  // moved back by hand (each asked once; the latest hundred remembered).
   async function ensureWindow(t0, t1) {
-    if (st.fetching) return;
+    if (st.fetching || st.follow || !st.receivedAt) return;
     const first = st.events.length ? st.events[0].t : Infinity;
     if (t0 >= first || st.fetchedWindows.some(([a, b]) => a <= t0 && b >= t1)) return;
     st.fetching = true;
     try {
       const d = await (await fetch(`/api/trace?from_ms=${t0}&to_ms=${t1}`)).json();
       st.fetchedWindows.push([t0, t1]);
+      if (st.fetchedWindows.length > 100) st.fetchedWindows.shift();
       addEvents(d.events);
     } catch (e) { }
     st.fetching = false;

@@ -268,6 +268,22 @@ fn a_replayed_fault_story_shows_the_gap_the_search_the_claim_and_the_regenerator
     assert!(drawn["marks"].as_u64().unwrap() > 0, "no WHERE_IS_TOKEN or GENERATING_TOKEN mark");
     assert!(drawn["beats"].as_u64().unwrap() > 0, "no heartbeat tick");
 
+    // Clicking the incident in "What happened" brings the view to it.
+    browser.eval("window.spacetime.show(0, 10000); return true");
+    let clicked =
+        browser.eval("const li = document.querySelector('#timeline li.token_lost'); if (li) li.click(); return !!li");
+    assert_eq!(clicked, true, "the timeline lists no lost token");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let window = browser.eval("return window.spacetime.drawn.window");
+        let (a, b) = (window[0].as_f64().unwrap_or(0.0), window[1].as_f64().unwrap_or(0.0));
+        if a <= lost_at && regenerated_at <= b {
+            break;
+        }
+        assert!(Instant::now() < deadline, "clicking the incident did not bring the view to it: {window}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // Wide enough to show the restart too, for the picture.
     let restarted = story.live_now_ms as f64;
     browser.eval(&format!(

@@ -99,6 +99,31 @@ fn command_line_mistakes_are_refused_with_exit_code_2() {
 
     let monitor = run(Command::new(MONITOR).args(["--http", "nowhere"]), SECS_10);
     assert_eq!(monitor.code, Some(2), "{monitor:?}");
+
+    let speed = run(Command::new(MONITOR).args(["--replay", "x.jsonl", "--speed", "0"]), SECS_10);
+    assert_refused(&speed, 2, &["--speed", "not a speed from 0.01 to 1000"]);
+    let both = run(Command::new(MONITOR).args(["--replay", "x.jsonl", "--record", "y.jsonl"]), SECS_10);
+    assert_refused(&both, 2, &["--record", "cannot be used with"]);
+}
+
+/// A recording that cannot be read is refused with what is wrong with it.
+#[test]
+fn a_recording_that_cannot_be_replayed_is_refused_with_its_reason() {
+    let dir = scratch_dir("replay");
+    let missing = dir.join("missing.jsonl");
+    let ran = run(Command::new(MONITOR).arg("--replay").arg(&missing).args(["--no-http"]), SECS_10);
+    assert_refused(&ran, 1, &["missing.jsonl", "No such file"]);
+    let other = dir.join("notes.txt");
+    std::fs::write(&other, "shopping list\n").unwrap();
+    let ran = run(Command::new(MONITOR).arg("--replay").arg(&other).args(["--no-http"]), SECS_10);
+    assert_refused(&ran, 1, &["notes.txt", "not a pi-ring recording"]);
+    let empty = dir.join("empty.jsonl");
+    std::fs::write(&empty, "{\"pi_ring_recording\":1,\"started_unix_ms\":1}\n").unwrap();
+    let ran = run(Command::new(MONITOR).arg("--replay").arg(&empty).args(["--no-http"]), SECS_10);
+    assert_refused(&ran, 1, &["empty.jsonl", "holds nothing to replay"]);
+    let ran = run(Command::new(MONITOR).arg("--record").arg(dir.join("no-dir/x.jsonl")).args(["--no-http"]), SECS_10);
+    assert_refused(&ran, 1, &["cannot record", "no-dir/x.jsonl"]);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -561,7 +561,10 @@ impl Bench {
                 let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
                 if String::from_utf8_lossy(&cmd).contains("--type=renderer") {
                     let rollup = std::fs::read_to_string(entry.path().join("smaps_rollup")).unwrap_or_default();
-                    let kb = rollup.lines().find_map(|l| l.strip_prefix("Pss:")).map(|v| v.trim().trim_end_matches("kB").trim());
+                    let kb = rollup
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Pss:"))
+                        .map(|v| v.trim().trim_end_matches("kB").trim());
                     total += kb.and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0;
                 }
             }
@@ -587,7 +590,7 @@ impl Bench {
             let p = (total - last_passes) / now.0.duration_since(last.0).as_secs_f64();
             last_passes = total;
             eprintln!(
-                "  {:>4.0} s: {rate:5.1} frames/s, JS heap {:6.1} MiB, renderer {r:6.1} MiB, monitor {m:5.1} MiB,                  {} events held, {} lanes drawn ({} aggregated), {p:.0} passes/s",
+                "  {:>4.0} s: {rate:5.1} frames/s, JS heap {:6.1} MiB, renderer PSS {r:6.1} MiB, monitor RSS {m:5.1} MiB, {} events held, {} lanes drawn ({} aggregated), {p:.0} passes/s",
                 started.elapsed().as_secs_f64(),
                 now.2,
                 now.3,
