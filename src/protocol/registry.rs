@@ -48,11 +48,17 @@ struct Entry {
     /// first of them failed.
     failures: u32,
     failing_since: Option<Time>,
+    /// When we last tried to reach it and could not (a send failed), or
+    /// PINGed it in the background since ([`Registry::due_for_recheck`]).
+    tried_at: Option<Time>,
     /// A broadcast of it was heard at this host: it shares our broadcast
     /// domain, and our broadcasts reach it.
     broadcast: bool,
     /// The last message from its address.
     heard_at: Option<Time>,
+    /// The last sign of life: a message from it, or a connection of ours
+    /// that it accepted.
+    alive_at: Option<Time>,
     /// Its TCP port accepted a connection of ours.
     proven: bool,
     /// It took a hand-off of ours, or handed us the token: a member that
@@ -76,8 +82,10 @@ impl Entry {
             suspect: false,
             failures: 0,
             failing_since: None,
+            tried_at: None,
             broadcast: false,
             heard_at: Some(now),
+            alive_at: Some(now),
             proven: false,
             established: false,
             probe_due: false,
@@ -87,7 +95,7 @@ impl Entry {
     }
 
     fn from_table(host: Ipv4Addr, now: Time) -> Entry {
-        Entry { heard_at: None, probe_due: true, ..Entry::heard(host, now) }
+        Entry { heard_at: None, alive_at: None, probe_due: true, ..Entry::heard(host, now) }
     }
 
     /// As a registry that takes every member as proven keeps it.
@@ -291,6 +299,7 @@ impl Registry {
                 entry.failures = 0;
                 entry.failing_since = None;
                 entry.heard_at = Some(now);
+                entry.alive_at = Some(now);
                 // A member learnt from a table and heard since still has its
                 // PING due (hearing it proves no TCP port).
                 entry.evidence = now;
@@ -407,6 +416,13 @@ impl Registry {
     /// again when the mark expires (a busy host may have missed the first),
     /// and is forgotten if it stays silent (see [`forget_stale`](Self::forget_stale)).
     pub fn mark_lost(&mut self, id: &str, now: Time) {
+        self.mark_lost_after(id, now, now);
+    }
+
+    /// [`mark_lost`](Self::mark_lost) for a send begun at `tried` that
+    /// failed at `now`: the background PINGs of
+    /// [`due_for_recheck`](Self::due_for_recheck) count from when it began.
+    pub fn mark_lost_after(&mut self, id: &str, tried: Time, now: Time) {
         let Some(entry) = self.nodes.get_mut(id).filter(|_| id != self.own_id) else {
             return;
         };
@@ -415,7 +431,40 @@ impl Registry {
         entry.suspect = true;
         entry.failures = entry.failures.saturating_add(1);
         entry.failing_since.get_or_insert(now);
+        entry.tried_at = entry.tried_at.max(Some(tried));
         entry.probe_due |= !entry.proven;
+    }
+
+    /// Whether `id` showed a sign of life at or after `since`: a message
+    /// from it, or a connection of ours that it accepted.
+    pub fn alive_since(&self, id: &str, since: Time) -> bool {
+        self.nodes.get(id).and_then(|e| e.alive_at).is_some_and(|at| at >= since)
+    }
+
+    /// Proven members a send failed to, whose lost mark still has time
+    /// left, and that were not tried for `every`; at most `max`, each
+    /// counted as tried now. They are PINGed in the background: a member
+    /// that is back but says nothing (the last link of a partition to heal,
+    /// after both sides' news went out) is back in the rotation within
+    /// `every` and a round, whatever its backed-off mark had left.
+    pub fn due_for_recheck(&mut self, now: Time, every: Duration, max: usize) -> Vec<(NodeId, Ipv4Addr)> {
+        let own_id = &self.own_id;
+        let mut due = Vec::new();
+        for (id, entry) in self
+            .nodes
+            .iter_mut()
+            .filter(|(id, e)| {
+                *id != own_id
+                    && e.proven
+                    && Self::is_lost(e, now)
+                    && e.tried_at.is_none_or(|at| now.saturating_sub(at) >= every)
+            })
+            .take(max)
+        {
+            entry.tried_at = Some(now);
+            due.push((id.clone(), entry.host));
+        }
+        due
     }
 
     /// `id`'s TCP port at `host` accepted a connection of ours (a hand-off
@@ -429,6 +478,7 @@ impl Registry {
             entry.failing_since = None;
             entry.probe_due = false;
             entry.evidence = now;
+            entry.alive_at = Some(now);
         }
     }
 
@@ -720,6 +770,55 @@ mod tests {
         let reception = r.receive(&ping("b"), ip(10), T0);
         assert!(reception.unmarked && reception.deliver && !reception.newcomer);
         assert_eq!(r.next(T0).unwrap().0, "b");
+    }
+
+    #[test]
+    fn lost_members_are_rechecked_once_per_period_while_their_mark_lasts() {
+        let every = Duration::from_millis(500);
+        let mut r = ring("a", &["b", "c", "d"]);
+        // c failed a hand-off begun at T0, 300 ms before the failure.
+        r.mark_lost_after("c", T0, T0 + Duration::from_millis(300));
+        r.mark_lost("d", T0 + Duration::from_millis(300));
+        // Counted from the attempt's start: c is due first, d not yet.
+        let due = r.due_for_recheck(T0 + every, every, 16);
+        assert_eq!(due, vec![("c".to_string(), ip(11))]);
+        assert_eq!(r.due_for_recheck(T0 + every, every, 16), vec![], "counted as tried");
+        let due = r.due_for_recheck(T0 + every + Duration::from_millis(300), every, 16);
+        assert_eq!(due, vec![("d".to_string(), ip(12))]);
+        // At most `max` a sweep; the rest at the next.
+        let later = T0 + 2 * every + Duration::from_millis(300);
+        assert_eq!(r.due_for_recheck(later, every, 1).len(), 1);
+        assert_eq!(r.due_for_recheck(later, every, 1).len(), 1);
+        assert_eq!(r.due_for_recheck(later, every, 1), vec![]);
+        // Heard from: no longer lost, no longer rechecked.
+        r.receive(&ping("c"), ip(11), later);
+        r.receive(&ping("d"), ip(12), later);
+        assert_eq!(r.due_for_recheck(later + 10 * every, every, 16), vec![]);
+    }
+
+    #[test]
+    fn members_never_proven_or_whose_mark_expired_are_not_rechecked() {
+        let every = Duration::from_millis(500);
+        let mut r = ring("a", &["b"]);
+        let nodes: Nodes = [("t".to_string(), ip(20).to_string())].into_iter().collect();
+        r.merge(&nodes, true, T0);
+        r.mark_lost("t", T0);
+        r.mark_lost("b", T0);
+        assert_eq!(r.due_for_recheck(T0 + every, every, 16), vec![("b".to_string(), ip(10))]);
+        // b's mark (2 s) has run out: the token tries it again anyway.
+        assert_eq!(r.due_for_recheck(T0 + Duration::from_secs(2), every, 16), vec![]);
+    }
+
+    #[test]
+    fn alive_since_counts_messages_and_accepted_connections() {
+        let mut r = ring("a", &["b", "c"]);
+        let later = T0 + Duration::from_secs(1);
+        assert!(r.alive_since("b", T0) && !r.alive_since("b", later));
+        r.receive(&ping("b"), ip(10), later);
+        assert!(r.alive_since("b", later));
+        r.delivered("c", ip(11), later);
+        assert!(r.alive_since("c", later));
+        assert!(!r.alive_since("nobody", T0));
     }
 
     #[test]
