@@ -161,11 +161,11 @@ impl StateMachine {
                     .into_actor(self),
                 );
             }
-            Action::Probe { id, to, message } => {
+            Action::Probe { id, to, message, asked } => {
                 let send = self.peers.tcp.send(SendTo { to, message, patience: None, deadline: None });
                 ctx.spawn(send.into_actor(self).map(move |result, act, ctx| {
                     let result = result.unwrap_or(Err(crate::error::SendError::EndpointGone));
-                    act.feed(Input::Probed { id, host: to, result }, ctx);
+                    act.feed(Input::Probed { id, host: to, asked, result }, ctx);
                 }));
             }
             Action::SendToken { attempt, to: _, host, message, patience, deadline } => {

@@ -46,6 +46,13 @@ const NEW_MEMBER_EVERY_WAITERS: u32 = 4;
 /// must not copy a list of a thousand members per datagram.
 const MEMBERS_EVERY: Duration = Duration::from_millis(100);
 
+/// Members marked lost are PINGed in the background once per `waiter`
+/// each ([`Node::recheck_lost`]), in sweeps this many times a `waiter`, each
+/// PINGing at most [`RECHECKS_PER_SWEEP`] of them: at most 16 PINGs a
+/// `waiter` in all, however many members are down.
+const RECHECK_SWEEPS_PER_WAITER: u32 = 4;
+const RECHECKS_PER_SWEEP: usize = 4;
+
 /// How often the registry forgets stale members and proves new ones.
 const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -90,8 +97,8 @@ pub enum Input {
     /// could not be (`Err`).
     TokenSent { attempt: u64, result: Result<(), SendError> },
     /// The PING of [`Action::Probe`] was delivered to `id` at `host` (its
-    /// TCP port accepted it) or not.
-    Probed { id: NodeId, host: Ipv4Addr, result: Result<(), SendError> },
+    /// TCP port accepted it) or not; `asked` is the probe's, echoed.
+    Probed { id: NodeId, host: Ipv4Addr, asked: Time, result: Result<(), SendError> },
     /// A planned stop (SIGTERM, Ctrl-C): a holder hands the token on first.
     Stop,
 }
@@ -108,8 +115,9 @@ pub enum Action {
     Send { to: Ipv4Addr, message: Message },
     /// TCP PING to member `id` at `to`, to learn whether its TCP port
     /// answers (a newcomer, or a member known only from a table); report
-    /// the result with [`Input::Probed`].
-    Probe { id: NodeId, to: Ipv4Addr, message: Message },
+    /// the result with [`Input::Probed`], echoing `asked` (when the node
+    /// asked for it: a failure says nothing of what was heard since).
+    Probe { id: NodeId, to: Ipv4Addr, message: Message, asked: Time },
     /// TCP unicast of TAKE_TOKEN; report the result with
     /// [`Input::TokenSent`] and this `attempt`. Give up on the member after
     /// `patience` without progress (connecting, or writing): the holder
@@ -244,6 +252,9 @@ pub struct Node {
     /// heard again ([`Self::recheck_failing`]), and how often at most.
     rechecked: Option<Time>,
     recheck_every: Duration,
+    /// When members marked lost were last swept for a background PING
+    /// ([`Self::recheck_lost`]).
+    swept: Option<Time>,
     /// When this node last broadcast a PING on meeting a better token
     /// ([`Self::announce_after_merge`]).
     announced: Option<Time>,
@@ -309,6 +320,7 @@ impl Node {
             deltas: true,
             rechecked: None,
             recheck_every,
+            swept: None,
             announced: None,
             known_token: None,
             heard_after_failure: BTreeSet::new(),
@@ -415,7 +427,7 @@ impl Node {
                 self.step_machine(now, super::machine::Input::Computed { epoch, expansion, checked })
             }
             Input::TokenSent { attempt, result } => self.token_sent(now, attempt, result),
-            Input::Probed { id, host, result } => self.probed(now, &id, host, result),
+            Input::Probed { id, host, asked, result } => self.probed(now, &id, host, asked, result),
             Input::Stop => {
                 if !self.stopping {
                     self.stopping = true;
@@ -428,6 +440,7 @@ impl Node {
         }
         self.track_known_token(heard_live);
         self.upkeep(now);
+        self.recheck_lost(now);
         if self.members_changed && self.members_reported.is_none_or(|at| now.saturating_sub(at) >= MEMBERS_EVERY) {
             self.members_changed = false;
             self.members_reported = Some(now);
@@ -659,7 +672,7 @@ impl Node {
     fn probe(&mut self, now: Time, id: NodeId, to: Ipv4Addr) {
         if self.pings.allow(to, now) {
             let message = Message::new(self.id(), Body::Ping);
-            self.actions.push(Action::Probe { id, to, message });
+            self.actions.push(Action::Probe { id, to, message, asked: now });
         } else {
             self.registry.probe_later(&id);
             self.budget_bites(now);
@@ -680,8 +693,31 @@ impl Node {
         for (id, host) in self.registry.failing(128) {
             if self.pings.allow(host, now) {
                 let message = Message::new(self.id(), Body::Ping);
-                self.actions.push(Action::Probe { id, to: host, message });
+                self.actions.push(Action::Probe { id, to: host, message, asked: now });
             }
+        }
+    }
+
+    /// PING in the background, once per `waiter` each, the members a send
+    /// failed to whose backed-off lost mark has time left. Hand-offs back
+    /// off from a member that stays down, so that it costs the token
+    /// little; these PINGs do not, and cost the token nothing (they are not
+    /// on its way). A member that is back but silent, such as the last link
+    /// of a partition to heal after the news of the two tokens went out, is
+    /// thus back in the rotation within a `waiter` and a round; one that
+    /// stays down is PINGed until it is forgotten (PROTOCOL section 10,
+    /// "Lost marks back off"). Our own marks, not the network's input,
+    /// decide whom: the PING budget for answers does not apply, the sweep's
+    /// own bound does.
+    fn recheck_lost(&mut self, now: Time) {
+        let every = self.recheck_every;
+        if self.swept.is_some_and(|at| now.saturating_sub(at) < every / RECHECK_SWEEPS_PER_WAITER) {
+            return;
+        }
+        self.swept = Some(now);
+        for (id, to) in self.registry.due_for_recheck(now, every, RECHECKS_PER_SWEEP) {
+            let message = Message::new(self.id(), Body::Ping);
+            self.actions.push(Action::Probe { id, to, message, asked: now });
         }
     }
 
@@ -728,7 +764,7 @@ impl Node {
     }
 
     /// The result of a PING sent to prove a member's TCP port.
-    fn probed(&mut self, now: Time, id: &str, host: Ipv4Addr, result: Result<(), SendError>) {
+    fn probed(&mut self, now: Time, id: &str, host: Ipv4Addr, asked: Time, result: Result<(), SendError>) {
         match result {
             Ok(()) => self.registry.delivered(id, host, now),
             // Not tried: the node had too many connections open.
@@ -743,7 +779,13 @@ impl Node {
                     self.heard_after_failure.insert(id.to_owned());
                     self.refuses_while_alive(now, id, *addr);
                 }
-                self.registry.mark_lost(id, now);
+                // A member that answered or spoke since the PING was asked
+                // for is there: the failure is older news (a partition that
+                // healed while the PING's connection was timing out).
+                if self.registry.alive_since(id, asked) {
+                    return;
+                }
+                self.registry.mark_lost_after(id, asked, now);
                 self.members_changed = true;
             }
         }
@@ -1056,7 +1098,7 @@ impl Node {
                 if let SendError::Refused { addr } = &e {
                     self.refuses_while_alive(now, &hand_off.to, *addr);
                 }
-                self.registry.mark_lost(&hand_off.to, now);
+                self.registry.mark_lost_after(&hand_off.to, hand_off.started, now);
                 self.members_changed = true;
                 if current {
                     if let Some(done) = self.try_next(now, hand_off) {

@@ -126,7 +126,7 @@ impl Probe {
             let hello = Message::new(author, Body::Ping);
             self.input(Input::Received { message: hello.into_raw(), from: PEER, via: Via::Tcp });
             self.prove_probed();
-            self.input(Input::Probed { id: author.into(), host: PEER, result: Ok(()) });
+            self.input(Input::Probed { id: author.into(), host: PEER, asked: self.now, result: Ok(()) });
         }
         self.receive_new(author, body);
         self.prove_probed();
@@ -137,8 +137,9 @@ impl Probe {
     fn prove_probed(&mut self) {
         let out = self.out.clone();
         for action in &out {
-            if let Action::Probe { id, to, .. } = action {
-                let actions = self.node.handle(self.now, Input::Probed { id: id.clone(), host: *to, result: Ok(()) });
+            if let Action::Probe { id, to, asked, .. } = action {
+                let probed = Input::Probed { id: id.clone(), host: *to, asked: *asked, result: Ok(()) };
+                let actions = self.node.handle(self.now, probed);
                 assert!(actions.iter().all(|a| matches!(a, Action::Members(_) | Action::Probe { .. })), "{actions:?}");
             }
         }
@@ -1062,6 +1063,90 @@ fn back_from_a_partition_members_marked_lost_are_pinged_when_another_token_is_he
     n.receive("n1", take_token(Token::new(520, "n7", 4), 520));
     n.finish_compute();
     assert_eq!(n.pass().unwrap().1, "n6", "its PING went through: its mark is gone");
+}
+
+/// An owner whose hand-offs to n6 failed twice (its lost mark now lasts
+/// two waiters) and that passed the token to n7 instead; returns the time
+/// of the second failure.
+fn n6_failed_twice() -> (Probe, Time) {
+    let waiter = timing().waiter;
+    let mut n = owner_passing(&[("n6", 6), ("n7", 7)]);
+    assert_eq!(n.pass().unwrap().1, "n6");
+    n.pass_failed();
+    n.pass_delivered();
+    n.advance(waiter);
+    n.receive("n1", take_token(Token::new(62, "n1", 1), 62));
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().1, "n6", "its first mark has expired");
+    n.pass_failed();
+    let failed_at = n.now;
+    assert_eq!(n.pass().unwrap().1, "n7");
+    n.pass_delivered();
+    (n, failed_at)
+}
+
+const N6: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
+
+/// Any input: the background sweeps run after each.
+fn tick(n: &mut Probe) {
+    n.receive_new("n1", Body::TokenIsHere { token: Token::new(62, "n1", 1) });
+}
+
+#[test]
+fn section_10_a_member_marked_lost_is_pinged_in_the_background_once_a_waiter_and_returns_when_it_answers() {
+    let waiter = timing().waiter;
+    let (mut n, failed_at) = n6_failed_twice();
+    n.advance(waiter - Duration::from_millis(1));
+    tick(&mut n);
+    assert_eq!(n.probes(), vec![], "not within a waiter of the failure");
+    n.advance(waiter / 4 + Duration::from_millis(1));
+    tick(&mut n);
+    assert_eq!(n.probes(), vec![(N6, "n6")], "a waiter after the failure, within a quarter of one");
+    let asked = n.now;
+    n.advance(waiter / 2);
+    tick(&mut n);
+    assert_eq!(n.probes(), vec![], "once a waiter");
+    // It answers, with most of its two-waiter mark left: it is back in the
+    // next round.
+    assert!(n.now < failed_at + 2 * waiter);
+    n.input(Input::Probed { id: "n6".into(), host: N6, asked, result: Ok(()) });
+    n.receive("n1", take_token(Token::new(102, "n1", 1), 102));
+    n.finish_compute();
+    assert_eq!(n.pass().unwrap().1, "n6");
+}
+
+#[test]
+fn section_10_a_ping_that_fails_after_the_member_spoke_does_not_mark_it_lost_again() {
+    let waiter = timing().waiter;
+    let failed = |n: &mut Probe, asked: Time| {
+        let addr = std::net::SocketAddrV4::new(N6, 8239);
+        n.input(Input::Probed { id: "n6".into(), host: N6, asked, result: Err(SendError::ConnectTimeout { addr }) });
+    };
+    let next_round = |n: &mut Probe, len: usize| {
+        n.receive("n1", take_token(Token::new(len, "n1", 1), len));
+        n.finish_compute();
+        n.pass().unwrap().1
+    };
+    // A PING asked while n6 was away fails after n6 spoke: the failure is
+    // older news than the message, and n6 stays in the rotation.
+    let (mut n, _) = n6_failed_twice();
+    n.advance(waiter + waiter / 4);
+    tick(&mut n);
+    assert_eq!(n.probes(), vec![(N6, "n6")]);
+    let asked = n.now;
+    n.advance(Duration::from_millis(10));
+    n.receive_at("n6", N6, Body::Ping);
+    n.advance(Duration::from_millis(10));
+    failed(&mut n, asked);
+    assert_eq!(next_round(&mut n, 102), "n6");
+    // Without a sign of life since, the failure marks it lost again.
+    let (mut n, _) = n6_failed_twice();
+    n.advance(waiter + waiter / 4);
+    tick(&mut n);
+    let asked = n.now;
+    n.advance(Duration::from_millis(20));
+    failed(&mut n, asked);
+    assert_eq!(next_round(&mut n, 102), "n7", "n6 is skipped");
 }
 
 #[test]

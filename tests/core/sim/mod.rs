@@ -26,7 +26,7 @@ use legacy::{Legacy, LegacyAction};
 use pi_ring::error::SendError;
 use pi_ring::pi::{Expansion, PiDigits, Unchecked};
 use pi_ring::protocol::machine::{Config, TimerId, TimerKind, Timing};
-use pi_ring::protocol::{Action, Body, Input, Message, Node, NodeId, Report, StateName, Token, Via};
+use pi_ring::protocol::{Action, Body, Input, Message, Node, NodeId, Report, StateName, Time, Token, Via};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::OnceLock;
@@ -146,6 +146,7 @@ enum Event {
         incarnation: u64,
         id: NodeId,
         host: Ipv4Addr,
+        asked: Time,
         delivered: bool,
         timed_out: bool,
     },
@@ -442,8 +443,12 @@ impl Sim {
             Event::Fault(fault) => self.fault(fault),
             Event::Deliver { to, incarnation, message, from, via, raw } => {
                 // What was sent arrives even if the sender died since, but
-                // not at a restarted receiver nor across a partition.
-                if !self.current(to, incarnation) || !self.same_side(from, to) {
+                // not at a restarted receiver, nor a datagram across a
+                // partition. A TCP message was connected before the cut and
+                // its sender is told it was delivered (the delay stands for
+                // the transfer): a partition that falls within it does not
+                // undo it, or the token would vanish with nobody at fault.
+                if !self.current(to, incarnation) || (via != Via::Tcp && !self.same_side(from, to)) {
                     return;
                 }
                 let from_host = self.nodes[from].host;
@@ -498,7 +503,7 @@ impl Sim {
                     self.input(node, Input::TokenSent { attempt, result });
                 }
             }
-            Event::Probed { node, incarnation, id, host, delivered, timed_out } => {
+            Event::Probed { node, incarnation, id, host, asked, delivered, timed_out } => {
                 if self.current(node, incarnation) {
                     let addr = SocketAddrV4::new(host, 8239);
                     let result = match (delivered, timed_out) {
@@ -506,7 +511,7 @@ impl Sim {
                         (false, true) => Err(SendError::ConnectTimeout { addr }),
                         (false, false) => Err(SendError::Refused { addr }),
                     };
-                    self.input(node, Input::Probed { id, host, result });
+                    self.input(node, Input::Probed { id, host, asked, result });
                 }
             }
             Event::Inject { to, message, from, via } => {
@@ -641,7 +646,7 @@ impl Sim {
                     self.send(i, j, message);
                 }
             }
-            Action::Probe { id, to, message } => {
+            Action::Probe { id, to, message, asked } => {
                 self.check_spoke(i, to, "a TCP PING");
                 // A stranger's address: nothing answers there.
                 let (delivered, timed_out, wait) = match self.nodes.iter().position(|n| n.host == to) {
@@ -649,7 +654,7 @@ impl Sim {
                     None => (false, true, self.connect_timeout),
                 };
                 self.log(Some(i), format!("-> {id} PING probe: delivered {delivered}"));
-                let event = Event::Probed { node: i, incarnation, id, host: to, delivered, timed_out };
+                let event = Event::Probed { node: i, incarnation, id, host: to, asked, delivered, timed_out };
                 self.at(self.now + wait, event);
             }
             Action::SendToken { attempt, to, host, message, patience, .. } => {
