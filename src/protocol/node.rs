@@ -779,10 +779,12 @@ impl Node {
                     self.heard_after_failure.insert(id.to_owned());
                     self.refuses_while_alive(now, id, *addr);
                 }
-                // A member that answered or spoke since the PING was asked
-                // for is there: the failure is older news (a partition that
-                // healed while the PING's connection was timing out).
-                if self.registry.alive_since(id, asked) {
+                // A member whose port we know that answered or spoke since
+                // the PING was asked for is there: the failure is older
+                // news (a partition that healed while the PING's connection
+                // was timing out). A member not proven yet stays due for
+                // its PING: the mark below sees to it.
+                if self.registry.is_proven(id) && self.registry.alive_since(id, asked) {
                     return;
                 }
                 self.registry.mark_lost_after(id, asked, now);

@@ -435,10 +435,11 @@ impl Registry {
         entry.probe_due |= !entry.proven;
     }
 
-    /// Whether `id` showed a sign of life at or after `since`: a message
-    /// from it, or a connection of ours that it accepted.
+    /// Whether `id` showed a sign of life after `since`: a message from it,
+    /// or a connection of ours that it accepted. (What it said at `since`
+    /// is what a send begun then answered, no news after it.)
     pub fn alive_since(&self, id: &str, since: Time) -> bool {
-        self.nodes.get(id).and_then(|e| e.alive_at).is_some_and(|at| at >= since)
+        self.nodes.get(id).and_then(|e| e.alive_at).is_some_and(|at| at > since)
     }
 
     /// Proven members a send failed to, whose lost mark still has time
@@ -813,11 +814,11 @@ mod tests {
     fn alive_since_counts_messages_and_accepted_connections() {
         let mut r = ring("a", &["b", "c"]);
         let later = T0 + Duration::from_secs(1);
-        assert!(r.alive_since("b", T0) && !r.alive_since("b", later));
+        assert!(r.alive_since("b", T0 - Duration::from_millis(1)) && !r.alive_since("b", T0));
         r.receive(&ping("b"), ip(10), later);
-        assert!(r.alive_since("b", later));
+        assert!(r.alive_since("b", T0) && !r.alive_since("b", later));
         r.delivered("c", ip(11), later);
-        assert!(r.alive_since("c", later));
+        assert!(r.alive_since("c", T0));
         assert!(!r.alive_since("nobody", T0));
     }
 

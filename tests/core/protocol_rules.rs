@@ -1150,6 +1150,34 @@ fn section_10_a_ping_that_fails_after_the_member_spoke_does_not_mark_it_lost_aga
 }
 
 #[test]
+fn section_6_a_newcomer_whose_ping_back_failed_is_pinged_again_when_heard_from() {
+    let mut n = Probe::waiter();
+    let hello = |n: &mut Probe| {
+        n.input(Input::Received { message: Message::new("n6", Body::Ping).into_raw(), from: N6, via: Via::Udp });
+    };
+    hello(&mut n);
+    assert_eq!(n.probes(), vec![(N6, "n6")]);
+    let asked = n.now;
+    // The PING back times out (the newcomer's link went down meanwhile):
+    // the message that prompted it is no sign of life after it.
+    n.advance(Duration::from_millis(100));
+    let addr = std::net::SocketAddrV4::new(N6, 8239);
+    n.input(Input::Probed { id: "n6".into(), host: N6, asked, result: Err(SendError::ConnectTimeout { addr }) });
+    assert!(!n.node.members(n.now).iter().any(|m| m.id == "n6" && !m.lost), "marked lost");
+    // It speaks again: its port is PINGed again, at the next upkeep (once
+    // a second).
+    n.advance(Duration::from_millis(100));
+    hello(&mut n);
+    let mut probed = n.probes().contains(&(N6, "n6"));
+    for _ in 0..11 {
+        n.advance(Duration::from_millis(100));
+        tick(&mut n);
+        probed |= n.probes().contains(&(N6, "n6"));
+    }
+    assert!(probed, "n6 was not PINGed again");
+}
+
+#[test]
 fn back_from_a_partition_a_node_that_meets_a_better_live_token_says_so_by_a_broadcast_ping_once_a_waiter() {
     let mut n = Probe::waiter();
     let pings = |n: &Probe| n.broadcasts().iter().filter(|b| matches!(b, Body::Ping)).count();
