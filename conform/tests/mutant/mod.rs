@@ -435,11 +435,11 @@ impl Carrier {
                     self.send(to, message, |_| None);
                 }
             }
-            Action::Probe { id, to, .. } if self.fault == Fault::NoPingToNewcomers => {
-                let _ = self.events.send(Some(Input::Probed { id, host: to, result: Ok(()) }));
+            Action::Probe { id, to, asked, .. } if self.fault == Fault::NoPingToNewcomers => {
+                let _ = self.events.send(Some(Input::Probed { id, host: to, asked, result: Ok(()) }));
             }
-            Action::Probe { id, to, message } => {
-                self.send(to, message, move |result| Some(Input::Probed { id, host: to, result }));
+            Action::Probe { id, to, message, asked } => {
+                self.send(to, message, move |result| Some(Input::Probed { id, host: to, asked, result }));
             }
             Action::SendToken { attempt, host, mut message, .. } => {
                 if let Body::TakeToken { token, data, nodes, .. } = &mut message.body {
