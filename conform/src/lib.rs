@@ -14,10 +14,13 @@
 //! - [`subject`]: the node under test, spawned per case or already running;
 //! - [`cases`]: the cases, one module per PROTOCOL section;
 //! - [`report`]: the tree, JSON and JUnit reports;
+//! - [`netns`]: `--netns`, a network of the tool's own (broadcasts to
+//!   `255.255.255.255` heard, nothing sent beyond it);
 //! - here, [`select`] and [`run`]: choosing cases and running them.
 
 pub mod cases;
 pub mod lab;
+pub mod netns;
 pub mod report;
 pub mod subject;
 pub mod wire;

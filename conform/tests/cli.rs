@@ -26,8 +26,9 @@ fn list_shows_the_required_cases_and_strict_adds_the_others() {
 
 #[test]
 fn a_command_line_that_cannot_work_exits_2_and_says_why() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&[], "--spawn"),
+        (&["--netns", "--target", "127.0.0.1"], "'--netns' cannot be used with '--target <IPV4>'"),
         (&["--spawn", "node {hots}"], "{hots}, which is no placeholder"),
         (&["--spawn", "node --bind 127.0.0.2"], "has no {host}"),
         (&["--spawn", "node {host}", "11"], "no section or case \"11\""),

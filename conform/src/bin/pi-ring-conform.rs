@@ -75,6 +75,9 @@ struct Args {
     /// Broadcast address of the ring
     #[arg(long, value_name = "IPV4", default_value = "127.255.255.255")]
     broadcast: Ipv4Addr,
+    /// Run the peers and the spawned nodes in a network namespace of their own (needs root and `ip`), whose only interface is the loopback, also its default route: broadcasts to 255.255.255.255 are heard there (say --broadcast 255.255.255.255 if the node uses it), and nothing the node sends can reach a real network
+    #[arg(long, conflicts_with = "target")]
+    netns: bool,
     /// With --target: the ring's UDP port
     #[arg(long, default_value_t = 23912)]
     udp_port: u16,
@@ -131,6 +134,13 @@ fn main() -> ExitCode {
         slack: ms(args.slack_ms),
         start: ms(args.start_ms),
     };
+    if args.netns {
+        // Before any thread or process starts: they all belong in it.
+        if let Err(e) = pi_ring_conform::netns::enter_private_network() {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let mut subject: Box<dyn Subject> = match (&args.spawn, args.target) {
         (Some(template), _) => {
             if let Some(bad) = check_template(template) {
@@ -146,6 +156,9 @@ fn main() -> ExitCode {
         args.target.map(|host| (host, Ports { udp: args.udp_port, tcp: args.tcp_port, monitor: args.monitor_port }));
     let plan = Plan { timing, broadcast: args.broadcast, target };
     print!("{}", Report::head(&subject.describe(), &timing));
+    if args.netns {
+        println!("in a network namespace of its own (--netns), broadcasts to {}", args.broadcast);
+    }
     let mut section = "";
     let report = run(subject.as_mut(), &cases, &plan, |result| {
         if result.case.section() != section {
