@@ -14,7 +14,7 @@ use crate::wire::{self, Kind, Wire};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,6 +29,11 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_ENTRIES: usize = 200_000;
 /// How often background threads look at their stop flag.
 const POLL: Duration = Duration::from_millis(20);
+/// Connections read at once, over every peer (a thread each): a node that
+/// opens thousands cannot exhaust the tool's threads. A case needs a few.
+const MAX_READERS: usize = 128;
+/// Connections being read now.
+static READERS: AtomicUsize = AtomicUsize::new(0);
 
 /// The ring's three ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -348,8 +353,24 @@ impl Peer {
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, SocketAddr::V4(from))) => {
+                        let Some(reading) = Reading::start() else {
+                            // Closed unread; the cases see why.
+                            let why = format!("not read: the node had over {MAX_READERS} connections open at once");
+                            let channel = Channel::Tcp { to: id.clone() };
+                            log.push(Heard {
+                                at: Instant::now(),
+                                from: *from.ip(),
+                                channel,
+                                size: 0,
+                                message: Err(why),
+                            });
+                            continue;
+                        };
                         let (log, id) = (Arc::clone(&log), id.clone());
-                        std::thread::spawn(move || read_message(stream, *from.ip(), id, &log));
+                        std::thread::spawn(move || {
+                            let _reading = reading;
+                            read_message(stream, *from.ip(), id, &log)
+                        });
                     }
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(2)),
@@ -405,6 +426,26 @@ impl Drop for Beating {
     }
 }
 
+/// One of the [`MAX_READERS`] connections being read, released on drop.
+struct Reading;
+
+impl Reading {
+    fn start() -> Option<Reading> {
+        let before = READERS.fetch_add(1, Ordering::SeqCst);
+        if before >= MAX_READERS {
+            READERS.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Reading)
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        READERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Read one message to the end of the stream (bounded), record it, close.
 fn read_message(mut stream: TcpStream, from: Ipv4Addr, to: String, log: &Log) {
     let _ = stream.set_nonblocking(false);
@@ -426,4 +467,27 @@ fn udp_socket(host: Ipv4Addr, port: u16) -> io::Result<UdpSocket> {
     socket.set_reuse_address(true)?;
     socket.bind(&SockAddr::from(SocketAddrV4::new(host, port)))?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node that opens connections and sends nothing gets at most
+    /// [`MAX_READERS`] threads of the tool; the rest are closed unread,
+    /// and the log says so.
+    #[test]
+    fn connections_beyond_the_reader_limit_are_closed_unread_and_logged() {
+        let mut lab = Lab::new(Ports::free().unwrap(), Ipv4Addr::new(127, 255, 255, 255), address_block()).unwrap();
+        let peer = lab.peer("p").unwrap();
+        let mark = lab.log.mark();
+        let idle: Vec<TcpStream> =
+            (0..MAX_READERS + 10).map(|_| TcpStream::connect((peer.host, lab.ports.tcp)).expect("connect")).collect();
+        let refused = lab.log.wait_for(mark, Instant::now() + Duration::from_secs(10), |h| {
+            h.message.as_ref().is_err_and(|e| e.contains("over 128 connections open at once"))
+        });
+        assert!(refused.is_some(), "no connection was refused");
+        assert!(READERS.load(Ordering::SeqCst) <= MAX_READERS);
+        drop(idle);
+    }
 }
