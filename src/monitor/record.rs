@@ -120,6 +120,7 @@ impl Recorder {
         Ok(recorder)
     }
 
+    /// The file being written (older parts are `PATH.1`, `PATH.2`, ...).
     pub fn path(&self) -> &Path {
         &self.path
     }
