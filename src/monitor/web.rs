@@ -71,6 +71,9 @@ pub struct RecordTo {
 
 /// The monitor shared by the UDP listeners, the ticker and the HTTP
 /// handlers: live, or replaying a recording.
+///
+/// Lock order: `player` before `monitor`, never the other way (a replay's
+/// ticker holds the player while it applies entries to the monitor).
 pub struct Shared {
     monitor: Mutex<Monitor>,
     /// The replay's clock and position (`None`: live).
@@ -278,6 +281,8 @@ impl Shared {
     /// `/api/trace`: events after `after` (a number), or between two
     /// times (Unix ms), at most [`MAX_ANSWER`].
     pub fn trace_json(&self, after: Option<u64>, window: Option<(f64, f64)>) -> Value {
+        // The player before the monitor, as everywhere (see [`Shared`]).
+        let restarts = self.player.as_ref().map_or(0, |p| lock(p).restarts);
         let monitor = self.lock();
         let event = |e: &super::trace::Event| {
             let mut v = serde_json::to_value(&e.what).unwrap_or(Value::Null);
@@ -292,7 +297,6 @@ impl Shared {
             }
             None => monitor.trace.after(after, MAX_ANSWER).map(event).collect(),
         };
-        let restarts = self.player.as_ref().map_or(0, |p| lock(p).restarts);
         json!({ "next": monitor.trace.next_seq(), "restarts": restarts, "events": events })
     }
 
@@ -602,6 +606,35 @@ mod tests {
     fn heartbeat(shared: &Shared, id: &str) {
         let message = Message::new(id, Body::TokenIsHere { token: Token::new(22, id, 1) });
         shared.lock().view.apply(&message, Ipv4Addr::LOCALHOST, Instant::now());
+    }
+
+    /// The replay's ticker moves the player on while the page asks for
+    /// the trace: both take the player and the monitor, and must take them
+    /// in one order. (A page that polled while a replay played once hung
+    /// the monitor for good.)
+    #[test]
+    fn the_trace_can_be_read_while_the_replay_plays() {
+        let entries = (0..1000u64).map(|i| Entry::Tick { at: Duration::from_millis(i) }).collect();
+        let recording = Recording { started_unix_ms: 1_700_000_000_000, entries, skipped: 0 };
+        let shared = Shared::replay(recording);
+        shared.play();
+        let (done, finished) = std::sync::mpsc::channel();
+        for reader in [false, true] {
+            let (shared, done) = (Arc::clone(&shared), done.clone());
+            std::thread::spawn(move || {
+                for _ in 0..20_000 {
+                    if reader {
+                        let _ = shared.trace_json(None, None);
+                    } else {
+                        let _ = shared.replay_advance(Duration::ZERO);
+                    }
+                }
+                let _ = done.send(());
+            });
+        }
+        for _ in 0..2 {
+            finished.recv_timeout(Duration::from_secs(20)).expect("a deadlock: the player and the monitor");
+        }
     }
 
     #[actix_rt::test]
