@@ -305,3 +305,94 @@ fn a_replayed_fault_story_shows_the_gap_the_search_the_claim_and_the_regenerator
     }
     std::fs::remove_dir_all(story.file.parent().unwrap()).unwrap();
 }
+
+/// Open a replay of `file` at its end, show `[from, to]` (Unix ms) in the
+/// space-time view, and return what it drew once `ready` says so (or
+/// after 10 s, whatever it drew then).
+fn view_of_replay(
+    browser: &Browser,
+    addr: &str,
+    end: f64,
+    from: f64,
+    to: f64,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    browser.open(&format!("http://{addr}/"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser.eval("return !!(window.spacetime && window.spacetime.receivedAt)") != true {
+        assert!(Instant::now() < deadline, "the page did not start its space-time view within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    browser.eval(&format!("window.spacetime.control({{seek_ms: {end}}}); return true"));
+    let script = format!(
+        "window.spacetime.show({mid}, {span}); const d = window.spacetime.drawn; \
+         return d && Math.abs(d.window[0] - {from}) < 1 ? d : null",
+        mid = (from + to) / 2.0,
+        span = to - from
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let drawn = browser.eval(&script);
+        if !drawn.is_null() && ready(&drawn) || Instant::now() >= deadline {
+            return drawn;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn aggregated(drawn: &Value) -> Vec<&str> {
+    drawn["aggregated"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+}
+
+/// When the token moves faster than the view can draw it, each lane shows
+/// passes per interval: from the nodes' coalesced reports (the default),
+/// and from a recording of every change (`--report-ms 0`) when zoomed out.
+/// Zoomed into the latter, the view draws single holdings, exactly those
+/// the recording has.
+#[test]
+#[ignore = "needs Chromium and chromedriver (apt-get install chromium chromium-driver); CI runs it"]
+fn a_fast_ring_is_drawn_as_passes_per_interval_and_zooming_in_shows_each_holding() {
+    let (chromium, chromedriver) = browser_tools();
+    let browser = Browser::start(&chromedriver, &chromium);
+    let every_lane = |drawn: &Value, ids: &[String]| ids.iter().all(|id| aggregated(drawn).contains(&id.as_str()));
+
+    // Coalesced reports: a band of passes on every lane.
+    let coalesced = crate::monitor_replay::record_fast_ring("coalesced", 100, 3);
+    let end = coalesced.unix_ms(coalesced.lines.last().unwrap());
+    let (_replay, addr) = crate::monitor_replay::start_replay(&coalesced.file);
+    let drawn = view_of_replay(&browser, &addr, end, end - 3000.0, end, |d| every_lane(d, &coalesced.ids));
+    assert!(every_lane(&drawn, &coalesced.ids), "coalesced reports drawn without bands: {:?}", aggregated(&drawn));
+
+    // Every change reported: far more holdings in 3 s than the view has
+    // pixels for (1280 wide: at most 427 changes a lane are drawn one by one).
+    let every = crate::monitor_replay::record_fast_ring("every", 0, 3);
+    let end = every.unix_ms(every.lines.last().unwrap());
+    let (from, to) = (end - 3000.0, end);
+    for id in &every.ids {
+        let held = every.holdings(id).iter().filter(|t| (from..to).contains(*t)).count();
+        assert!(held > 500, "{id} held the token only {held} times in 3 s: too slow a ring for this test");
+    }
+    let (_replay, addr) = crate::monitor_replay::start_replay(&every.file);
+    let drawn = view_of_replay(&browser, &addr, end, from, to, |d| every_lane(d, &every.ids));
+    assert!(every_lane(&drawn, &every.ids), "thousands of holdings drawn one by one: {:?}", aggregated(&drawn));
+    // Zoomed into 20 ms around a holding in the middle: each holding, as
+    // many as the recording has, and no aggregation.
+    let first = &every.ids[0];
+    let middle = *every.holdings(first).iter().find(|t| **t >= end - 1500.0).expect("a holding in the middle");
+    let (from, to) = (middle - 10.0, middle + 10.0);
+    let inside = |t: f64| t > from + 0.01 && t <= to - 0.01;
+    let recorded: usize =
+        every.ids.iter().map(|id| every.holdings(id).into_iter().filter(|t| inside(*t)).count()).sum();
+    let shown = |d: &Value| {
+        d["stretches"]
+            .as_array()
+            .map_or(0, |s| s.iter().filter(|s| s["state"] == "OWNER" && s["from"].as_f64().is_some_and(inside)).count())
+    };
+    let drawn = view_of_replay(&browser, &addr, end, from, to, |d| shown(d) == recorded && aggregated(d).is_empty());
+    assert!(recorded >= 1, "no holding recorded in the 20 ms around {middle}");
+    assert_eq!(shown(&drawn), recorded, "holdings drawn in the zoomed window, against the recording");
+    assert_eq!(aggregated(&drawn), Vec::<&str>::new(), "zoomed in, nothing is aggregated");
+    for ring in [&coalesced.file, &every.file] {
+        std::fs::remove_dir_all(ring.parent().unwrap()).unwrap();
+    }
+}

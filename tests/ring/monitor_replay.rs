@@ -131,6 +131,67 @@ pub fn record_fault_story(tag: &str) -> Story {
     }
 }
 
+/// A recording of three nodes passing the token as fast as they can
+/// (`--hold-ms 0`), the nodes reporting with `--report-ms report_ms`.
+pub struct FastRing {
+    pub file: PathBuf,
+    pub ids: Vec<String>,
+    pub lines: Vec<Value>,
+    pub started_unix_ms: u64,
+}
+
+impl FastRing {
+    /// The Unix time (ms) of a recording line.
+    pub fn unix_ms(&self, line: &Value) -> f64 {
+        self.started_unix_ms as f64 + line["t_ns"].as_f64().unwrap_or(0.0) / 1e6
+    }
+
+    /// When each node reported taking the token, by the recording (Unix ms).
+    pub fn holdings(&self, id: &str) -> Vec<f64> {
+        self.lines
+            .iter()
+            .filter(|l| l["msg"]["type"] == "my state" && l["msg"]["author_node_id"] == id)
+            .filter(|l| l["msg"]["new_state"] == "OwnerState")
+            .map(|l| self.unix_ms(l))
+            .collect()
+    }
+}
+
+/// Record a fast ring for `secs` once it has formed.
+pub fn record_fast_ring(tag: &str, report_ms: u64, secs: u64) -> FastRing {
+    let ports = Ports::free();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fast-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("fast.jsonl");
+    let http_addr = free_http();
+    let report = report_ms.to_string();
+    let mut args = vec!["--hold-ms", "0", "--report-ms", report.as_str()];
+    args.extend_from_slice(pi_ring_harness::QUICK_TIMING);
+    let nodes: Vec<NodeProcess> =
+        (1..=3).map(|i| start_node(&format!("node{i}"), fresh_host(), ports, &args)).collect();
+    let monitor = Command::new(env!("CARGO_BIN_EXE_pi-ring-monitor"))
+        .args(["--http", &http_addr, "--udp-port", &ports.udp.to_string()])
+        .args(["--monitor-port", &ports.monitor.to_string(), "--every", "0", "--record"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start pi-ring-monitor");
+    let mut monitor = Killed(monitor);
+    wait("the monitor saw 3 nodes and 200 digits", Duration::from_secs(15), || {
+        get(&http_addr, "/api/ring")
+            .is_some_and(|r| r["nodes"].as_array().map_or(0, Vec::len) == 3 && r["digits"].as_u64().unwrap_or(0) >= 200)
+    });
+    std::thread::sleep(Duration::from_secs(secs));
+    // The monitor flushes its recording every tick (4 a second).
+    std::thread::sleep(Duration::from_millis(600));
+    monitor.0.kill().unwrap();
+    monitor.0.wait().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let started_unix_ms = lines[0]["started_unix_ms"].as_u64().expect("a header first");
+    FastRing { file, ids: nodes.iter().map(|n| n.id.clone()).collect(), lines, started_unix_ms }
+}
+
 /// A replay monitor of `file`, paused at its start; its HTTP address.
 pub fn start_replay(file: &std::path::Path) -> (Killed, String) {
     let http_addr = free_http();
