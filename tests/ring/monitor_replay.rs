@@ -69,31 +69,53 @@ fn incident_of(addr: &str, kind: &str, ok: impl Fn(&Value) -> bool) -> bool {
         .is_some_and(|all| all.iter().any(|i| i["detail"]["kind"] == kind && ok(i)))
 }
 
-/// Run the story with a recording monitor; `tag` names the file.
-pub fn record_fault_story(tag: &str) -> Story {
+/// Three nodes started with `args` (and the quick timeouts), and a monitor
+/// recording them to `file`, once it has seen all three and `digits`
+/// digits; the nodes, the monitor and its HTTP address.
+fn start_recorded_ring(file: &std::path::Path, args: &[&str], digits: u64) -> (Vec<NodeProcess>, Killed, String) {
     let ports = Ports::free();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("story-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("story.jsonl");
     let http_addr = free_http();
-    // Holdings of 200 ms and every change reported (`--report-ms 0`): each
-    // pass is in the recording, at a pace people can follow.
-    let mut args = vec!["--hold-ms", "200", "--report-ms", "0"];
+    let mut args = args.to_vec();
     args.extend_from_slice(pi_ring_harness::QUICK_TIMING);
-    let mut nodes: Vec<NodeProcess> =
+    let nodes: Vec<NodeProcess> =
         (1..=3).map(|i| start_node(&format!("node{i}"), fresh_host(), ports, &args)).collect();
     let monitor = Command::new(env!("CARGO_BIN_EXE_pi-ring-monitor"))
         .args(["--http", &http_addr, "--udp-port", &ports.udp.to_string()])
         .args(["--monitor-port", &ports.monitor.to_string(), "--every", "0", "--record"])
-        .arg(&file)
+        .arg(file)
         .stdout(Stdio::null())
         .spawn()
         .expect("start pi-ring-monitor");
-    let mut monitor = Killed(monitor);
-    wait("the monitor saw 3 nodes and 60 digits", Duration::from_secs(15), || {
-        get(&http_addr, "/api/ring")
-            .is_some_and(|r| r["nodes"].as_array().map_or(0, Vec::len) == 3 && r["digits"].as_u64().unwrap_or(0) >= 60)
+    let monitor = Killed(monitor);
+    wait(&format!("the monitor saw 3 nodes and {digits} digits"), Duration::from_secs(15), || {
+        get(&http_addr, "/api/ring").is_some_and(|r| {
+            r["nodes"].as_array().map_or(0, Vec::len) == 3 && r["digits"].as_u64().unwrap_or(0) >= digits
+        })
     });
+    (nodes, monitor, http_addr)
+}
+
+/// Stop a recording monitor once its last tick flushed; the recording's
+/// lines and its start (Unix ms).
+fn stop_recording(mut monitor: Killed, file: &std::path::Path) -> (Vec<Value>, u64) {
+    // The monitor flushes its recording every tick (4 a second).
+    std::thread::sleep(Duration::from_millis(600));
+    monitor.0.kill().unwrap();
+    monitor.0.wait().unwrap();
+    let text = std::fs::read_to_string(file).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let started_unix_ms = lines[0]["started_unix_ms"].as_u64().expect("a header first");
+    (lines, started_unix_ms)
+}
+
+/// Run the story with a recording monitor; `tag` names the file.
+pub fn record_fault_story(tag: &str) -> Story {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("story-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("story.jsonl");
+    // Holdings of 200 ms and every change reported (`--report-ms 0`): each
+    // pass is in the recording, at a pace people can follow.
+    let (mut nodes, monitor, http_addr) = start_recorded_ring(&file, &["--hold-ms", "200", "--report-ms", "0"], 60);
     let holder = loop {
         if let Some(h) = get(&http_addr, "/api/ring").and_then(|r| r["holder"].as_str().map(str::to_owned)) {
             break h;
@@ -113,13 +135,7 @@ pub fn record_fault_story(tag: &str) -> Story {
     std::thread::sleep(Duration::from_millis(500));
     let live_now_ms = get(&http_addr, "/api/ring").unwrap()["now_ms"].as_u64().unwrap();
     let live_incidents = get(&http_addr, "/api/incidents").unwrap();
-    // The monitor flushes its recording every tick (4 a second).
-    std::thread::sleep(Duration::from_millis(600));
-    monitor.0.kill().unwrap();
-    monitor.0.wait().unwrap();
-    let text = std::fs::read_to_string(&file).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
-    let started_unix_ms = lines[0]["started_unix_ms"].as_u64().expect("a header first");
+    let (lines, started_unix_ms) = stop_recording(monitor, &file);
     Story {
         file,
         ids: nodes.iter().map(|n| n.id.clone()).collect(),
@@ -131,8 +147,8 @@ pub fn record_fault_story(tag: &str) -> Story {
     }
 }
 
-/// A recording of three nodes passing the token as fast as they can
-/// (`--hold-ms 0`), the nodes reporting with `--report-ms report_ms`.
+/// A recording of three nodes passing the token about a thousand times a
+/// second (`--hold-ms 1`), reporting with `--report-ms report_ms`.
 pub struct FastRing {
     pub file: PathBuf,
     pub ids: Vec<String>,
@@ -159,36 +175,13 @@ impl FastRing {
 
 /// Record a fast ring for `secs` once it has formed.
 pub fn record_fast_ring(tag: &str, report_ms: u64, secs: u64) -> FastRing {
-    let ports = Ports::free();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fast-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("fast.jsonl");
-    let http_addr = free_http();
     let report = report_ms.to_string();
-    let mut args = vec!["--hold-ms", "0", "--report-ms", report.as_str()];
-    args.extend_from_slice(pi_ring_harness::QUICK_TIMING);
-    let nodes: Vec<NodeProcess> =
-        (1..=3).map(|i| start_node(&format!("node{i}"), fresh_host(), ports, &args)).collect();
-    let monitor = Command::new(env!("CARGO_BIN_EXE_pi-ring-monitor"))
-        .args(["--http", &http_addr, "--udp-port", &ports.udp.to_string()])
-        .args(["--monitor-port", &ports.monitor.to_string(), "--every", "0", "--record"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start pi-ring-monitor");
-    let mut monitor = Killed(monitor);
-    wait("the monitor saw 3 nodes and 200 digits", Duration::from_secs(15), || {
-        get(&http_addr, "/api/ring")
-            .is_some_and(|r| r["nodes"].as_array().map_or(0, Vec::len) == 3 && r["digits"].as_u64().unwrap_or(0) >= 200)
-    });
+    let (nodes, monitor, _) = start_recorded_ring(&file, &["--hold-ms", "1", "--report-ms", &report], 200);
     std::thread::sleep(Duration::from_secs(secs));
-    // The monitor flushes its recording every tick (4 a second).
-    std::thread::sleep(Duration::from_millis(600));
-    monitor.0.kill().unwrap();
-    monitor.0.wait().unwrap();
-    let text = std::fs::read_to_string(&file).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
-    let started_unix_ms = lines[0]["started_unix_ms"].as_u64().expect("a header first");
+    let (lines, started_unix_ms) = stop_recording(monitor, &file);
     FastRing { file, ids: nodes.iter().map(|n| n.id.clone()).collect(), lines, started_unix_ms }
 }
 
