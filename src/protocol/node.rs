@@ -671,8 +671,7 @@ impl Node {
     /// whether its TCP port answers.
     fn probe(&mut self, now: Time, id: NodeId, to: Ipv4Addr) {
         if self.pings.allow(to, now) {
-            let message = Message::new(self.id(), Body::Ping);
-            self.actions.push(Action::Probe { id, to, message, asked: now });
+            self.ping_by_tcp(now, id, to);
         } else {
             self.registry.probe_later(&id);
             self.budget_bites(now);
@@ -692,8 +691,7 @@ impl Node {
         self.rechecked = Some(now);
         for (id, host) in self.registry.failing(128) {
             if self.pings.allow(host, now) {
-                let message = Message::new(self.id(), Body::Ping);
-                self.actions.push(Action::Probe { id, to: host, message, asked: now });
+                self.ping_by_tcp(now, id, host);
             }
         }
     }
@@ -716,9 +714,15 @@ impl Node {
         }
         self.swept = Some(now);
         for (id, to) in self.registry.due_for_recheck(now, every, RECHECKS_PER_SWEEP) {
-            let message = Message::new(self.id(), Body::Ping);
-            self.actions.push(Action::Probe { id, to, message, asked: now });
+            self.ping_by_tcp(now, id, to);
         }
+    }
+
+    /// A TCP PING to `id` at `to`, its result reported by [`Input::Probed`]
+    /// (whoever decided it and within whatever budget).
+    fn ping_by_tcp(&mut self, now: Time, id: NodeId, to: Ipv4Addr) {
+        let message = Message::new(self.id(), Body::Ping);
+        self.actions.push(Action::Probe { id, to, message, asked: now });
     }
 
     /// PING members learnt from tables, as the PING budget allows (the rest
@@ -784,7 +788,7 @@ impl Node {
                 // news (a partition that healed while the PING's connection
                 // was timing out). A member not proven yet stays due for
                 // its PING: the mark below sees to it.
-                if self.registry.is_proven(id) && self.registry.alive_since(id, asked) {
+                if self.registry.proven_alive_since(id, asked) {
                     return;
                 }
                 self.registry.mark_lost_after(id, asked, now);

@@ -56,9 +56,6 @@ struct Entry {
     broadcast: bool,
     /// The last message from its address.
     heard_at: Option<Time>,
-    /// The last sign of life: a message from it, or a connection of ours
-    /// that it accepted.
-    alive_at: Option<Time>,
     /// Its TCP port accepted a connection of ours.
     proven: bool,
     /// It took a hand-off of ours, or handed us the token: a member that
@@ -85,7 +82,6 @@ impl Entry {
             tried_at: None,
             broadcast: false,
             heard_at: Some(now),
-            alive_at: Some(now),
             proven: false,
             established: false,
             probe_due: false,
@@ -95,7 +91,7 @@ impl Entry {
     }
 
     fn from_table(host: Ipv4Addr, now: Time) -> Entry {
-        Entry { heard_at: None, alive_at: None, probe_due: true, ..Entry::heard(host, now) }
+        Entry { heard_at: None, probe_due: true, ..Entry::heard(host, now) }
     }
 
     /// As a registry that takes every member as proven keeps it.
@@ -299,7 +295,6 @@ impl Registry {
                 entry.failures = 0;
                 entry.failing_since = None;
                 entry.heard_at = Some(now);
-                entry.alive_at = Some(now);
                 // A member learnt from a table and heard since still has its
                 // PING due (hearing it proves no TCP port).
                 entry.evidence = now;
@@ -435,11 +430,13 @@ impl Registry {
         entry.probe_due |= !entry.proven;
     }
 
-    /// Whether `id` showed a sign of life after `since`: a message from it,
-    /// or a connection of ours that it accepted. (What it said at `since`
-    /// is what a send begun then answered, no news after it.)
-    pub fn alive_since(&self, id: &str, since: Time) -> bool {
-        self.nodes.get(id).and_then(|e| e.alive_at).is_some_and(|at| at > since)
+    /// Whether `id` is a proven member that showed a sign of life after
+    /// `since`: a message from it, or a connection of ours that it
+    /// accepted (for a proven member, its last evidence is one of those).
+    /// What it said at `since` is what a send begun then answered, no news
+    /// after it.
+    pub fn proven_alive_since(&self, id: &str, since: Time) -> bool {
+        self.nodes.get(id).is_some_and(|e| e.proven && e.evidence > since)
     }
 
     /// Proven members a send failed to, whose lost mark still has time
@@ -479,7 +476,6 @@ impl Registry {
             entry.failing_since = None;
             entry.probe_due = false;
             entry.evidence = now;
-            entry.alive_at = Some(now);
         }
     }
 
@@ -811,15 +807,15 @@ mod tests {
     }
 
     #[test]
-    fn alive_since_counts_messages_and_accepted_connections() {
+    fn proven_alive_since_counts_messages_and_accepted_connections() {
         let mut r = ring("a", &["b", "c"]);
         let later = T0 + Duration::from_secs(1);
-        assert!(r.alive_since("b", T0 - Duration::from_millis(1)) && !r.alive_since("b", T0));
+        assert!(r.proven_alive_since("b", T0 - Duration::from_millis(1)) && !r.proven_alive_since("b", T0));
         r.receive(&ping("b"), ip(10), later);
-        assert!(r.alive_since("b", T0) && !r.alive_since("b", later));
+        assert!(r.proven_alive_since("b", T0) && !r.proven_alive_since("b", later));
         r.delivered("c", ip(11), later);
-        assert!(r.alive_since("c", T0));
-        assert!(!r.alive_since("nobody", T0));
+        assert!(r.proven_alive_since("c", T0));
+        assert!(!r.proven_alive_since("nobody", T0));
     }
 
     #[test]
