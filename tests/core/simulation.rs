@@ -623,6 +623,15 @@ fn powered_off_members_cost_a_round_at_most_one_failed_attempt() {
     });
 }
 
+/// A random 2|3 split of five nodes: `true` for the two.
+fn two_of_five(rng: &mut Rng) -> Vec<bool> {
+    let mut side = vec![false; 5];
+    let a = rng.below(5) as usize;
+    side[a] = true;
+    side[(a + 1 + rng.below(4) as usize) % 5] = true;
+    side
+}
+
 /// Both sides of a 2|3 split keep growing their expansion while it lasts;
 /// after the heal, every node holds the token again within
 /// [`HELD_AGAIN_WITHIN`], section 8 holds and the churn stops.
@@ -631,10 +640,7 @@ fn both_sides_of_a_partition_keep_growing_and_merge_after_the_heal() {
     over_seeds("partition", seeds(50), |seed| {
         let mut rng = Rng::new(seed ^ 0x5b11);
         let mut sim = Sim::new(seed, &[Kind::PiRing; 5], timing());
-        let mut side = vec![false; 5];
-        let a = rng.below(5) as usize;
-        side[a] = true;
-        side[(a + 1 + rng.below(4) as usize) % 5] = true;
+        let side = two_of_five(&mut rng);
         sim.schedule_fault(ms(2000), Fault::Partition(side.clone()));
         sim.schedule_fault(ms(8000), Fault::Heal);
         let result = (|| {
@@ -668,10 +674,7 @@ fn a_partition_that_heals_one_link_at_a_time_brings_every_node_back() {
     over_seeds("staggered heal", seeds(100), |seed| {
         let mut rng = Rng::new(seed ^ 0x57a6);
         let mut sim = Sim::new(seed, &[Kind::PiRing; 5], timing());
-        let mut side = vec![false; 5];
-        let a = rng.below(5) as usize;
-        side[a] = true;
-        side[(a + 1 + rng.below(4) as usize) % 5] = true;
+        let mut side = two_of_five(&mut rng);
         sim.schedule_fault(ms(2000), Fault::Partition(side.clone()));
         // The cut-off members come back one at a time, in a random order.
         let mut t = ms(8000);
