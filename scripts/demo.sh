@@ -89,6 +89,12 @@ fi
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 if [ "$build" = 1 ]; then
+    # The pi engine links the system's GMP (libgmp-dev on Debian and
+    # Ubuntu, gmp-devel on Fedora): say so before cargo's long error.
+    if ! echo '#include <gmp.h>' | "${CC:-cc}" -E -x c - >/dev/null 2>&1; then
+        echo "demo.sh: GMP's header gmp.h is missing; install libgmp-dev (Debian, Ubuntu: sudo apt-get install libgmp-dev) or gmp-devel (Fedora), then run this again" >&2
+        exit 1
+    fi
     echo "Building (release)..."
     cargo build --release --quiet --bin pi-ring-node --bin pi-ring-monitor --bin pi-ring-verify
 fi

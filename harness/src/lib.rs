@@ -13,8 +13,10 @@
 //!   tests and the LAN benchmark.
 //! - [`browser`]: headless Chromium through WebDriver, for the monitor
 //!   page's tests and benchmark; [`Killed`] for helper processes.
+//! - [`engines`]: pi engines to measure beside the one that ships.
 
 pub mod browser;
+pub mod engines;
 pub mod netns;
 
 pub use browser::http;

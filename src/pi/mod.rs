@@ -9,7 +9,7 @@
 
 mod chudnovsky;
 
-pub use chudnovsky::fraction_digits;
+pub use chudnovsky::{fraction_digits, fraction_digits_on};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

@@ -7,6 +7,7 @@ use pi_ring::pi::{fraction_digits, PiDigits};
 use pi_ring::protocol::{Body, Message, RawMessage, StateName, Token};
 use pi_ring_harness::{kill_all, rss_mib, send_from, udp_listener, NodeProcess, Observer, Ports};
 use serde::Serialize;
+use sha2::Digest;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::PathBuf;
@@ -31,7 +32,8 @@ struct Args {
 
     /// Only these scenarios (comma-separated): first-token, handoff, passes,
     /// lengths, lengths-whole, lan (needs root), growth, growth-1m,
-    /// recovery, recovery-fast, engine, idle, stop, scale, soak
+    /// recovery, recovery-fast, engine, idle, stop, scale, soak; by name
+    /// only: pi (the engines side by side, 1M to 10M digits), page
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 
@@ -492,6 +494,47 @@ impl Bench {
                 })
                 .collect();
             self.push(stats(&format!("pi engine, {digits} digits"), "s", samples, "Chudnovsky, binary splitting"));
+        }
+    }
+
+    /// The pi engines side by side, 1M to 10M digits: the one that ships
+    /// (GMP) on one thread and on two, and the pure-Rust one it replaced
+    /// (malachite). Every result is checked against the shipping engine's
+    /// two-thread result (and the first million against its SHA-256).
+    fn pi_engines(&mut self) {
+        use pi_ring::pi::fraction_digits_on;
+        use pi_ring_harness::engines::malachite;
+        let sizes: &[usize] =
+            if self.args.quick { &[1_000_000, 2_500_000] } else { &[1_000_000, 2_500_000, 5_000_000, 10_000_000] };
+        type Engine = (&'static str, fn(usize) -> String);
+        let engines: [Engine; 3] = [
+            ("GMP (rug), 2 threads [ships]", |n| fraction_digits_on(n, 2)),
+            ("GMP (rug), 1 thread", |n| fraction_digits_on(n, 1)),
+            ("malachite, 1 thread [before]", malachite::fraction_digits),
+        ];
+        for &digits in sizes {
+            let mut reference: Option<String> = None;
+            for (name, engine) in engines {
+                let runs = if digits >= 5_000_000 { 1 } else { 3 };
+                eprintln!("pi engine {name}, {digits} digits x {runs} ...");
+                let mut samples = Vec::new();
+                for _ in 0..runs {
+                    let t = Instant::now();
+                    let d = engine(digits);
+                    samples.push(t.elapsed().as_secs_f64());
+                    assert_eq!(d.len(), digits);
+                    match &reference {
+                        Some(r) => assert!(r == &d, "{name} disagrees with the shipping engine at {digits} digits"),
+                        None => reference = Some(d),
+                    }
+                }
+                self.push(stats(&format!("pi {digits} digits: {name}"), "s", samples, "Chudnovsky, binary splitting"));
+            }
+            if digits >= 1_000_000 {
+                let wire = format!("3,{}", &reference.as_deref().unwrap_or_default()[..1_000_000]);
+                let sum: String = sha2::Sha256::digest(wire.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+                assert_eq!(sum, pi_ring_harness::MILLION_DIGITS_SHA256, "the first million digits are wrong");
+            }
         }
     }
 
@@ -1115,6 +1158,10 @@ fn main() {
     let mut b = Bench { next_port: args.base_port, args, node, next_host: 10, figures: Vec::new() };
     if b.wants("engine") {
         b.engine();
+    }
+    // Minutes of CPU at 10M digits: only when named.
+    if b.args.only.iter().any(|o| o == "pi") {
+        b.pi_engines();
     }
     if b.wants("first-token") {
         b.first_token();
