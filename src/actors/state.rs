@@ -16,7 +16,7 @@
 
 use super::messages::{Broadcast, GetMembers, Inbound, Members, Port, SendTo};
 use super::persist::Persister;
-use crate::pi::{Expansion, PiDigits, Unchecked};
+use crate::pi::{Computing, Expansion, PiDigits, Unchecked};
 use crate::protocol::machine::TimerKind;
 use crate::protocol::registry::Member;
 use crate::protocol::{Action, Body, Input, Message, Node, Report, StateName, Time, Token};
@@ -86,7 +86,13 @@ pub struct StateMachine {
     /// whether it is broadcast too.
     monitors: Vec<Ipv4Addr>,
     broadcast_reports: bool,
+    /// What the digit cache computed at the last look, as the node was told.
+    computing: Option<Computing>,
 }
+
+/// How often the actor looks at what the digit cache computes (a
+/// computation shorter than this may go unreported).
+const COMPUTING_LOOK: Duration = Duration::from_millis(250);
 
 impl StateMachine {
     pub fn new(node: Node, peers: Peers, pi: Arc<PiDigits>, host: Ipv4Addr, summary_every: Option<Duration>) -> Self {
@@ -106,6 +112,7 @@ impl StateMachine {
             exited: false,
             monitors: Vec::new(),
             broadcast_reports: true,
+            computing: None,
         }
     }
 
@@ -235,6 +242,9 @@ impl StateMachine {
     /// once when it has the digits and nothing is to check (letting it
     /// grow ahead), else on a blocking thread.
     fn compute(&mut self, epoch: u64, len: usize, check: Option<Unchecked>, ctx: &mut Context<Self>) {
+        // The cache measures the ring's pace and grows ahead of it
+        // (detached: it publishes the longer expansion).
+        drop(self.pi.grow_ahead(len));
         // Usually the cache has the digits (and those handed with the
         // token, to compare): no thread needed.
         let cached = self.pi.cached_expansion(len).and_then(|expansion| match &check {
@@ -242,9 +252,12 @@ impl StateMachine {
             Some(digits) => self.pi.verify_unchecked_cached(digits).map(|v| (expansion, Some(v.expansion))),
         });
         if let Some((expansion, checked)) = cached {
-            // Detached: the cache publishes the longer expansion.
-            drop(self.pi.grow_ahead(len));
-            ctx.notify(Feed(Input::Computed { epoch, expansion: Some(expansion), checked }));
+            // Through the runtime, not straight back into this actor's
+            // queue: a holder that nobody else can take the token from
+            // holds again at once, and a chain of notifications would
+            // starve its heartbeat timer.
+            let computed = Input::Computed { epoch, expansion: Some(expansion), checked };
+            ctx.spawn(tokio::task::yield_now().into_actor(self).map(move |(), act, ctx| act.feed(computed, ctx)));
             return;
         }
         let pi = Arc::clone(&self.pi);
@@ -264,6 +277,22 @@ impl StateMachine {
                 act.feed(Input::Computed { epoch, expansion, checked }, ctx)
             },
         ));
+    }
+
+    /// Tell the node what the digit cache computes, when that changed: a
+    /// computation started or ended, or moved on by 5 % (the node decides
+    /// what monitors hear of it).
+    fn look_at_computing(&mut self, ctx: &mut Context<Self>) {
+        let now = self.pi.computing();
+        let changed = match (self.computing, now) {
+            (None, None) => false,
+            (Some(a), Some(b)) => a.digits != b.digits || a.urgent != b.urgent || (b.done - a.done).abs() >= 0.05,
+            _ => true,
+        };
+        if changed {
+            self.computing = now;
+            self.feed(Input::Computing(now), ctx);
+        }
     }
 
     /// MY_STATE on the monitoring port, as the node decided it.
@@ -292,6 +321,10 @@ impl StateMachine {
             (progress.saturating_sub(progress_then)) as f64 / secs,
             (self.node.holdings() - holdings_then) as f64 / secs,
         );
+        let line = match self.pi.computing() {
+            Some(c) => format!("{line} | computing {} digits: {:.0} %", c.digits, c.done * 100.0),
+            None => line,
+        };
         self.last_summary = (now, self.node.holdings(), progress);
         ctx.spawn(self.peers.get_members.send(GetMembers).into_actor(self).map(move |members, _, _| {
             let members = members.map(|m: Vec<Member>| m.iter().filter(|m| !m.lost).count()).unwrap_or(0);
@@ -310,6 +343,7 @@ impl Actor for StateMachine {
         if let Some(every) = self.summary_every {
             ctx.run_interval(every, |act, ctx| act.summarise(ctx));
         }
+        ctx.run_interval(COMPUTING_LOOK, |act, ctx| act.look_at_computing(ctx));
         self.feed(Input::Start, ctx);
     }
 }

@@ -4,6 +4,7 @@ use clap::Parser;
 use pi_ring::actors::{persist, start_node, NodeConfig, Stop};
 use pi_ring::error::StartError;
 use pi_ring::logging::{LogFormat, VERSION};
+use pi_ring::pi::store::Store;
 use pi_ring::pi::PiDigits;
 use pi_ring::protocol::machine::Timing;
 use std::net::Ipv4Addr;
@@ -155,6 +156,19 @@ struct Args {
     #[arg(long)]
     whole_hand_offs: bool,
 
+    /// Share computed digits with the other nodes of this user on this
+    /// machine through this directory (it must be this user's alone, mode
+    /// 0700): each doubling of the digit cache is then computed once per
+    /// machine, not once per node. See SECURITY.md for the trust it implies
+    /// [default: $XDG_RUNTIME_DIR/pi-ring-digits, else
+    /// /dev/shm/pi-ring-digits-UID]
+    #[arg(long, value_name = "DIR")]
+    shared_digits: Option<std::path::PathBuf>,
+
+    /// Compute every digit in this node, sharing nothing with other nodes
+    #[arg(long, conflicts_with = "shared_digits")]
+    no_shared_digits: bool,
+
     /// Log lines for people (text) or one JSON object per line (json)
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -186,9 +200,9 @@ fn main() -> ExitCode {
             return refuse(&StartError::Load(e));
         }
     }
+    let pi = digit_cache(&args, config.target_digits);
     let system = actix::System::new();
     let started = system.block_on(async move {
-        let pi = Arc::new(PiDigits::new(config.target_digits));
         // A planned stop hands the token on; give it a few connect
         // timeouts, and stop at once on a second signal.
         let grace = config.connect_timeout * 3 + Duration::from_secs(1);
@@ -227,6 +241,27 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("pi-ring-node: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The digit cache, shared with this machine's other nodes unless told
+/// otherwise; a directory that cannot be shared is said, and the node
+/// computes alone.
+fn digit_cache(args: &Args, target_digits: usize) -> Arc<PiDigits> {
+    let pi = PiDigits::new(target_digits);
+    if args.no_shared_digits {
+        return Arc::new(pi);
+    }
+    let dir = args.shared_digits.clone().unwrap_or_else(Store::default_dir);
+    match Store::open(&dir) {
+        Ok(store) => {
+            log::debug!("sharing computed digits in {}", dir.display());
+            Arc::new(pi.with_store(store))
+        }
+        Err(e) => {
+            log::warn!("{e}; this node computes its digits alone (--no-shared-digits silences this)");
+            Arc::new(pi)
         }
     }
 }

@@ -9,4 +9,4 @@ pub mod trace;
 pub mod view;
 pub mod web;
 
-pub use view::{Incident, IncidentKind, NodeView, RingView};
+pub use view::{ComputingView, Incident, IncidentKind, NodeView, RingView};

@@ -2,7 +2,8 @@
 // time flowing left to right. Holdings are gold bars on the holder's lane,
 // hand-offs arrows from one holder to the next, heartbeats ticks, searching
 // and claiming orange and purple stretches, WHERE_IS_TOKEN and
-// GENERATING_TOKEN marks across every lane, incidents labelled markers.
+// GENERATING_TOKEN marks across every lane, incidents labelled markers, and
+// a blue stripe under a lane while its node computes digits of pi.
 //
 // Data: /api/trace (events, numbered), polled for new ones; a window of
 // time is fetched when the view shows one it does not hold. When passes are
@@ -247,7 +248,7 @@
     const x = t => (t - t0) / (t1 - t0) * plotW;
     const laneOf = new Map(lanes.map((id, i) => [id, i]));
     const y = i => top + i * laneH;
-    const drawn = { window: [t0, t1], lanes: lanes.slice(), stretches: [], noHolder: [], markers: [], marks: 0, arrows: 0, beats: 0, aggregated: [] };
+    const drawn = { window: [t0, t1], lanes: lanes.slice(), stretches: [], noHolder: [], markers: [], marks: 0, arrows: 0, beats: 0, aggregated: [], computing: [] };
     // The lanes' names, in a column that does not scroll.
     const lc = scene.labels;
     lc.width = Math.round(L.labelW * dpr); lc.height = sc.height;
@@ -350,6 +351,21 @@
           c.fillStyle = `rgba(232,162,0,${0.25 + 0.75 * buckets[b] / max})`;
           c.fillRect(b * 3, ly + 1, 3, laneH - 2);
         }
+      }
+      // Computing digits: a blue stripe along the lane's foot, from a
+      // report that says so to the node's next report (or now).
+      for (let k = Math.max(0, stateBefore(list, t0)); k < list.length && list[k].t <= t1; k++) {
+        const e = list[k];
+        if (e.c == null) continue;
+        const a = Math.max(t0, e.t), b = Math.min(t1, k + 1 < list.length ? list[k + 1].t : t1);
+        if (b <= a) continue;
+        c.fillStyle = "#1f5fa8";
+        c.fillRect(x(a), ly + laneH - Math.max(2, laneH / 5), Math.max(1, x(b) - x(a)), Math.max(2, laneH / 5));
+        if (laneH >= 14 && x(b) - x(a) > 90) {
+          c.fillStyle = "#1f5fa8";
+          c.fillText(`π to ${e.c >= 1e6 ? (e.c / 1e6).toFixed(1) + "M" : Math.floor(e.c / 1e3) + "k"}${e.cd != null ? " " + e.cd + " %" : ""}`, x(a) + 2, ly + laneH - Math.max(3, laneH / 5) - 1);
+        }
+        drawn.computing.push({ node: id, from: a, to: b, digits: e.c });
       }
       // Heartbeats: ticks on the holder's lane.
       const beats = n.beats;

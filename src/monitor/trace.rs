@@ -39,6 +39,12 @@ pub enum What {
         by: Option<NodeId>,
         #[serde(skip_serializing_if = "Option::is_none")]
         to: Option<NodeId>,
+        /// Digits the node computes pi to now, and percent done (the
+        /// view marks the stretch on its lane).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        c: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cd: Option<u8>,
     },
     /// TOKEN_IS_HERE: the holder's heartbeat.
     #[serde(rename = "hb")]
@@ -93,6 +99,8 @@ impl Trace {
                     p: state.token.as_ref().map(|t| t.progress).or(state.progress),
                     by: state.handed_by.clone(),
                     to: state.handed_to.clone(),
+                    c: state.computing_to,
+                    cd: state.computing_to.and(state.computing_done),
                 }
             }
             Body::TokenIsHere { token } => What::Heartbeat { p: token.progress },

@@ -64,6 +64,35 @@ pub struct NodeView {
     /// When the monitor saw this life begin (its start-up report, or a
     /// restart), for nodes that do not say when they started.
     life_seen_at: Option<Instant>,
+    /// The digits the node computes now, as its last report said.
+    pub computing: Option<ComputingView>,
+}
+
+/// A computation of digits a node reports (MY_STATE's `computing_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ComputingView {
+    /// Digits after the point it computes pi to.
+    pub to_digits: u64,
+    /// Percent done (estimated).
+    pub done: u8,
+    /// At full priority: the ring would otherwise wait (or waits).
+    pub urgent: bool,
+}
+
+impl ComputingView {
+    /// "computing digits to 10.0M: 40 %".
+    pub fn describe(&self) -> String {
+        format!("computing digits to {}: {} %", short_count(self.to_digits), self.done)
+    }
+}
+
+/// 10000000 as "10.0M", 20000 as "20k".
+fn short_count(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{}k", n / 1_000),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
 }
 
 impl NodeView {
@@ -83,6 +112,7 @@ impl NodeView {
             earlier_holdings: 0,
             life_holdings: 0,
             life_seen_at: None,
+            computing: None,
         }
     }
 
@@ -378,6 +408,12 @@ impl RingView {
             view.life_seen_at = Some(now);
         }
         view.state = new;
+        // Every report tells what the node computes; none is no computation.
+        view.computing = state.computing_to.map(|to_digits| ComputingView {
+            to_digits,
+            done: state.computing_done.unwrap_or(0).min(100),
+            urgent: state.computing_urgent.unwrap_or(false),
+        });
         if let Some(p) = state.progress {
             view.progress = p;
         }
@@ -733,8 +769,17 @@ impl RingView {
             .map(|(id, v)| format!("{id}:{}", if v.silent { "silent" } else { short(v.state) }))
             .collect();
         let reached = if self.target_reached() { " (target reached)" } else { "" };
+        // The largest computation under way, if any: what the ring may be
+        // waiting for.
+        let computing = self
+            .nodes
+            .iter()
+            .filter(|(_, v)| !v.silent)
+            .filter_map(|(id, v)| v.computing.map(|c| (c, id)))
+            .max_by_key(|(c, _)| (c.urgent, c.to_digits));
+        let computing = computing.map_or_else(String::new, |(c, id)| format!("  {id}: {}", c.describe()));
         format!(
-            "holder {:<12} digits {:>9}{reached}  passes/s {:>7.0}  nodes {} [{}]",
+            "holder {:<12} digits {:>9}{reached}  passes/s {:>7.0}  nodes {} [{}]{computing}",
             self.holder_at(now).unwrap_or("-"),
             self.max_progress.saturating_sub(2),
             rate,

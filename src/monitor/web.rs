@@ -326,6 +326,7 @@ impl Shared {
                     "first_holding_after_start_s": v.first_holding_after.map(|d| d.as_secs_f64()),
                     "last_heard_ms_ago": now.saturating_duration_since(v.last_heard).as_millis() as u64,
                     "last_heard_ms": self.unix_ms(v.last_heard),
+                    "computing": v.computing.filter(|_| !v.silent),
                 })
             })
             .collect();

@@ -7,21 +7,21 @@
 //! correct prefix. Cloning an expansion is cheap (an `Arc` and a length), so
 //! the whole expansion can travel with every pass without copies.
 
+pub mod ahead;
+mod cache;
 mod chudnovsky;
+pub mod store;
 
+pub use cache::{Computing, PiDigits};
 pub use chudnovsky::{fraction_digits, fraction_digits_on};
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 /// Fractional digits appended by one holding of the token.
 pub const DIGITS_PER_HOLDING: usize = 20;
 
 /// The wire form's prefix before the fractional digits.
 const HEAD: &str = "3,";
-
-/// The smallest cache computed at once (a few milliseconds of work).
-const MIN_CACHE_DIGITS: usize = 10_000;
 
 /// A correct prefix of the expansion `3,14159...` (possibly empty).
 #[derive(Clone)]
@@ -242,219 +242,8 @@ pub fn check_handed(own: &Expansion, from: usize, data: &str, max_len: usize, ma
     handed
 }
 
-/// A process-wide cache of pi's expansion, grown on demand.
-///
-/// Reads take a snapshot (`Arc<str>`); growth computes a longer expansion
-/// (about twice what is needed, so that growing in 20-digit steps computes
-/// only a logarithmic number of times) and publishes it. Growing is
-/// blocking: call it from a blocking thread, never from an actor.
-pub struct PiDigits {
-    snapshot: RwLock<Arc<str>>,
-    grow_lock: Mutex<()>,
-    /// A growth ahead of need runs on its own thread.
-    growing_ahead: AtomicBool,
-    max_len: usize,
-}
-
-impl PiDigits {
-    /// A cache that will compute at most `max_fraction_digits` digits.
-    pub fn new(max_fraction_digits: usize) -> Self {
-        PiDigits {
-            snapshot: RwLock::new(Arc::from(HEAD)),
-            grow_lock: Mutex::new(()),
-            growing_ahead: AtomicBool::new(false),
-            max_len: HEAD.len() + max_fraction_digits,
-        }
-    }
-
-    /// The current cache text (`3,` and the digits computed so far).
-    pub fn snapshot(&self) -> Arc<str> {
-        Arc::clone(&self.snapshot.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Fractional digits already computed.
-    pub fn cached_digits(&self) -> usize {
-        self.snapshot().len() - HEAD.len()
-    }
-
-    /// Longest expansion this cache may ever hold, in characters.
-    pub fn max_len(&self) -> usize {
-        self.max_len
-    }
-
-    /// The expansion of length `len`, if the cache already holds it.
-    pub fn cached_expansion(&self, len: usize) -> Option<Expansion> {
-        let text = self.snapshot();
-        (len <= text.len()).then_some(Expansion { text, len })
-    }
-
-    /// The expansion of length `len` (clamped to the maximum), computing if
-    /// needed. Blocking.
-    pub fn expansion(&self, len: usize) -> Expansion {
-        let len = len.min(self.max_len);
-        if let Some(e) = self.cached_expansion(len) {
-            return e;
-        }
-        self.grow_to(len);
-        self.cached_expansion(len).expect("cache grown to the requested length")
-    }
-
-    /// Grow the cache ahead of need, on a thread of its own, once `len`
-    /// (an expansion just used) passes a quarter of it: with spare CPU, the
-    /// ring then never waits for a doubling on its hand-off path. (With
-    /// none, e.g. 250 nodes on 2 cores, the idle-priority thread starves
-    /// and a holder computes when it needs the digits.) Returns the thread when
-    /// it started one (none while another growth ahead runs, or at the
-    /// maximum).
-    pub fn grow_ahead(self: &Arc<Self>, len: usize) -> Option<std::thread::JoinHandle<()>> {
-        let cached = self.snapshot().len();
-        if len.saturating_mul(4) < cached || cached >= self.max_len {
-            return None;
-        }
-        if self.growing_ahead.swap(true, Ordering::AcqRel) {
-            return None;
-        }
-        let pi = Arc::clone(self);
-        // Twice the current cache: grow_to computes twice what it is asked.
-        let target = (cached + 1).min(pi.max_len);
-        let spawned = std::thread::Builder::new().name("pi-ahead".into()).spawn(move || {
-            lower_this_threads_priority();
-            pi.grow_unlocked(target);
-            pi.growing_ahead.store(false, Ordering::Release);
-        });
-        match spawned {
-            Ok(handle) => Some(handle),
-            Err(e) => {
-                log::warn!("pi: cannot start computing ahead: {e}");
-                self.growing_ahead.store(false, Ordering::Release);
-                None
-            }
-        }
-    }
-
-    /// The expansion after one more holding. Blocking if not cached.
-    pub fn extend(&self, current: &Expansion) -> Expansion {
-        self.expansion(extended_len(current.len()))
-    }
-
-    /// The longest correct prefix of `data` (PROTOCOL section 4). Blocking:
-    /// data longer than the cache makes it compute.
-    pub fn verify(&self, data: &str) -> Verified {
-        let received_len = data.len();
-        let mut text = self.snapshot();
-        if data.len() > text.len() && text.len() < self.max_len {
-            // Only grow if what we have is all correct; otherwise the
-            // mismatch is already inside the cache.
-            if common_prefix_len(data.as_bytes(), text.as_bytes()) == text.len() {
-                self.grow_to(data.len().min(self.max_len));
-                text = self.snapshot();
-            }
-        }
-        let len = common_prefix_len(data.as_bytes(), text.as_bytes());
-        Verified { expansion: Expansion { text, len }, received_len }
-    }
-
-    /// The longest correct expansion that `unchecked` shows (PROTOCOL
-    /// section 4): its characters compared with pi's from its offset on.
-    /// Blocking: computes as far as it claims (at most the maximum).
-    pub fn verify_unchecked(&self, unchecked: &Unchecked) -> Verified {
-        if self.snapshot().len() < unchecked.len {
-            self.grow_to(unchecked.len);
-        }
-        self.compare_unchecked(unchecked)
-    }
-
-    /// [`Self::verify_unchecked`] if the cache already reaches as far as
-    /// `unchecked` claims (a comparison, never computing); `None` if it
-    /// does not.
-    pub fn verify_unchecked_cached(&self, unchecked: &Unchecked) -> Option<Verified> {
-        (self.snapshot().len() >= unchecked.len).then(|| self.compare_unchecked(unchecked))
-    }
-
-    fn compare_unchecked(&self, unchecked: &Unchecked) -> Verified {
-        let text = self.snapshot();
-        let start = unchecked.offset.min(text.len());
-        let end = unchecked.len.min(text.len());
-        let claimed = &unchecked.text.as_bytes()[..unchecked.len.saturating_sub(unchecked.offset)];
-        let matching = common_prefix_len(claimed, &text.as_bytes()[start..end.max(start)]);
-        // (The cache always reaches the offset once grown; if not, nothing
-        // is confirmed.)
-        let len = if unchecked.offset <= text.len() { start + matching } else { 0 };
-        Verified { expansion: Expansion { text, len }, received_len: unchecked.len }
-    }
-
-    /// Check `data` against the digits computed so far, never computing:
-    /// the longest correct prefix, and, when all of the cache matches and
-    /// `data` goes further, the rest to check later ([`Unchecked`]).
-    /// Cheap: a comparison.
-    pub fn verify_cached(&self, data: &str) -> (Verified, Option<Unchecked>) {
-        let text = self.snapshot();
-        let len = common_prefix_len(data.as_bytes(), text.as_bytes());
-        let beyond = len == text.len() && data.len() > len && len < self.max_len;
-        if beyond {
-            let checked = Expansion { text, len };
-            let unchecked = Unchecked { text: Arc::from(data), offset: 0, len: data.len().min(self.max_len) };
-            return (Verified { expansion: checked, received_len: len }, Some(unchecked));
-        }
-        (Verified { expansion: Expansion { text, len }, received_len: data.len() }, None)
-    }
-
-    /// Compute and publish a cache of at least `len` characters. Callers
-    /// that need digits now do not wait for a growth ahead that runs at a
-    /// low priority (that would invert the priorities): they compute
-    /// themselves, and the longer result wins.
-    fn grow_to(&self, len: usize) {
-        let _guard = self.grow_lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.grow_unlocked(len);
-    }
-
-    fn grow_unlocked(&self, len: usize) {
-        let current = self.snapshot();
-        if current.len() >= len {
-            return; // another thread grew it meanwhile
-        }
-        let wanted_digits = (len - HEAD.len()).saturating_mul(2).max(MIN_CACHE_DIGITS);
-        let digits = wanted_digits.min(self.max_len - HEAD.len());
-        let started = std::time::Instant::now();
-        let mut text = String::with_capacity(HEAD.len() + digits);
-        text.push_str(HEAD);
-        text.push_str(&fraction_digits(digits));
-        log::debug!("pi: computed {digits} digits in {:.3} s", started.elapsed().as_secs_f64());
-        let mut snapshot = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-        if snapshot.len() < text.len() {
-            *snapshot = Arc::from(text);
-        }
-    }
-}
-
-/// Let hand-offs and heartbeats go first: a computation ahead of need has
-/// time, and many nodes on one machine would otherwise starve the ring
-/// while they all grow their caches at once.
-fn lower_this_threads_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SCHED_IDLE: runs only on a core nothing else wants, and yields
-        // it at once when a hand-off wakes up; niceness 19 if refused.
-        // SAFETY: pid 0 is the calling thread; the parameter is valid for
-        // SCHED_IDLE; gettid has no preconditions; setpriority on our own
-        // thread id only changes this thread.
-        let rc = unsafe {
-            let param = libc::sched_param { sched_priority: 0 };
-            if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 {
-                0
-            } else {
-                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                libc::setpriority(libc::PRIO_PROCESS, tid, 19)
-            }
-        };
-        if rc != 0 {
-            log::debug!("pi: cannot lower the priority of computing ahead: {}", std::io::Error::last_os_error());
-        }
-    }
-}
-
 /// Length of the common prefix of two byte strings.
-fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
+pub(crate) fn common_prefix_len(a: &[u8], b: &[u8]) -> usize {
     let n = a.len().min(b.len());
     if a[..n] == b[..n] {
         return n;
@@ -481,49 +270,6 @@ mod tests {
         let mut b = a.clone();
         b[9_000] = b'2';
         assert_eq!(common_prefix_len(&a, &b), 9_000);
-    }
-
-    #[test]
-    fn the_cache_grows_ahead_once_a_quarter_of_it_is_used() {
-        let pi = Arc::new(PiDigits::new(1_000_000));
-        pi.expansion(100);
-        let cached = pi.cached_digits();
-        assert!(pi.grow_ahead(cached / 5).is_none(), "a fifth used: not yet");
-        let thread = pi.grow_ahead(cached / 4 + 10).expect("a quarter used: grows ahead");
-        thread.join().unwrap();
-        assert!(pi.cached_digits() >= 2 * cached, "{} digits after {cached}", pi.cached_digits());
-        // The new cache is still correct pi where the old one was.
-        assert_eq!(&pi.snapshot()[..12], "3,1415926535");
-    }
-
-    #[test]
-    fn growing_ahead_stops_at_the_maximum() {
-        let pi = Arc::new(PiDigits::new(10_000));
-        pi.expansion(100);
-        assert!(pi.grow_ahead(9_000).is_none());
-    }
-
-    #[test]
-    fn digits_beyond_the_cache_are_left_to_check_later_without_computing() {
-        let reference = PiDigits::new(1_000_000).expansion(50_000);
-        let pi = PiDigits::new(1_000_000);
-        pi.expansion(100);
-        let cached = pi.snapshot().len();
-        let (verified, unchecked) = pi.verify_cached(reference.as_str());
-        assert_eq!(pi.snapshot().len(), cached, "nothing computed");
-        assert_eq!(verified.expansion.len(), cached);
-        assert!(verified.is_intact());
-        let unchecked = unchecked.expect("the rest is left to check");
-        assert_eq!(unchecked.len(), 50_000);
-        assert_eq!(pi.verify(unchecked.as_str()).expansion.len(), 50_000);
-
-        // A mismatch inside the cache is found at once; nothing is left.
-        let mut wrong = reference.as_str().to_owned();
-        wrong.replace_range(50..51, if &wrong[50..51] == "0" { "1" } else { "0" });
-        let (verified, unchecked) = pi.verify_cached(&wrong);
-        assert!(unchecked.is_none());
-        assert_eq!(verified.expansion.len(), 50);
-        assert!(!verified.is_intact());
     }
 
     #[test]

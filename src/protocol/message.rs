@@ -188,6 +188,19 @@ pub struct MyState {
     /// Whom the sender handed the token to (leaving OWNER).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handed_to: Option<String>,
+    /// The digits after the point the sender is computing pi to now (its
+    /// digit cache grows that far); absent when it computes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computing_to: Option<u64>,
+    /// How far that computation is, in percent (an estimate from the
+    /// engine's measured speed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computing_done: Option<u8>,
+    /// Whether it runs at full priority: the ring would reach the end of
+    /// the sender's digits without it (or the sender holds the token and
+    /// waits for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computing_urgent: Option<bool>,
 }
 
 /// Why a datagram or TCP message was rejected.
@@ -242,6 +255,9 @@ struct Frame<'a> {
     target_digits: Option<u64>,
     handed_by: Option<String>,
     handed_to: Option<String>,
+    computing_to: Option<u64>,
+    computing_done: Option<u64>,
+    computing_urgent: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -563,6 +579,9 @@ impl RawMessage {
                 target_digits: frame.target_digits,
                 handed_by: frame.handed_by,
                 handed_to: frame.handed_to,
+                computing_to: frame.computing_to,
+                computing_done: frame.computing_done.map(|d| d.min(100) as u8),
+                computing_urgent: frame.computing_urgent,
             })),
         };
         let message = Message { author, body, have: frame.have };

@@ -26,7 +26,7 @@ use super::report::{Decision, Report, Reporter};
 use super::token::{NodeId, Token};
 use super::Time;
 use crate::error::SendError;
-use crate::pi::{check_handed, Expansion, Unchecked};
+use crate::pi::{check_handed, Computing, Expansion, Unchecked};
 use crate::warn_limit::WarnLimiter;
 use crate::warn_limited;
 use std::collections::BTreeSet;
@@ -101,6 +101,9 @@ pub enum Input {
     Probed { id: NodeId, host: Ipv4Addr, asked: Time, result: Result<(), SendError> },
     /// A planned stop (SIGTERM, Ctrl-C): a holder hands the token on first.
     Stop,
+    /// What the node's digit cache computes now changed (`None`: nothing):
+    /// monitors are told (a ring that waits for pi says why).
+    Computing(Option<Computing>),
 }
 
 /// What the node asks its carrier to do.
@@ -271,6 +274,8 @@ pub struct Node {
     /// The pacing of MY_STATE, and the hand-off of the latest change.
     reporter: Reporter,
     last_change: (Option<NodeId>, Option<NodeId>),
+    /// What the digit cache computes now, as last told.
+    computing: Option<Computing>,
     actions: Vec<Action>,
 }
 
@@ -328,6 +333,7 @@ impl Node {
             refusals: Default::default(),
             reporter: Reporter::default(),
             last_change: (None, None),
+            computing: None,
             actions: Vec::new(),
         }
     }
@@ -428,6 +434,15 @@ impl Node {
             }
             Input::TokenSent { attempt, result } => self.token_sent(now, attempt, result),
             Input::Probed { id, host, asked, result } => self.probed(now, &id, host, asked, result),
+            Input::Computing(computing) => {
+                let before = std::mem::replace(&mut self.computing, computing);
+                if self.reporter.computing(now, before, computing) {
+                    // The state as it is: no change, no hand-off.
+                    let state = self.machine.state();
+                    let token = if state == StateName::Generating { self.candidate() } else { self.token() };
+                    self.report_with(now, state, state, token, (None, None));
+                }
+            }
             Input::Stop => {
                 if !self.stopping {
                     self.stopping = true;
@@ -936,10 +951,22 @@ impl Node {
     /// MY_STATE for monitors: `old` to `new` with `token`, and the node's
     /// expansion, counts and last hand-off.
     fn report(&mut self, now: Time, old: StateName, new: StateName, token: Token) {
+        let hand = self.last_change.clone();
+        self.report_with(now, old, new, token, hand);
+    }
+
+    /// MY_STATE with the hand-off `(handed_by, handed_to)` it tells of.
+    fn report_with(
+        &mut self,
+        now: Time,
+        old: StateName,
+        new: StateName,
+        token: Token,
+        (handed_by, handed_to): (Option<NodeId>, Option<NodeId>),
+    ) {
         if self.reporter.sent(now, new, self.holdings) {
             self.actions.push(Action::CancelTimer(TimerKind::Report));
         }
-        let (handed_by, handed_to) = self.last_change.clone();
         let expansion = self.machine.expansion();
         self.actions.push(Action::Report(Box::new(Report {
             old,
@@ -952,6 +979,7 @@ impl Node {
             target_digits: self.machine.target_digits(),
             handed_by,
             handed_to,
+            computing: self.computing,
         })));
     }
 

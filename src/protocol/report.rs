@@ -16,6 +16,7 @@ use super::machine::{TimerId, TimerKind};
 use super::message::{MyState, StateName};
 use super::token::{NodeId, Token};
 use super::Time;
+use crate::pi::Computing;
 use std::time::Duration;
 
 /// Routine changes are reported at most this often, coalesced.
@@ -41,6 +42,8 @@ pub struct Report {
     pub handed_by: Option<NodeId>,
     /// Who took the token, when the node left OWNER by handing it on.
     pub handed_to: Option<NodeId>,
+    /// The digits the node is computing now, if any.
+    pub computing: Option<Computing>,
 }
 
 impl Report {
@@ -61,6 +64,9 @@ impl Report {
             target_digits: Some(self.target_digits as u64),
             handed_by: self.handed_by,
             handed_to: self.handed_to,
+            computing_to: self.computing.map(|c| c.digits as u64),
+            computing_done: self.computing.map(|c| (c.done * 100.0).clamp(0.0, 99.0) as u8),
+            computing_urgent: self.computing.map(|c| c.urgent),
         }
     }
 }
@@ -113,6 +119,20 @@ impl Reporter {
         self.last.map(|(_, state, _)| state)
     }
 
+    /// What the node computes changed at `now` (from `before` to `after`):
+    /// whether to report it. A computation that starts or ends is told at
+    /// once; its progress at most once per [`COALESCE_EVERY`] (any other
+    /// report carries it too).
+    pub fn computing(&mut self, now: Time, before: Option<Computing>, after: Option<Computing>) -> bool {
+        match (before, after) {
+            (None, None) => false,
+            (Some(b), Some(a)) if b.digits == a.digits && b.urgent == a.urgent => {
+                self.last.is_none_or(|(at, ..)| now.saturating_sub(at) >= COALESCE_EVERY)
+            }
+            _ => true,
+        }
+    }
+
     /// The coalesced report's timer fired: whether to report (the state or
     /// the holdings changed since the last report).
     pub fn fired(&mut self, timer: TimerId, state: StateName, holdings: u64) -> bool {
@@ -121,5 +141,27 @@ impl Reporter {
         }
         self.due = None;
         self.last.is_none_or(|(_, s, h)| (s, h) != (state, holdings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn computing(digits: usize, done: f64) -> Option<Computing> {
+        Some(Computing { digits, done, urgent: true })
+    }
+
+    #[test]
+    fn a_computation_is_told_when_it_starts_and_ends_and_its_progress_once_a_second() {
+        let mut r = Reporter::default();
+        let s = Duration::from_secs(1);
+        assert!(!r.computing(s, None, None));
+        assert!(r.computing(s, None, computing(1_000, 0.0)), "starts");
+        r.sent(s, StateName::Owner, 1);
+        assert!(!r.computing(s + s / 2, computing(1_000, 0.0), computing(1_000, 0.5)), "half a second later");
+        assert!(r.computing(s * 2, computing(1_000, 0.5), computing(1_000, 0.9)), "a second later");
+        assert!(r.computing(s + s / 2, computing(1_000, 0.5), computing(2_000, 0.0)), "another size");
+        assert!(r.computing(s + s / 2, computing(1_000, 0.5), None), "ends");
     }
 }

@@ -218,16 +218,49 @@ fn start_recorded_with(
 ) -> (Addr<StateMachine>, Log, Arc<Mutex<Vec<Member>>>) {
     let recorder = Recorder { unreachable, ..Recorder::default() };
     let (log, members) = (recorder.log.clone(), Arc::clone(&recorder.members));
-    let recorder = recorder.start();
-    let peers = Peers {
+    let peers = peers_of(recorder.start());
+    let me = Ipv4Addr::new(127, 0, 0, 5);
+    let addr = StateMachine::new(node(id, me, timing), peers, pi(), me, None).start();
+    (addr, log, members)
+}
+
+/// A holder that nobody else can take the token from keeps it and holds
+/// again at once (PROTOCOL section 7); with every digit in the cache it
+/// never waits for a computation, so the actor must yield between holdings
+/// or its heartbeat timer and its mailbox starve until the target (a lone
+/// node failed the conformance cases 6.6 and 7.1 so, once a host's shared
+/// digits made its cache long).
+#[actix_rt::test(system = "PausedSystem")]
+async fn a_lone_holder_with_every_digit_cached_yields_between_holdings() {
+    let t = timing(0);
+    let peers = peers_of(Recorder::default().start());
+    let me = Ipv4Addr::new(127, 0, 0, 5);
+    let target = 20_002; // all in the cache
+    let lone = Node::new(Config { id: "n5".into(), timing: t.clone(), max_len: target }, me, Expansion::empty(), 0);
+    let addr = StateMachine::new(lone, peers, pi(), me, None).start();
+    // Searching, then claiming: 1 ms before the claim stands.
+    sleep(t.looser_answer + t.generating - ms(1)).await;
+    assert_eq!(state(&addr).await, StateName::Generating);
+    tokio::time::advance(ms(2)).await;
+    loop {
+        let status = addr.send(GetStatus).await.unwrap();
+        if status.state == StateName::Owner {
+            // Answered between two holdings, long before the target.
+            assert!(status.expansion.len() < target / 2, "answered only at {} characters", status.expansion.len());
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Every peer of a state machine played by one recorder.
+fn peers_of(recorder: Addr<Recorder>) -> Peers {
+    Peers {
         udp: recorder.clone().recipient(),
         tcp: recorder.clone().recipient(),
         members: recorder.clone().recipient(),
         get_members: recorder.recipient(),
-    };
-    let me = Ipv4Addr::new(127, 0, 0, 5);
-    let addr = StateMachine::new(node(id, me, timing), peers, pi(), me, None).start();
-    (addr, log, members)
+    }
 }
 
 /// A member at `host` makes itself known: the node PINGs it back, the

@@ -381,3 +381,36 @@ async fn a_holdings_count_that_goes_back_is_a_restart_for_nodes_that_do_not_say_
     // Timed by the monitor's clock, from when it saw the new life.
     assert_eq!(v.nodes()["c"].first_holding_after, Some(ms(700)));
 }
+
+/// A node that computes digits says so in MY_STATE (PROTOCOL section 10):
+/// the view shows it until a report without it, and the terminal line
+/// says what the ring may be waiting for.
+#[tokio::test(start_paused = true)]
+async fn a_node_that_computes_digits_is_shown_computing_until_it_says_it_is_done() {
+    let t0 = Instant::now();
+    let mut v = ring_with_token(t0);
+    let computing = |done: u8, urgent: bool| {
+        Body::MyState(Box::new(MyState {
+            old_state: O.as_wire().into(),
+            new_state: O.as_wire().into(),
+            progress: Some(1_000_002),
+            token: Some(Token::new(1_000_002, "a", 1)),
+            computing_to: Some(10_240_000),
+            computing_done: Some(done),
+            computing_urgent: Some(urgent),
+            ..Default::default()
+        }))
+    };
+    v.apply(&Message::new("a", computing(40, true)), HOST, t0 + ms(100));
+    let shown = v.nodes()["a"].computing.expect("computing");
+    assert_eq!((shown.to_digits, shown.done, shown.urgent), (10_240_000, 40, true));
+    let line = v.summary_line(t0 + ms(100));
+    assert!(line.ends_with("a: computing digits to 10.2M: 40 %"), "{line}");
+    // A stranger's percentage beyond 100 is cut to 100.
+    v.apply(&Message::new("a", computing(250, true)), HOST, t0 + ms(150));
+    assert_eq!(v.nodes()["a"].computing.map(|c| c.done), Some(100));
+    // Any report without it: done.
+    state(&mut v, t0 + ms(200), "a", O, W, 1_000_022, Token::new(1_000_022, "a", 1));
+    assert_eq!(v.nodes()["a"].computing, None);
+    assert!(!v.summary_line(t0 + ms(200)).contains("computing"));
+}

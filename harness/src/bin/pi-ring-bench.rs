@@ -33,7 +33,9 @@ struct Args {
     /// Only these scenarios (comma-separated): first-token, handoff, passes,
     /// lengths, lengths-whole, lan (needs root), growth, growth-1m,
     /// recovery, recovery-fast, engine, idle, stop, scale, soak; by name
-    /// only: pi (the engines side by side, 1M to 10M digits), page
+    /// only: pi (the engines side by side, 1M to 10M digits), growth-10m
+    /// (0 to 10,000,000 digits: time to target, longest time without
+    /// growth), page
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 
@@ -236,6 +238,90 @@ impl Bench {
             }
         }
         self.push(stats(&format!("0 -> {digits} digits, 5 nodes"), "s", samples, "from the first token"));
+    }
+
+    /// 5 nodes at hold 0 from nothing to `digits`: the time to the target
+    /// and the longest stretch without growth (read from MY_STATE, which
+    /// a holder sends at least every `--report-ms`, 100 ms), beside the
+    /// protocol's recovery bound. `runs` rings one after the other.
+    fn growth_to(&mut self, digits: usize, runs: usize, shared: bool) {
+        let how = if shared { "digits shared on the host [default]" } else { "each node computes alone" };
+        eprintln!("5 nodes from nothing to {digits} digits, --hold-ms 0, {how} ...");
+        let target = digits.to_string();
+        let (mut to_target, mut longest) = (Vec::new(), Vec::new());
+        for run in 0..runs {
+            // A directory of its own for each ring, so that no run starts
+            // with digits an earlier one computed.
+            let dir = std::env::temp_dir().join(format!("pi-ring-bench-digits-{}-{run}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let dir_text = dir.display().to_string();
+            let mut flags = vec!["--hold-ms", "0", "--target-digits", &target];
+            if shared {
+                flags.extend(["--shared-digits", dir_text.as_str()]);
+            } else {
+                flags.push("--no-shared-digits");
+            }
+            let (nodes, observer, _, t0) = self.ring(5, &flags);
+            let Some(first) = observer.wait_for(t0, Duration::from_secs(30), |s| s.new == StateName::Owner) else {
+                eprintln!("  run {run}: no token within 30 s");
+                continue;
+            };
+            let done = observer.wait_for(first.at, Duration::from_secs(600), |s| s.progress as usize >= digits + 2);
+            let end = done.as_ref().map_or_else(Instant::now, |d| d.at);
+            // The longest stretch in which no report told of a longer
+            // expansion than any before it, up to the last report short of
+            // the target (the report that the target is reached may wait
+            // for a coalesced report, up to a second: once there, holdings
+            // last a heartbeat and are routine).
+            let (mut best, mut since, mut gap, mut gap_at) = (0u64, first.at, Duration::ZERO, 0u64);
+            let short = |s: &&pi_ring_harness::Seen| (s.progress as usize) < digits + 2;
+            for s in observer.seen().iter().filter(|s| s.at >= first.at && s.at <= end).filter(short) {
+                if s.progress > best {
+                    if s.at - since > gap {
+                        (gap, gap_at) = (s.at - since, best);
+                    }
+                    (best, since) = (s.progress, s.at);
+                }
+            }
+            // The growth's pace over each tenth of the run: a pace that
+            // falls as the expansion grows is work that grows with it.
+            let seen = observer.seen();
+            let span = (end - first.at) / 10;
+            let best_at = |t: Instant| seen.iter().filter(|s| s.at <= t).map(|s| s.progress).max().unwrap_or(0);
+            let paces: Vec<String> = (0..10u32)
+                .map(|i| {
+                    let (a, b) = (first.at + span * i, first.at + span * (i + 1));
+                    format!(
+                        "{:.0}k",
+                        (best_at(b).saturating_sub(best_at(a))) as f64 / span.as_secs_f64().max(1e-9) / 1e3
+                    )
+                })
+                .collect();
+            eprintln!("  run {run}: digits per second by tenth of the run: {}", paces.join(" "));
+            let cpu: f64 = nodes.iter().filter_map(|n| n.pid()).map(|p| cpu_ticks(p) as f64 / 100.0).sum();
+            eprintln!(
+                "  run {run}: target {} after {:.1} s; longest without growth {:.2} s (at {} digits); nodes' CPU {cpu:.0} s",
+                if done.is_some() { "reached" } else { "NOT reached" },
+                (end - first.at).as_secs_f64(),
+                gap.as_secs_f64(),
+                gap_at.saturating_sub(2)
+            );
+            if !observer.wrong().is_empty() {
+                eprintln!("  WRONG DIGITS: {:?}", &observer.wrong()[..1]);
+            }
+            to_target.push(done.map_or(f64::NAN, |d| (d.at - first.at).as_secs_f64()));
+            longest.push(gap.as_secs_f64());
+            kill_all(nodes);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let name = format!("0 -> {digits} digits, 5 nodes, hold 0, {how}");
+        self.push(stats(&format!("{name}: to the target"), "s", to_target, "from the first token"));
+        self.push(stats(
+            &format!("{name}: longest time without growth"),
+            "s",
+            longest,
+            "recovery bound 6 s; goal at most 0.5 s",
+        ));
     }
 
     /// Kill the holder `kills` times (restarting it in between) and time
@@ -1192,6 +1278,12 @@ fn main() {
     }
     if b.wants("growth-1m") && !b.args.quick {
         b.growth(1_000_000, 1);
+    }
+    // Minutes of CPU: only when named.
+    if b.args.only.iter().any(|o| o == "growth-10m") {
+        let runs = b.args.runs.min(3);
+        b.growth_to(10_000_000, runs, true);
+        b.growth_to(10_000_000, runs, false);
     }
     if b.wants("recovery") {
         b.recovery("defaults", DEFAULTS, 6.0, 2000);
