@@ -16,7 +16,7 @@
 
 use super::messages::{Broadcast, GetMembers, Inbound, Members, Port, SendTo};
 use super::persist::Persister;
-use crate::pi::{Computing, Expansion, PiDigits, Unchecked};
+use crate::pi::{extended_len, Computing, Expansion, PiDigits, Unchecked};
 use crate::protocol::machine::TimerKind;
 use crate::protocol::registry::Member;
 use crate::protocol::{Action, Body, Input, Message, Node, Report, StateName, Time, Token};
@@ -243,8 +243,11 @@ impl StateMachine {
     /// grow ahead), else on a blocking thread.
     fn compute(&mut self, epoch: u64, len: usize, check: Option<Unchecked>, ctx: &mut Context<Self>) {
         // The cache measures the ring's pace and grows ahead of it
-        // (detached: it publishes the longer expansion).
-        drop(self.pi.grow_ahead(len));
+        // (detached: it publishes the longer expansion). Digits handed in
+        // but not checked yet are a claim, not the ring's pace.
+        if check.is_none() {
+            drop(self.pi.grow_ahead(len));
+        }
         // Usually the cache has the digits (and those handed with the
         // token, to compare): no thread needed.
         let cached = self.pi.cached_expansion(len).and_then(|expansion| match &check {
@@ -263,6 +266,9 @@ impl StateMachine {
         let pi = Arc::clone(&self.pi);
         let work = move || {
             let checked = check.map(|digits| pi.verify_unchecked(&digits).expansion);
+            // Only what the holding uses: 20 digits past the checked ones
+            // (a claim cut short by its check needs no more).
+            let len = checked.as_ref().map_or(len, |c| len.min(extended_len(c.len())));
             (pi.expansion(len), checked)
         };
         ctx.spawn(async move { tokio::task::spawn_blocking(work).await }.into_actor(self).map(

@@ -401,3 +401,55 @@ fn a_member_that_reads_a_large_hand_off_at_a_few_kb_per_second_holds_it_at_most_
     assert_eq!(lost, 0, "a waiter took the slow hand-off for a lost token");
     drop(nodes);
 }
+
+/// A stranger hands a young ring's node a TAKE_TOKEN whose expansion is a
+/// million correct characters followed by 8 MB of zeros (9 MB, under the
+/// message limit). The node must check what goes beyond its digits before
+/// keeping it, but the check grows its digits a doubling at a time and
+/// stops at the first zero, and the nodes share what they compute on this
+/// host: the ring stands still for less than a recovery bound, keeps the
+/// million correct characters, and goes on from them. (Before, the node
+/// computed all 9,000,000 claimed digits first, and every node after it
+/// the million: 12.65 s without growth.)
+#[test]
+fn a_strangers_million_correct_characters_and_8_mb_of_zeros_stop_the_ring_less_than_a_recovery_bound() {
+    let _turn = one_flood_at_a_time();
+    // Digits shared by these three nodes only: no earlier test's help.
+    let dir = std::env::temp_dir().join(format!("pi-ring-test-digits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.display().to_string();
+    let ring = ring(&["--shared-digits", &dir_arg]);
+    let stranger = stranger_host(247, 1);
+    let correct = &reference_wire()[..1_000_002];
+    let mut data = String::with_capacity(9_000_002);
+    data.push_str(correct);
+    data.extend(std::iter::repeat_n('0', 8_000_000));
+    let message = format!(
+        r#"{{"serial_code":137344,"type":"take token","author_node_id":"stranger","token":{{"serial_code":407246,"progress":{},"author_node_id":"stranger","author_token_revision":1}},"nodes":{{"stranger":"{stranger}"}},"data":"{data}"}}"#,
+        data.len()
+    );
+    let sent = Instant::now();
+    tcp_from(stranger, SocketAddrV4::new(ring.hosts[0], ring.ports.tcp), message.as_bytes()).unwrap();
+    // The ring goes on from the million correct characters.
+    let past = ring.observer.wait_for(sent, Duration::from_secs(30), |s| s.progress as usize > correct.len());
+    let past = past.expect("the ring did not go on from the stranger's correct characters within 30 s");
+    std::thread::sleep(Duration::from_secs(3));
+    // The longest stretch without growth from the message on.
+    let (mut best, mut since, mut longest) = (0u64, sent, Duration::ZERO);
+    for s in ring.observer.seen().iter().filter(|s| s.at >= sent) {
+        if s.progress > best {
+            longest = longest.max(s.at - since);
+            (best, since) = (s.progress, s.at);
+        }
+    }
+    eprintln!(
+        "FIGURES stranger_million_and_zeros past_the_million_after_s={:.2} longest_without_growth_s={:.2} recovery_bound_s={:.1}",
+        (past.at - sent).as_secs_f64(),
+        longest.as_secs_f64(),
+        RECOVERY.as_secs_f64()
+    );
+    assert_eq!(ring.running(), [true; 3]);
+    assert!(ring.observer.wrong().is_empty(), "expansions that are not pi: {:?}", ring.observer.wrong());
+    assert!(longest < RECOVERY, "the ring stood still for {longest:?} (recovery bound {RECOVERY:?})");
+    let _ = std::fs::remove_dir_all(&dir);
+}
