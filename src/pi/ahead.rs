@@ -11,9 +11,14 @@
 //!   cache within [`URGENT_FACTOR`] times the time the next doubling is
 //!   expected to take (plus [`URGENT_MARGIN`]): the doubling then runs at
 //!   full priority, on two threads, since without it the ring would stop.
-//! - **Early** once a quarter of the cache is used (whatever the pace, for
-//!   a ring that has not been measured yet): the doubling then runs at idle
-//!   priority, on one thread, so that it takes only CPU nobody else wants.
+//! - **Early** once a quarter of the cache is used, while the pace is not
+//!   known yet (a node that just took its first tokens): the doubling then
+//!   runs at idle priority, on one thread, so that it takes only CPU nobody
+//!   else wants. Once the pace is known, the first rule alone decides: a
+//!   ring that moves gets its doublings in time, and no node computes
+//!   digits that a doubling at full priority will bring anyway (on a busy
+//!   machine, five nodes' idle doublings cost the ring a third of its
+//!   pace).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -142,7 +147,8 @@ pub fn plan(
     if urgent {
         return Some(Plan { digits: next_digits, urgent: true });
     }
-    (len_digits.saturating_mul(4) >= cached_digits).then_some(Plan { digits: next_digits, urgent: false })
+    let early = pace.is_none() && len_digits.saturating_mul(4) >= cached_digits;
+    early.then_some(Plan { digits: next_digits, urgent: false })
 }
 
 #[cfg(test)]
@@ -201,20 +207,24 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_ring_grows_at_idle_priority_once_a_quarter_is_used() {
+    fn a_ring_not_measured_yet_grows_at_idle_priority_once_a_quarter_is_used() {
         let est = Duration::from_secs(2);
-        assert_eq!(plan(1_000_000, 5_120_000, 10_000_000, Some(2_000.0), est), None);
-        assert_eq!(
-            plan(1_280_000, 5_120_000, 10_000_000, Some(2_000.0), est),
-            Some(Plan { digits: 10_000_000, urgent: false })
-        );
-        // Unmeasured: the quarter rule alone.
+        assert_eq!(plan(1_000_000, 5_120_000, 10_000_000, None, est), None);
         assert_eq!(plan(1_280_000, 5_120_000, 10_000_000, None, est), Some(Plan { digits: 10_000_000, urgent: false }));
-        // Near the end of the cache even a slow ring is urgent.
+    }
+
+    #[test]
+    fn a_slow_ring_grows_when_its_pace_says_so_and_not_before() {
+        let est = Duration::from_secs(2);
+        // 2,000 digits a second: the end is 1,900 s away.
+        assert_eq!(plan(1_280_000, 5_120_000, 10_000_000, Some(2_000.0), est), None);
+        // 8 s away, the doubling takes 2 s: within 4 x 2 + 1 = 9 s.
         assert_eq!(
-            plan(5_115_000, 5_120_000, 10_000_000, Some(2_000.0), est),
+            plan(5_104_000, 5_120_000, 10_000_000, Some(2_000.0), est),
             Some(Plan { digits: 10_000_000, urgent: true })
         );
+        // A ring that stopped (its target, or a fault) grows nothing.
+        assert_eq!(plan(5_119_000, 5_120_000, 10_000_000, Some(0.0), est), None);
     }
 
     #[test]

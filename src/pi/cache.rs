@@ -299,6 +299,7 @@ impl PiDigits {
                 text = from_store(self);
             }
         }
+        let shared = text.is_some();
         let measured = match text {
             Some(_) => None,
             None => {
@@ -314,6 +315,10 @@ impl PiDigits {
                 running.urgent.then_some(took)
             }
         };
+        let took = running.started.elapsed().as_secs_f64();
+        let how = if shared { "from the host's shared digits" } else { "computed" };
+        let level = if running.urgent && digits >= 1_000_000 { log::Level::Info } else { log::Level::Debug };
+        log::log!(level, "pi: {digits} digits ready after {took:.2} s ({how})");
         if let Some(digits) = text {
             self.publish(digits);
         }

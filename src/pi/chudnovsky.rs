@@ -5,11 +5,11 @@
 //! `n` decimal digits of pi after the point. It is CPU-bound and blocking;
 //! callers run it off the actor thread (see [`super::PiDigits`]).
 //!
-//! GMP was picked by measurement (`pi-ring-bench --only pi`, figures in
-//! `docs/BENCHMARKS.md`): on the reference machine it computes 10,000,000
-//! digits about four times as fast as the pure-Rust engine this replaced.
-//! With two threads the two halves of the series, and the square root,
-//! are computed at once.
+//! GMP was picked by measurement (`pi-ring-bench --only pi`, the README's
+//! figures): on the 2-core reference machine it computes 10,000,000 digits
+//! about twice as fast as the pure-Rust engine this replaced on one thread,
+//! and three times as fast on two, where the two halves of the series, the
+//! square root, the top products and the decimal conversion run at once.
 
 use rug::ops::Pow;
 use rug::Integer;

@@ -616,6 +616,35 @@ impl Bench {
                 }
                 self.push(stats(&format!("pi {digits} digits: {name}"), "s", samples, "Chudnovsky, binary splitting"));
             }
+            // GMP 6.3 from Python, if gmpy2 is installed: the pace the
+            // engine is held to.
+            let ours: String = sha2::Sha256::digest(reference.as_deref().unwrap_or_default())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let runs = if digits >= 5_000_000 { 1 } else { 3 };
+            let mut samples = Vec::new();
+            for _ in 0..runs {
+                match gmpy2(digits) {
+                    Ok((secs, sum)) => {
+                        assert_eq!(sum, ours, "gmpy2 disagrees with the shipping engine at {digits} digits");
+                        samples.push(secs);
+                    }
+                    Err(why) => {
+                        eprintln!("pi engine GMP 6.3 via gmpy2: skipped ({why})");
+                        break;
+                    }
+                }
+            }
+            if !samples.is_empty() {
+                let name = format!("pi {digits} digits: GMP 6.3 via gmpy2 (Python), 1 thread [alternative]");
+                self.push(stats(
+                    &name,
+                    "s",
+                    samples,
+                    "plain binary splitting, harness/src/engines/chudnovsky_gmpy2.py",
+                ));
+            }
             if digits >= 1_000_000 {
                 let wire = format!("3,{}", &reference.as_deref().unwrap_or_default()[..1_000_000]);
                 let sum: String = sha2::Sha256::digest(wire.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
@@ -1325,6 +1354,26 @@ fn main() {
     });
     std::fs::write(&b.args.json, serde_json::to_vec_pretty(&json).unwrap()).expect("write JSON");
     eprintln!("\nwrote {} ({:.0} s)", b.args.json.display(), started.elapsed().as_secs_f64());
+}
+
+/// `digits` of pi by GMP 6.3 from Python (gmpy2): the seconds it took and
+/// the SHA-256 of the fractional digits, or why it could not run.
+fn gmpy2(digits: usize) -> Result<(f64, String), String> {
+    const SCRIPT: &str = include_str!("../engines/chudnovsky_gmpy2.py");
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, &digits.to_string()])
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("failed");
+        return Err(if last.contains("gmpy2") { format!("{last}; pip install gmpy2") } else { last.to_owned() });
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    let secs = words.next().and_then(|w| w.parse().ok()).ok_or("no time printed")?;
+    let sum = words.next().ok_or("no checksum printed")?.to_owned();
+    Ok((secs, sum))
 }
 
 /// Seconds since the Unix epoch (the table's date comes from the script).
