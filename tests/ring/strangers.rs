@@ -30,13 +30,19 @@ struct Ring {
     hosts: Vec<Ipv4Addr>,
 }
 
-/// Three nodes, `node1` to `node3`, passing the token.
+/// Three nodes, `node1` to `node3`, passing the token, with the quick
+/// timeouts.
 fn ring(extra: &[&str]) -> Ring {
+    ring_timed(pi_ring_harness::QUICK_TIMING, extra)
+}
+
+/// Three nodes with these timeout flags (none: the protocol's).
+fn ring_timed(timing: &[&str], extra: &[&str]) -> Ring {
     let ports = Ports::free();
     let observer = Observer::start(ports);
     let hosts: Vec<Ipv4Addr> = (0..3).map(|_| fresh_host()).collect();
     let mut args = vec!["--hold-ms", "10"];
-    args.extend_from_slice(pi_ring_harness::QUICK_TIMING);
+    args.extend_from_slice(timing);
     args.extend_from_slice(extra);
     let nodes: Vec<NodeProcess> =
         hosts.iter().enumerate().map(|(i, h)| start_node(&format!("node{}", i + 1), *h, ports, &args)).collect();
@@ -407,10 +413,11 @@ fn a_member_that_reads_a_large_hand_off_at_a_few_kb_per_second_holds_it_at_most_
 /// message limit). The node must check what goes beyond its digits before
 /// keeping it, but the check grows its digits a doubling at a time and
 /// stops at the first zero, and the nodes share what they compute on this
-/// host: the ring stands still for less than a recovery bound, keeps the
-/// million correct characters, and goes on from them. (Before, the node
-/// computed all 9,000,000 claimed digits first, and every node after it
-/// the million: 12.65 s without growth.)
+/// host: the ring stands still for less than a recovery bound (the
+/// protocol's timeouts: 6 s; about 1 s here), keeps the million correct
+/// characters, and goes on from them. (Before, the node computed all
+/// 9,000,000 claimed digits first: 23.6 s without growth; and in issue
+/// 27's run every node after it the million: 12.65 s.)
 #[test]
 fn a_strangers_million_correct_characters_and_8_mb_of_zeros_stop_the_ring_less_than_a_recovery_bound() {
     let _turn = one_flood_at_a_time();
@@ -418,7 +425,8 @@ fn a_strangers_million_correct_characters_and_8_mb_of_zeros_stop_the_ring_less_t
     let dir = std::env::temp_dir().join(format!("pi-ring-test-digits-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let dir_arg = dir.display().to_string();
-    let ring = ring(&["--shared-digits", &dir_arg]);
+    let ring = ring_timed(&[], &["--shared-digits", &dir_arg]);
+    let recovery = Duration::from_secs(6);
     let stranger = stranger_host(247, 1);
     let correct = &reference_wire()[..1_000_002];
     let mut data = String::with_capacity(9_000_002);
@@ -428,11 +436,22 @@ fn a_strangers_million_correct_characters_and_8_mb_of_zeros_stop_the_ring_less_t
         r#"{{"serial_code":137344,"type":"take token","author_node_id":"stranger","token":{{"serial_code":407246,"progress":{},"author_node_id":"stranger","author_token_revision":1}},"nodes":{{"stranger":"{stranger}"}},"data":"{data}"}}"#,
         data.len()
     );
+    // A holder keeps only the checked part of a TAKE_TOKEN that meets its
+    // token (section 7's merge): the stranger tries one node after the
+    // other until a waiter takes it.
     let sent = Instant::now();
-    tcp_from(stranger, SocketAddrV4::new(ring.hosts[0], ring.ports.tcp), message.as_bytes()).unwrap();
+    let mut past = None;
+    for attempt in 0..6 {
+        let to = SocketAddrV4::new(ring.hosts[attempt % 3], ring.ports.tcp);
+        let at = Instant::now();
+        tcp_from(stranger, to, message.as_bytes()).unwrap();
+        past = ring.observer.wait_for(at, Duration::from_secs(5), |s| s.progress as usize > correct.len());
+        if past.is_some() {
+            break;
+        }
+    }
     // The ring goes on from the million correct characters.
-    let past = ring.observer.wait_for(sent, Duration::from_secs(30), |s| s.progress as usize > correct.len());
-    let past = past.expect("the ring did not go on from the stranger's correct characters within 30 s");
+    let past = past.expect("the ring did not go on from the stranger's correct characters after 6 tries");
     std::thread::sleep(Duration::from_secs(3));
     // The longest stretch without growth from the message on.
     let (mut best, mut since, mut longest) = (0u64, sent, Duration::ZERO);
@@ -446,10 +465,10 @@ fn a_strangers_million_correct_characters_and_8_mb_of_zeros_stop_the_ring_less_t
         "FIGURES stranger_million_and_zeros past_the_million_after_s={:.2} longest_without_growth_s={:.2} recovery_bound_s={:.1}",
         (past.at - sent).as_secs_f64(),
         longest.as_secs_f64(),
-        RECOVERY.as_secs_f64()
+        recovery.as_secs_f64()
     );
     assert_eq!(ring.running(), [true; 3]);
     assert!(ring.observer.wrong().is_empty(), "expansions that are not pi: {:?}", ring.observer.wrong());
-    assert!(longest < RECOVERY, "the ring stood still for {longest:?} (recovery bound {RECOVERY:?})");
+    assert!(longest < recovery, "the ring stood still for {longest:?} (recovery bound {recovery:?})");
     let _ = std::fs::remove_dir_all(&dir);
 }
