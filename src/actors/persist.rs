@@ -1,7 +1,12 @@
 //! Persisting a node's expansion (`--data-dir`): written atomically (a
 //! temporary file renamed over the old one) by a background thread, so the
-//! state machine never waits for the disk. When holdings come faster than
-//! the disk, intermediate states are skipped and the latest is written.
+//! state machine never waits for the disk. The latest state is written at
+//! most once per [`SAVE_EVERY`] (intermediate ones are skipped): a ring at
+//! full speed would otherwise rewrite ten megabytes and sync them to disk
+//! back to back, on every node, at a cost that grows with the expansion. A
+//! planned stop writes the latest state at once ([`Persister::flush`]); a
+//! node killed outright resumes from at most a second earlier (the ring
+//! has the rest).
 //!
 //! The directory is checked at start (created if missing, and written to
 //! once), so a node that could never save refuses to start. If saving
@@ -118,9 +123,19 @@ impl FailureLog {
     }
 }
 
+/// The latest state is written at most this often.
+pub const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What the writer thread is told.
+enum Order {
+    Save(Saved),
+    /// Write the latest state now, then say so.
+    Flush(mpsc::Sender<()>),
+}
+
 /// Hands states to the writer thread.
 pub struct Persister {
-    sender: mpsc::Sender<Saved>,
+    sender: mpsc::Sender<Order>,
     last_len: usize,
     last_revision: u64,
 }
@@ -128,24 +143,64 @@ pub struct Persister {
 impl Persister {
     /// Start the writer thread for `dir`.
     pub fn start(dir: PathBuf, initial: &Saved) -> Persister {
-        let (sender, receiver) = mpsc::channel::<Saved>();
+        Persister::start_every(dir, initial, SAVE_EVERY)
+    }
+
+    /// Start the writer thread for `dir`, writing at most once per `every`.
+    fn start_every(dir: PathBuf, initial: &Saved, every: std::time::Duration) -> Persister {
+        let (sender, receiver) = mpsc::channel::<Order>();
         std::thread::Builder::new()
             .name("persist".into())
             .spawn(move || {
                 let mut failures = FailureLog::default();
-                while let Ok(mut saved) = receiver.recv() {
-                    // Skip to the newest state.
-                    while let Ok(newer) = receiver.try_recv() {
-                        saved = newer;
+                let mut write = |saved: &Saved| match write_atomically(&dir, saved) {
+                    Ok(()) => failures.saved(&dir),
+                    Err(e) => failures.failed(&dir, &e, std::time::Instant::now()),
+                };
+                let mut pending: Option<Saved> = None;
+                let mut next = std::time::Instant::now();
+                loop {
+                    let order = match &pending {
+                        Some(_) => receiver.recv_timeout(next.saturating_duration_since(std::time::Instant::now())),
+                        None => receiver.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                    };
+                    match order {
+                        Ok(Order::Save(saved)) => pending = Some(saved),
+                        Ok(Order::Flush(done)) => {
+                            if let Some(saved) = pending.take() {
+                                write(&saved);
+                                next = std::time::Instant::now() + every;
+                            }
+                            let _ = done.send(());
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            if let Some(saved) = pending.take() {
+                                write(&saved);
+                            }
+                            return;
+                        }
                     }
-                    match write_atomically(&dir, &saved) {
-                        Ok(()) => failures.saved(&dir),
-                        Err(e) => failures.failed(&dir, &e, std::time::Instant::now()),
+                    let now = std::time::Instant::now();
+                    if now >= next {
+                        if let Some(saved) = pending.take() {
+                            write(&saved);
+                            next = now + every;
+                        }
                     }
                 }
             })
             .expect("spawn the persist thread");
         Persister { sender, last_len: initial.expansion.len(), last_revision: initial.own_revision }
+    }
+
+    /// Write the latest state now and wait until it is written (a planned
+    /// stop).
+    pub fn flush(&mut self) {
+        let (done, written) = mpsc::channel();
+        if self.sender.send(Order::Flush(done)).is_ok() {
+            let _ = written.recv();
+        }
     }
 
     /// Save this state if it differs from the last one saved.
@@ -155,7 +210,7 @@ impl Persister {
         }
         self.last_len = expansion.len();
         self.last_revision = own_revision;
-        let _ = self.sender.send(Saved { expansion: expansion.clone(), own_revision });
+        let _ = self.sender.send(Order::Save(Saved { expansion: expansion.clone(), own_revision }));
     }
 }
 
@@ -201,6 +256,30 @@ mod tests {
         let result = check_dir(&file);
         std::fs::remove_file(&file).unwrap();
         assert!(matches!(result, Err(LoadError::NotADirectory(_))), "{result:?}");
+    }
+
+    #[test]
+    fn states_are_written_at_most_once_a_period_and_at_once_on_a_planned_stop() {
+        let dir = std::env::temp_dir().join(format!("pi-ring-persist-paced-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pi = PiDigits::new(10_000);
+        let at = |len: usize| Saved { expansion: pi.expansion(len), own_revision: 1 };
+        let saved = || std::fs::read_to_string(dir.join(EXPANSION_FILE)).unwrap_or_default().len();
+        let mut persister = Persister::start_every(dir.clone(), &at(0), std::time::Duration::from_secs(3600));
+        persister.save(&at(102).expansion, 1);
+        persister.flush();
+        assert_eq!(saved(), 102);
+        // Within the period: nothing written, however many holdings.
+        for len in (122..=2_002).step_by(20) {
+            persister.save(&at(len).expansion, 1);
+        }
+        persister.save(&at(2_022).expansion, 1);
+        assert_eq!(saved(), 102, "nothing written within the period");
+        persister.flush();
+        assert_eq!(saved(), 2_022, "the latest, at once on a planned stop");
+        drop(persister);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

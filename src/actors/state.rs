@@ -228,6 +228,9 @@ impl StateMachine {
             }
             Action::Members(members) => self.peers.members.do_send(Members(members)),
             Action::Exit => {
+                if let Some(persister) = &mut self.persister {
+                    persister.flush();
+                }
                 let how = if self.node.holds_token() { "with the token (nobody else to take it) " } else { "" };
                 log::info!("{}: stopped {how}after {} holdings", self.node.id(), self.node.holdings());
                 self.exited = true;
