@@ -44,12 +44,17 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Three consecutive free ports, from 33,000-39,999 (above the test
-    /// bed's range, below Linux's ephemeral ports): a ring nobody else hears.
+    /// Three consecutive free ports, from 10,000-19,999 (below the test
+    /// bed's range and Linux's ephemeral ports): a ring nobody else hears.
     pub fn free() -> io::Result<Ports> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        const FIRST: u32 = 33_000;
-        const BLOCKS: u32 = (39_999 - FIRST) / 3;
+        // Below Linux's ephemeral range (32768-60999), where any process's
+        // outgoing connection or unbound sender may take a port between
+        // this check and the lab's bind (CI saw every case of a run fail
+        // with "Address already in use"), and below the test bed's
+        // 20000-32767.
+        const FIRST: u32 = 10_000;
+        const BLOCKS: u32 = (19_999 - FIRST) / 3;
         let start = std::process::id().wrapping_mul(7919) % BLOCKS;
         for _ in 0..BLOCKS {
             let block = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % BLOCKS;
@@ -60,7 +65,7 @@ impl Ports {
                 return Ok(Ports { udp: base, tcp: base + 1, monitor: base + 2 });
             }
         }
-        Err(io::Error::new(io::ErrorKind::AddrInUse, "no three free ports in 33000-39999"))
+        Err(io::Error::new(io::ErrorKind::AddrInUse, "no three free ports in 10000-19999"))
     }
 }
 
