@@ -18,8 +18,10 @@
 //! - [`actors`]: the node as four Actix actors that carry the `Node`'s
 //!   actions out: the UDP endpoint, the TCP endpoint, the registry and the
 //!   state machine, wired together by [`actors::start_node`].
-//! - [`pi`]: the digits: a Chudnovsky engine and the shared, growing cache
-//!   every expansion is a prefix of.
+//! - [`pi`]: the digits: a Chudnovsky engine on GMP, the growing cache
+//!   every expansion is a prefix of, when it grows ahead of the ring
+//!   ([`pi::ahead`]), and the digits the nodes of one host share
+//!   ([`pi::store`]).
 //! - [`monitor`]: what a monitor learns by listening to a ring, the
 //!   space-time view's events, recordings and replays, and its web page.
 //! - [`auth`]: optional authentication of every message with a ring secret.

@@ -1,6 +1,11 @@
 //! Digits of pi for the ring: a shared, growing cache of the expansion and
 //! the [`Expansion`] values that point into it (PROTOCOL section 4).
 //!
+//! - `chudnovsky`: the engine (GMP, one or two threads);
+//! - `cache`: [`PiDigits`], the cache, grown ahead of need;
+//! - [`ahead`]: when a growth starts and how urgently (pure);
+//! - [`store`]: digits shared by the nodes of one user on one host.
+//!
 //! Every expansion a node keeps is correct pi by construction: it is a
 //! prefix of the cache, and data received from peers is turned into an
 //! `Expansion` only through [`PiDigits::verify`], which keeps the longest
