@@ -288,17 +288,11 @@ impl StateMachine {
         ));
     }
 
-    /// Tell the node what the digit cache computes, when that changed: a
-    /// computation started or ended, or moved on by 5 % (the node decides
-    /// what monitors hear of it).
+    /// Tell the node what the digit cache computes, whenever that changed
+    /// (the node decides what monitors hear of it, and when).
     fn look_at_computing(&mut self, ctx: &mut Context<Self>) {
         let now = self.pi.computing();
-        let changed = match (self.computing, now) {
-            (None, None) => false,
-            (Some(a), Some(b)) => a.digits != b.digits || a.urgent != b.urgent || (b.done - a.done).abs() >= 0.05,
-            _ => true,
-        };
-        if changed {
+        if now != self.computing {
             self.computing = now;
             self.feed(Input::Computing(now), ctx);
         }

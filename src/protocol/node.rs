@@ -439,8 +439,7 @@ impl Node {
                 if self.reporter.computing(now, before, computing) {
                     // The state as it is: no change, no hand-off.
                     let state = self.machine.state();
-                    let token = if state == StateName::Generating { self.candidate() } else { self.token() };
-                    self.report_with(now, state, state, token, (None, None));
+                    self.report_with(now, state, state, self.reported_token(state), (None, None));
                 }
             }
             Input::Stop => {
@@ -948,6 +947,15 @@ impl Node {
         }
     }
 
+    /// The token a report in `state` tells: the candidate while generating.
+    fn reported_token(&self, state: StateName) -> Token {
+        if state == StateName::Generating {
+            self.candidate()
+        } else {
+            self.token()
+        }
+    }
+
     /// MY_STATE for monitors: `old` to `new` with `token`, and the node's
     /// expansion, counts and last hand-off.
     fn report(&mut self, now: Time, old: StateName, new: StateName, token: Token) {
@@ -989,8 +997,7 @@ impl Node {
         let state = self.machine.state();
         if self.reporter.fired(timer, state, self.holdings) {
             let old = self.reporter.last_state().unwrap_or(StateName::None);
-            let token = if state == StateName::Generating { self.candidate() } else { self.token() };
-            self.report(now, old, state, token);
+            self.report(now, old, state, self.reported_token(state));
         }
     }
 

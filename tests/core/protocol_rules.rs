@@ -1494,3 +1494,35 @@ fn a_delta_whose_characters_are_not_pi_keeps_the_correct_prefix() {
     assert_eq!((token.progress, data.len()), (100, 100), "the 80 correct characters, then its 20");
     assert_eq!(data.as_str(), expansion(100).as_str());
 }
+
+/// PROTOCOL section 10, "Computing shown": a node tells monitors when a
+/// computation of digits starts (its state unchanged, no hand-off), its
+/// progress at most once a second, and when it ends; every report carries
+/// it meanwhile.
+#[test]
+fn section_10_a_computation_of_digits_is_reported_when_it_starts_and_ends_and_at_most_once_a_second() {
+    use pi_ring::pi::Computing;
+    let computing = |done: f64| Some(Computing { digits: 10_240_000, done, urgent: true });
+    let told = |n: &Probe| {
+        n.out
+            .iter()
+            .filter_map(|o| match o {
+                Action::Report(r) => Some((r.old, r.new, r.handed_by.clone(), r.computing.map(|c| c.done))),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut n = Probe::waiter();
+    n.advance(Duration::from_secs(2));
+    n.input(Input::Computing(computing(0.0)));
+    assert_eq!(told(&n), vec![(StateName::Waiter, StateName::Waiter, None, Some(0.0))], "starts");
+    n.advance(Duration::from_millis(250));
+    n.input(Input::Computing(computing(0.1)));
+    assert_eq!(told(&n), vec![], "a quarter second later");
+    n.advance(Duration::from_millis(750));
+    n.input(Input::Computing(computing(0.4)));
+    assert_eq!(told(&n), vec![(StateName::Waiter, StateName::Waiter, None, Some(0.4))], "a second after the last");
+    n.advance(Duration::from_millis(250));
+    n.input(Input::Computing(None));
+    assert_eq!(told(&n), vec![(StateName::Waiter, StateName::Waiter, None, None)], "ends");
+}
